@@ -1,0 +1,42 @@
+# portcullis - thin wrapper over CMake and the test scripts.
+#   make run    install what is missing, build, run the gateway in front of
+#               Prometheus and Alertmanager on loopback
+#   make test   everything: unit, fuzz replay and a short fuzz run,
+#               integration, and all of it again under ASan+UBSan
+#   make bench  portcullis beside nginx and HAProxy (bench/README.md)
+#   make deps   install the Debian packages the project needs
+
+BUILD ?= build
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build run test unit fuzz integration sanitize bench format lint clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: deps build
+	@scripts/run-local.sh
+
+test: deps
+	@tests/run-all.sh
+
+unit: build
+	@cd $(BUILD) && ctest --output-on-failure
+
+bench: deps build
+	@bench/run.sh
+
+format:
+	@clang-format -i gateway/src/*.[ch] gateway/fuzz/*.c tests/unit/*.c
+
+lint:
+	@clang-format --dry-run --Werror gateway/src/*.[ch] gateway/fuzz/*.c tests/unit/*.c
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,461 @@
+#!/usr/bin/env bash
+# bench/run.sh — portcullis against nginx and HAProxy, on this machine, in one run.
+#
+# Method
+#   * One upstream for everybody: Debian nginx, 1 worker, sendfile on,
+#     keepalive_requests 1000000, access_log off, serving a temp docroot:
+#     /small (13 bytes "hello world!\n"), /64k.bin (65536 B), /1m.bin (1048576 B).
+#   * Targets (each a set of shell functions, see "Targets" below):
+#       direct      wrk -> upstream, no proxy: the ceiling of the load side
+#       nginx       Debian nginx, 1 worker, upstream keepalive 32, proxy_buffering on
+#       haproxy     Debian HAProxy, nbthread 1, http-reuse always
+#       portcullis  build/bin/portcullis, workers 1, upstream keepalive 32
+#     Every proxy runs with ONE worker process/thread. The three proxies also
+#     allow 1000000 requests per client connection, so that no target
+#     reconnects in the middle of a run (nginx's default is 1000).
+#   * Pinning (the machine has 2 cores): the proxy under test runs on CPU 0
+#     (BENCH_PROXY_CPU); the upstream nginx AND wrk share CPU 1
+#     (BENCH_LOAD_CPU). The proxy has a core to itself and the load side is
+#     identical for every target. Consequence: "direct" has wrk and the
+#     upstream on one core, so it is the limit of the load side, not of the
+#     machine. It is a reference, not a strict ceiling: for tiny bodies a
+#     proxy on the other core batches requests to the upstream and can come
+#     out slightly ahead of it.
+#   * Load: wrk on 127.0.0.1 with keep-alive, -t1 -c32 (BENCH_THREADS,
+#     BENCH_CONNECTIONS), BENCH_DURATION seconds (default 8) after a 1 s
+#     warm-up (BENCH_WARMUP) before every measurement. BENCH_RUNS runs per
+#     cell (default 3). All targets of a config profile run at the same time
+#     (idle ones cost nothing) and the runs are interleaved round-robin
+#     (run 1 of every cell, then run 2, ...) so that a noisy neighbour hurts
+#     all targets alike rather than one of them.
+#   * Reported per cell: the median requests/s, and p50/p99 latency of that
+#     median run (median_low: always a real run). Peak RSS is VmHWM of the
+#     serving process (nginx worker, haproxy, portcullis) read from
+#     /proc/PID/status after all runs of that target.
+#   * Outputs in bench/results/ (BENCH_RESULTS): bench.md, bench.csv,
+#     bench.png (gnuplot), and raw/ with every wrk output and the configs.
+#
+# Rows are (name, URL path, config profile); a profile is the per-target
+# config tweak (plain today; tls, tls_auth, metrics_off later). Each target's
+# start function receives the profile and builds its config for it, or
+# returns 2 for "not applicable" (cell shown as n/a).
+#
+# Environment: BENCH_DURATION BENCH_RUNS BENCH_WARMUP BENCH_CONNECTIONS
+#   BENCH_THREADS BENCH_TARGETS ("direct nginx haproxy portcullis")
+#   BENCH_ROWS (row names, default all) BENCH_PROXY_CPU BENCH_LOAD_CPU
+#   BENCH_RESULTS PORTCULLIS (binary path)
+# Default duration: 3 rows x 4 targets x 3 runs x (8+1 s) ~ 5.5 minutes.
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$BENCH_DIR")
+PY=/usr/bin/python3
+NGINX=/usr/sbin/nginx
+HAPROXY=/usr/sbin/haproxy
+WRK=/usr/bin/wrk
+PORTCULLIS=${PORTCULLIS:-$REPO_DIR/build/bin/portcullis}
+
+DURATION=${BENCH_DURATION:-8}
+RUNS=${BENCH_RUNS:-3}
+WARMUP=${BENCH_WARMUP:-1}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+THREADS=${BENCH_THREADS:-1}
+PROXY_CPU=${BENCH_PROXY_CPU:-0}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
+read -r -a TARGETS <<<"${BENCH_TARGETS:-direct nginx haproxy portcullis}"
+RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
+
+# ---------------------------------------------------------------- rows
+# name      URL path    profile (per-target config tweak)
+ALL_ROWS=(
+  "small    /small      plain"
+  "64k      /64k.bin    plain"
+  "1m       /1m.bin     plain"
+  # Later, for example:
+  # "tls-small     /small  tls"          (targets terminate TLS, wrk uses https)
+  # "tls-auth      /small  tls_auth"     (TLS + basic auth, bcrypt cost 10)
+  # "metrics-off   /small  metrics_off"  (portcullis without metrics)
+)
+
+# Request headers per profile, one "Name: value" per line (e.g. for tls_auth:
+# "Authorization: Basic ..."). Sent by wrk and by the body check alike.
+profile_headers() {
+  case $1 in
+    *) ;;
+  esac
+}
+# header_args PROFILE: sets HDR_ARGS to (-H "Name: value" ...)
+header_args() {
+  local h; HDR_ARGS=()
+  while IFS= read -r h; do [[ -n $h ]] && HDR_ARGS+=(-H "$h"); done < <(profile_headers "$1")
+}
+
+# ---------------------------------------------------------------- helpers
+log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+PIDS=()   # every process we started, stopped by PID on exit
+WORK=""
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# spawn CPU LOGFILE CMD... : start CMD pinned to CPU in the background;
+# sets SPAWNED to its PID (taskset execs, so it is the command's own PID).
+spawn() {
+  local cpu=$1 logfile=$2; shift 2
+  taskset -c "$cpu" "$@" >"$logfile" 2>&1 &
+  SPAWNED=$!
+  PIDS+=("$SPAWNED")
+}
+
+stop_pid() {
+  local pid=$1 p keep=()
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+# alloc_port VAR: a free port on 127.0.0.1, never one handed out before in this run.
+USED_PORTS=()
+alloc_port() {
+  local p
+  while :; do
+    p=$("$PY" "$BENCH_DIR/tools.py" free-port)
+    [[ " ${USED_PORTS[*]} " == *" $p "* ]] || break
+  done
+  USED_PORTS+=("$p")
+  printf -v "$1" '%s' "$p"
+}
+
+# wait_ready URL FILE LOG PID: the target answers FILE's exact bytes at URL.
+wait_ready() {
+  local url=$1 file=$2 logfile=$3 pid=$4
+  if ! "$PY" "$BENCH_DIR/tools.py" check --wait 10 --pid "$pid" "${HDR_ARGS[@]}" "$url" "$file"; then
+    log "log of the process ($logfile):"; tail -n 20 "$logfile" >&2 || true
+    return 1
+  fi
+}
+
+# nginx as root would switch workers to "nobody", which cannot read our temp dir.
+nginx_user_line() { if [[ $EUID -eq 0 ]]; then echo "user $(id -un) $(id -gn);"; fi; }
+
+nginx_common() { # NAME: main-context lines shared by both nginx instances
+  local name=$1
+  cat <<EOF
+$(nginx_user_line)
+worker_processes 1;
+daemon off;
+master_process on;
+pid $WORK/$name.pid;
+error_log $WORK/$name.error.log warn;
+events { worker_connections 4096; }
+EOF
+}
+nginx_temp_paths() { # NAME
+  local d=$WORK/$1-temp t; mkdir -p "$d"
+  for t in client_body proxy fastcgi uwsgi scgi; do echo "    ${t}_temp_path $d/$t;"; done
+}
+
+# ---------------------------------------------------------------- upstream
+start_upstream() {
+  DOCROOT=$WORK/docroot; mkdir -p "$DOCROOT"
+  printf 'hello world!\n' >"$DOCROOT/small"
+  head -c 65536 /dev/urandom >"$DOCROOT/64k.bin"
+  head -c 1048576 /dev/urandom >"$DOCROOT/1m.bin"
+  alloc_port UP_PORT
+  local conf=$WORK/upstream-nginx.conf
+  { nginx_common upstream; cat <<EOF
+http {
+$(nginx_temp_paths upstream)
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$UP_PORT;
+        root $DOCROOT;
+        location / { }
+    }
+}
+EOF
+  } >"$conf"
+  spawn "$LOAD_CPU" "$WORK/upstream.log" "$NGINX" -p "$WORK/" -e "$WORK/upstream.error.log" -c "$conf"
+  UP_PID=$SPAWNED
+  wait_ready "http://127.0.0.1:$UP_PORT/small" "$DOCROOT/small" "$WORK/upstream.error.log" "$UP_PID" \
+    || die "upstream nginx did not start"
+  log "upstream nginx pid $UP_PID on 127.0.0.1:$UP_PORT (CPU $LOAD_CPU)"
+}
+
+# ---------------------------------------------------------------- targets
+# A target NAME provides:
+#   NAME_version          one line for the header
+#   NAME_start PROFILE    start it (pinned to PROXY_CPU) for that profile and set
+#                         T_URL (scheme://host:port), T_PID (process to stop),
+#                         T_LOG, T_SERVING (fn printing the PID whose VmHWM counts,
+#                         or "" for none); return 2 if PROFILE does not apply.
+# Stopping is generic (stop_pid T_PID).
+
+direct_version() { echo "upstream nginx, no proxy"; }
+direct_start() {
+  [[ $1 == plain ]] || return 2
+  T_URL="http://127.0.0.1:$UP_PORT"; T_PID=""; T_LOG=$WORK/upstream.error.log
+  T_SERVING=""
+}
+
+nginx_version() { "$NGINX" -v 2>&1 | sed 's/^nginx version: //'; }
+nginx_start() {
+  local profile=$1 port conf
+  [[ $profile == plain ]] || return 2
+  alloc_port port; conf=$WORK/nginx-$profile.conf
+  { nginx_common "proxy-$profile"; cat <<EOF
+http {
+$(nginx_temp_paths "proxy-$profile")
+    access_log off;
+    keepalive_requests 1000000;
+    upstream up {
+        server 127.0.0.1:$UP_PORT;
+        keepalive 32;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+  } >"$conf"
+  T_LOG=$WORK/proxy-$profile.error.log
+  spawn "$PROXY_CPU" "$WORK/nginx-$profile.out" "$NGINX" -p "$WORK/" -e "$T_LOG" -c "$conf"
+  T_PID=$SPAWNED; T_URL="http://127.0.0.1:$port"
+  T_SERVING="nginx_worker_pid $T_PID"
+}
+nginx_worker_pid() { pgrep -P "$1" | head -n 1; }  # children of the master, by PID
+
+haproxy_version() { "$HAPROXY" -v | head -n 1 | sed 's/ - https.*//'; }
+haproxy_start() {
+  local profile=$1 port conf
+  [[ $profile == plain ]] || return 2
+  alloc_port port; conf=$WORK/haproxy-$profile.cfg
+  cat >"$conf" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+frontend fe
+    bind 127.0.0.1:$port
+    default_backend be
+backend be
+    server up 127.0.0.1:$UP_PORT
+EOF
+  T_LOG=$WORK/haproxy-$profile.log
+  spawn "$PROXY_CPU" "$T_LOG" "$HAPROXY" -db -f "$conf"
+  T_PID=$SPAWNED; T_URL="http://127.0.0.1:$port"
+  T_SERVING="echo $T_PID"
+}
+
+portcullis_version() { "$PORTCULLIS" --version 2>&1 | head -n 1; }
+portcullis_start() {
+  local profile=$1 port admin conf
+  [[ $profile == plain ]] || return 2
+  alloc_port port; alloc_port admin; conf=$WORK/portcullis-$profile.json
+  cat >"$conf" <<EOF
+{
+  "workers": 1,
+  "access_log": false,
+  "admin": {"listen": "127.0.0.1:$admin"},
+  "upstreams": {"up": {"servers": ["127.0.0.1:$UP_PORT"], "keepalive": 32}},
+  "listeners": [
+    {"listen": "127.0.0.1:$port",
+     "routes": [{"name": "bench", "path": "/", "upstream": "up"}]}
+  ]
+}
+EOF
+  T_LOG=$WORK/portcullis-$profile.log
+  spawn "$PROXY_CPU" "$T_LOG" "$PORTCULLIS" -c "$conf"
+  T_PID=$SPAWNED; T_URL="http://127.0.0.1:$port"
+  T_SERVING="echo $T_PID"
+}
+
+# ---------------------------------------------------------------- preflight
+for tool in "$NGINX" "$HAPROXY" "$WRK" "$PY" /usr/bin/gnuplot taskset pgrep; do
+  command -v "$tool" >/dev/null || die "missing $tool"
+done
+for t in "${TARGETS[@]}"; do
+  declare -F "${t}_start" >/dev/null || die "unknown target '$t'"
+done
+if [[ " ${TARGETS[*]} " == *" portcullis "* ]]; then
+  [[ -x $PORTCULLIS ]] || die "portcullis binary not found at $PORTCULLIS — build it first
+  (cmake -S . -B build && cmake --build build), or run the other targets only with
+  BENCH_TARGETS=\"direct nginx haproxy\" (portcullis is never skipped silently)."
+fi
+{ taskset -c "$PROXY_CPU" true && taskset -c "$LOAD_CPU" true; } 2>/dev/null \
+  || die "cannot pin to CPUs $PROXY_CPU and $LOAD_CPU (see BENCH_PROXY_CPU/BENCH_LOAD_CPU)"
+[[ $DURATION =~ ^[0-9]+$ && $RUNS =~ ^[1-9][0-9]*$ && $WARMUP =~ ^[0-9]+$ ]] \
+  || die "BENCH_DURATION, BENCH_RUNS, BENCH_WARMUP must be integers (seconds, count)"
+
+ROWS=()
+for r in "${ALL_ROWS[@]}"; do
+  read -r name _ _ <<<"$r"
+  if [[ -z ${BENCH_ROWS:-} || " $BENCH_ROWS " == *" $name "* ]]; then ROWS+=("$r"); fi
+done
+((${#ROWS[@]})) || die "no row matches BENCH_ROWS='$BENCH_ROWS'"
+
+WORK=$(mktemp -d /tmp/portcullis-bench.XXXXXX)
+chmod 755 "$WORK"
+RAW=$RESULTS/raw
+rm -rf "$RAW"; mkdir -p "$RAW"
+
+# ---------------------------------------------------------------- metadata
+{
+  printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  printf 'host\t%s\n' "$(uname -srm)"
+  printf 'nproc\t%s\n' "$(nproc)"
+  printf 'cpu\t%s\n' "$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+  printf 'loadavg_start\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+  printf 'runs\t%s\n' "$RUNS"
+  printf 'duration\t%s\n' "$DURATION"
+  printf 'warmup\t%s\n' "$WARMUP"
+  printf 'wrk_args\t-t%s -c%s -d%ss --latency (keep-alive, 127.0.0.1)\n' "$THREADS" "$CONNECTIONS" "$DURATION"
+  printf 'pinning\tproxy under test on CPU %s; upstream nginx and wrk on CPU %s\n' "$PROXY_CPU" "$LOAD_CPU"
+  printf 'wrk\t%s\n' "$("$WRK" -v 2>&1 | head -n 1 | sed 's/ Copyright.*//')"
+  printf 'targets\t%s\n' "${TARGETS[*]}"
+  for t in "${TARGETS[@]}"; do printf 'version_%s\t%s\n' "$t" "$("${t}_version")"; done
+  printf 'rows\t'; for r in "${ROWS[@]}"; do read -r n _ _ <<<"$r"; printf '%s ' "$n"; done; echo
+} >"$RAW/meta.tsv"
+printf 'profile\trow\tpath\ttarget\trun\tstatus\tfile\n' >"$RAW/runs.tsv"
+printf 'profile\ttarget\tvmhwm_kb\n' >"$RAW/rss.tsv"
+
+ncells=$(( ${#ROWS[@]} * ${#TARGETS[@]} ))
+log "$ncells cells x $RUNS runs x (${WARMUP}s warm-up + ${DURATION}s) ~ $(( ncells * RUNS * (DURATION + WARMUP + 1) / 60 + 1 )) min"
+
+HDR_ARGS=()
+start_upstream
+cp "$WORK/upstream-nginx.conf" "$RAW/"
+
+# ---------------------------------------------------------------- measure
+# run_wrk URL OUTFILE SECONDS EXTRA...
+run_wrk() {
+  local url=$1 out=$2 secs=$3; shift 3
+  taskset -c "$LOAD_CPU" "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" --latency "$@" "$url" >"$out" 2>&1
+}
+
+FAILED=0
+profiles=$(for r in "${ROWS[@]}"; do read -r _ _ p <<<"$r"; echo "$p"; done | awk '!seen[$0]++')
+for profile in $profiles; do
+  header_args "$profile"
+  declare -A URL=() PID=() LOGF=() SERVING=() STATE=()
+  for t in "${TARGETS[@]}"; do
+    T_URL=""; T_PID=""; T_LOG=""; T_SERVING=""
+    rc=0; "${t}_start" "$profile" || rc=$?
+    if ((rc == 2)); then STATE[$t]=na; continue; fi
+    ((rc == 0)) || die "could not start $t for profile $profile"
+    URL[$t]=$T_URL; PID[$t]=$T_PID; LOGF[$t]=$T_LOG; SERVING[$t]=$T_SERVING
+    read -r _ first_path _ < <(for r in "${ROWS[@]}"; do echo "$r"; done | awk -v p="$profile" '$3==p' | head -n 1)
+    if wait_ready "$T_URL$first_path" "$DOCROOT${first_path}" "$T_LOG" "${T_PID:-$UP_PID}"; then
+      STATE[$t]=up
+      log "$t ($profile) ready at $T_URL${T_PID:+ pid $T_PID}"
+    else
+      STATE[$t]=fail; FAILED=1
+      log "$t ($profile) FAILED to start or to answer correctly; its cells are marked FAIL"
+    fi
+    for f in "$WORK/$t-$profile".{conf,cfg,json}; do [[ -f $f ]] && cp "$f" "$RAW/"; done
+  done
+
+  # Check every row's body through every target once, before measuring.
+  for r in "${ROWS[@]}"; do
+    read -r name path p <<<"$r"; [[ $p == "$profile" ]] || continue
+    for t in "${TARGETS[@]}"; do
+      [[ ${STATE[$t]} == up ]] || continue
+      if ! "$PY" "$BENCH_DIR/tools.py" check "${HDR_ARGS[@]}" "${URL[$t]}$path" "$DOCROOT$path"; then
+        log "$t returned a wrong body for $path; its cells in profile $profile are marked FAIL"
+        STATE[$t]=fail; FAILED=1
+      fi
+    done
+  done
+
+  for run in $(seq "$RUNS"); do
+    # rotate the target order each run so nobody is always first after a pause
+    n=${#TARGETS[@]}; order=()
+    for i in $(seq 0 $((n - 1))); do order+=("${TARGETS[$(( (i + run - 1) % n ))]}"); done
+    for r in "${ROWS[@]}"; do
+      read -r name path p <<<"$r"; [[ $p == "$profile" ]] || continue
+      for t in "${order[@]}"; do
+        out="$RAW/$name.$t.run$run.txt"; status=ok
+        case ${STATE[$t]} in
+          na) status=na; out="" ;;
+          fail) status=fail; out="" ;;
+          up)
+            if [[ -n ${PID[$t]} ]] && ! kill -0 "${PID[$t]}" 2>/dev/null; then
+              log "$t died (see ${LOGF[$t]}):"; tail -n 20 "${LOGF[$t]}" >&2 || true
+              cp "${LOGF[$t]}" "$RAW/" 2>/dev/null || true
+              STATE[$t]=fail; FAILED=1; status=fail; out=""
+            else
+              if ((WARMUP > 0)); then
+                run_wrk "${URL[$t]}$path" /dev/null "$WARMUP" "${HDR_ARGS[@]}" || true
+              fi
+              run_wrk "${URL[$t]}$path" "$out" "$DURATION" "${HDR_ARGS[@]}" || status=fail
+              rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+              log "run $run/$RUNS  $name  $t  ${rps:-?} req/s"
+            fi ;;
+        esac
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$name" "$path" "$t" "$run" "$status" "${out##*/}" >>"$RAW/runs.tsv"
+      done
+    done
+  done
+
+  # Peak RSS of the serving process, after all runs of this profile.
+  for t in "${TARGETS[@]}"; do
+    [[ ${STATE[$t]} == na ]] && continue
+    kb=""
+    if [[ -n ${SERVING[$t]} ]]; then
+      spid=$(${SERVING[$t]} || true)
+      [[ -n $spid ]] && kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$spid/status" 2>/dev/null || true)
+    fi
+    printf '%s\t%s\t%s\n' "$profile" "$t" "$kb" >>"$RAW/rss.tsv"
+    if [[ -n ${PID[$t]} ]]; then
+      cp "${LOGF[$t]}" "$RAW/" 2>/dev/null || true
+      stop_pid "${PID[$t]}"
+    fi
+  done
+  unset URL PID LOGF SERVING STATE
+done
+
+printf 'loadavg_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/meta.tsv"
+
+# ---------------------------------------------------------------- report
+"$PY" "$BENCH_DIR/report.py" "$RAW" "$RESULTS"
+gnuplot -e "datadir='$RAW'; outfile='$RESULTS/bench.png'" "$BENCH_DIR/chart.gp" \
+  || { log "gnuplot failed"; FAILED=1; }
+log "wrote $RESULTS/bench.md, bench.csv, bench.png (raw wrk output in $RAW)"
+cat "$RESULTS/bench.md"
+if ((FAILED)); then
+  die "some cells FAILED (see the table and the logs in $RAW)"
+fi

@@ -1,0 +1,243 @@
+/*
+ * admin.c - evhttp is plenty for a scrape every few seconds; it runs on
+ * the main thread's loop, never on a worker's.
+ */
+#include "admin.h"
+
+#include <dirent.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/opensslv.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+
+static struct evhttp *admin_http;
+static struct config *admin_cfg;
+static struct metrics_shard *const *admin_shards;
+static unsigned admin_nshards;
+static bool admin_draining;
+static bool admin_reload_ok = true;
+static time_t admin_reload_time;
+
+static void
+reply(struct evhttp_request *req, int code, const char *type,
+      struct evbuffer *body)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+			  "Content-Type", type);
+	evhttp_send_reply(req, code, code == 200 ? "OK" : "Service Unavailable",
+			  body);
+}
+
+/* The standard process_* metrics, from /proc/self. */
+static void
+render_process(struct evbuffer *b)
+{
+	unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
+	long long rss = 0, boot = 0;
+	long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	struct rlimit rl = {0, 0};
+	char line[256], stat[1024];
+	struct dirent *e;
+	unsigned fds = 0;
+	const char *p;
+	FILE *f;
+	DIR *d;
+
+	if ((f = fopen("/proc/self/stat", "r")) != NULL) {
+		if (fgets(stat, sizeof(stat), f) != NULL &&
+		    (p = strrchr(stat, ')')) != NULL)
+			sscanf(p + 2,
+			       "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+			       "%llu %llu %*d %*d %*d %*d %*d %*d %llu %llu "
+			       "%lld",
+			       &utime, &stime, &start, &vsize, &rss);
+		fclose(f);
+	}
+	if ((f = fopen("/proc/stat", "r")) != NULL) {
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (sscanf(line, "btime %lld", &boot) == 1)
+				break;
+		fclose(f);
+	}
+	if ((d = opendir("/proc/self/fd")) != NULL) {
+		while ((e = readdir(d)) != NULL)
+			if (e->d_name[0] != '.')
+				fds++;
+		closedir(d);
+		fds--; /* the directory stream's own */
+	}
+	getrlimit(RLIMIT_NOFILE, &rl);
+	evbuffer_add_printf(
+	    b,
+	    "# HELP process_cpu_seconds_total User and system CPU time.\n"
+	    "# TYPE process_cpu_seconds_total counter\n"
+	    "process_cpu_seconds_total %.2f\n"
+	    "# HELP process_resident_memory_bytes Resident memory.\n"
+	    "# TYPE process_resident_memory_bytes gauge\n"
+	    "process_resident_memory_bytes %lld\n"
+	    "# HELP process_virtual_memory_bytes Virtual memory.\n"
+	    "# TYPE process_virtual_memory_bytes gauge\n"
+	    "process_virtual_memory_bytes %llu\n"
+	    "# HELP process_start_time_seconds Start time since the epoch.\n"
+	    "# TYPE process_start_time_seconds gauge\n"
+	    "process_start_time_seconds %.2f\n"
+	    "# HELP process_open_fds Open file descriptors.\n"
+	    "# TYPE process_open_fds gauge\n"
+	    "process_open_fds %u\n"
+	    "# HELP process_max_fds Limit of open file descriptors.\n"
+	    "# TYPE process_max_fds gauge\n"
+	    "process_max_fds %llu\n",
+	    (double)(utime + stime) / (double)tick, rss * page, vsize,
+	    (double)boot + (double)start / (double)tick, fds,
+	    (unsigned long long)rl.rlim_cur);
+}
+
+static void
+serve_metrics(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (b == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	metrics_render(b, admin_shards, admin_nshards, admin_cfg);
+	render_process(b);
+	evbuffer_add_printf(
+	    b,
+	    "# HELP portcullis_config_last_reload_successful Whether the "
+	    "last configuration reload succeeded.\n"
+	    "# TYPE portcullis_config_last_reload_successful gauge\n"
+	    "portcullis_config_last_reload_successful %d\n"
+	    "# HELP portcullis_config_last_reload_success_timestamp_seconds "
+	    "When the configuration was last loaded.\n"
+	    "# TYPE portcullis_config_last_reload_success_timestamp_seconds "
+	    "gauge\n"
+	    "portcullis_config_last_reload_success_timestamp_seconds %lld\n"
+	    "# HELP portcullis_log_dropped_total Log lines dropped because a "
+	    "log ring was full.\n"
+	    "# TYPE portcullis_log_dropped_total counter\n"
+	    "portcullis_log_dropped_total %llu\n"
+	    "# HELP portcullis_build_info Version of portcullis and of the "
+	    "libraries it runs on.\n"
+	    "# TYPE portcullis_build_info gauge\n"
+	    "portcullis_build_info{version=\"%s\",openssl=\"%s\","
+	    "libevent=\"%s\"} 1\n",
+	    admin_reload_ok ? 1 : 0, (long long)admin_reload_time,
+	    (unsigned long long)log_dropped(), PORTCULLIS_VERSION,
+	    OPENSSL_VERSION_STR, event_get_version());
+	reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
+	evbuffer_free(b);
+}
+
+static void
+serve_text(struct evhttp_request *req, int code, const char *text)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (b == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	evbuffer_add(b, text, strlen(text));
+	reply(req, code, "text/plain; charset=utf-8", b);
+	evbuffer_free(b);
+}
+
+static void
+serve_healthz(struct evhttp_request *req, void *arg)
+{
+	serve_text(req, 200, "ok\n");
+}
+
+static void
+serve_readyz(struct evhttp_request *req, void *arg)
+{
+	if (admin_draining)
+		serve_text(req, 503, "not ready: draining\n");
+	else
+		serve_text(req, 200, "ready\n");
+}
+
+static void
+serve_other(struct evhttp_request *req, void *arg)
+{
+	evhttp_send_error(req, 404, NULL);
+}
+
+int
+admin_start(struct event_base *base, struct config *cfg,
+	    struct metrics_shard *const *shards, unsigned nshards)
+{
+	struct config_hostport hp;
+	const char *why;
+
+	admin_cfg = config_ref(cfg);
+	admin_shards = shards;
+	admin_nshards = nshards;
+	admin_reload_time = time(NULL);
+	if ((admin_http = evhttp_new(base)) == NULL)
+		return -1;
+	evhttp_set_allowed_methods(admin_http,
+				   EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_cb(admin_http, "/metrics", serve_metrics, NULL);
+	evhttp_set_cb(admin_http, "/healthz", serve_healthz, NULL);
+	evhttp_set_cb(admin_http, "/readyz", serve_readyz, NULL);
+	evhttp_set_gencb(admin_http, serve_other, NULL);
+	evhttp_set_timeout(admin_http, 10);
+	if (config_parse_hostport(cfg->admin_listen, &hp, &why) == -1) {
+		log_error("admin.listen: %s", why);
+		return -1;
+	}
+	if (evhttp_bind_socket(admin_http, hp.host,
+			       (unsigned short)atoi(hp.port)) == -1) {
+		log_error("admin.listen: cannot listen on %s",
+			  cfg->admin_listen);
+		free(hp.host);
+		return -1;
+	}
+	free(hp.host);
+	return 0;
+}
+
+void
+admin_set_config(struct config *cfg)
+{
+	config_unref(admin_cfg);
+	admin_cfg = config_ref(cfg);
+}
+
+void
+admin_set_draining(void)
+{
+	admin_draining = true;
+}
+
+void
+admin_reload_result(bool ok)
+{
+	admin_reload_ok = ok;
+	if (ok)
+		admin_reload_time = time(NULL);
+}
+
+void
+admin_stop(void)
+{
+	if (admin_http != NULL)
+		evhttp_free(admin_http);
+	admin_http = NULL;
+	config_unref(admin_cfg);
+	admin_cfg = NULL;
+}

@@ -1,0 +1,1487 @@
+/*
+ * config.c - parses the JSON configuration with cJSON and validates every
+ * value into an immutable struct config.
+ *
+ * Validation never stops at the first problem: each check records an error
+ * naming its JSON path and parsing goes on, so `portcullis -t` lists every
+ * mistake at once. The snapshot is built as parsing goes; if any error was
+ * recorded it is freed and NULL is returned.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Bigger than any sane config; keeps a stray file from filling memory. */
+#define CONFIG_FILE_MAX (4u << 20)
+
+#define CFG_PATH_LEN 160  /* a JSON path, e.g. listeners[3].routes[17].path */
+#define CFG_QUOTE_LEN 72  /* a quoted value in a message, elided past that */
+#define CFG_PATH_MAX 1024 /* route path prefix bytes */
+#define CFG_HOST_MAX 253  /* RFC 1035 name length, without the root dot */
+
+#define CFG_MAX_SERVERS 64
+#define CFG_MAX_UPSTREAMS 256
+#define CFG_MAX_LISTENERS 64
+#define CFG_MAX_ROUTES 256
+
+#define MS 1ULL
+#define SEC (1000 * MS)
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY (24 * HOUR)
+#define KIB 1024ULL
+#define MIB (1024 * KIB)
+#define GIB (1024 * MIB)
+
+#define ADMIN_LISTEN_DEFAULT "127.0.0.1:9145"
+#define ACCESS_LOG_DEFAULT true
+#define STRIP_PREFIX_DEFAULT false
+
+/* A numeric option: the value used when it is absent, and its bounds. */
+struct cfg_range {
+	uint64_t def;
+	uint64_t min;
+	uint64_t max;
+};
+
+/* One row per numeric option. */
+static const struct cfg_range r_workers = {0, 0, CONFIG_MAX_WORKERS};
+static const struct cfg_range r_max_connections = {10000, 1, 1000000};
+static const struct cfg_range r_drain_timeout = {30 * SEC, 0, 10 * MIN};
+static const struct cfg_range r_keepalive = {32, 0, 10000};
+static const struct cfg_range r_up_keepalive_timeout = {60 * SEC, MS, HOUR};
+static const struct cfg_range r_connect_timeout = {5 * SEC, MS, 10 * MIN};
+static const struct cfg_range r_read_timeout = {60 * SEC, MS, HOUR};
+static const struct cfg_range r_resolve_interval = {30 * SEC, SEC, DAY};
+static const struct cfg_range r_header_timeout = {10 * SEC, MS, 10 * MIN};
+static const struct cfg_range r_body_timeout = {60 * SEC, MS, HOUR};
+static const struct cfg_range r_keepalive_timeout = {75 * SEC, MS, HOUR};
+static const struct cfg_range r_max_header_size = {16 * KIB, KIB, MIB};
+/* The default is lowered to max_header_size when that is smaller. */
+static const struct cfg_range r_max_uri_size = {8 * KIB, 256, MIB};
+static const struct cfg_range r_max_body_size = {MIB, 0, 64 * GIB};
+
+/* A key an object may hold, and the value found for it. */
+struct cfg_key {
+	const char *name;
+	const cJSON *val;
+};
+
+static void cfg_err(struct config_errors *, const char *, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records "path: message"; past CONFIG_MAX_ERRORS only counts it. */
+static void
+cfg_err(struct config_errors *err, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	char *m;
+	int k;
+
+	if (err->n >= CONFIG_MAX_ERRORS) {
+		err->dropped++;
+		return;
+	}
+	m = err->msg[err->n++];
+	k = snprintf(m, CONFIG_ERROR_LEN, "%s: ", path);
+	if (k < 0 || k >= CONFIG_ERROR_LEN)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(m + k, CONFIG_ERROR_LEN - (size_t)k, fmt, ap);
+	va_end(ap);
+}
+
+static bool
+cfg_word_char(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+}
+
+/* True if s is 1 to CONFIG_NAME_MAX of [A-Za-z0-9_-]. */
+static bool
+cfg_is_name(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= CONFIG_NAME_MAX || !cfg_word_char((unsigned char)s[i]))
+			return false;
+	return i > 0;
+}
+
+/*
+ * Writes s into buf[size] double-quoted, with '"' and '\' escaped and any
+ * byte outside printable ASCII as \xNN, cut with "..." when too long, so
+ * a message never carries raw control bytes from the file. Returns buf.
+ */
+static const char *
+cfg_quote(char *buf, size_t size, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	unsigned char ch;
+
+	buf[o++] = '"';
+	for (; (ch = (unsigned char)*s) != '\0'; s++) {
+		/* Room for the longest escape, "...", the quote and NUL. */
+		if (o + 4 + 3 + 2 > size) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (ch == '"' || ch == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)ch;
+		} else if (ch < 0x20 || ch > 0x7e) {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[ch >> 4];
+			buf[o++] = hex[ch & 0xf];
+		} else
+			buf[o++] = (char)ch;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+/*
+ * Writes base.key into buf[CFG_PATH_LEN], or base["key"] when key is not a
+ * plain name. A path too long is cut; it is only ever shown.
+ */
+static void
+cfg_path_key(char *buf, const char *base, const char *key)
+{
+	char q[CFG_QUOTE_LEN];
+	int n;
+
+	if (cfg_is_name(key))
+		n = snprintf(buf, CFG_PATH_LEN, "%s%s%s", base,
+			     base[0] != '\0' ? "." : "", key);
+	else
+		n = snprintf(buf, CFG_PATH_LEN, "%s[%s]", base,
+			     cfg_quote(q, sizeof(q), key));
+	if (n < 0)
+		buf[0] = '\0';
+}
+
+/* Writes base[i] into buf[CFG_PATH_LEN], cut like cfg_path_key(). */
+static void
+cfg_path_index(char *buf, const char *base, size_t i)
+{
+	if (snprintf(buf, CFG_PATH_LEN, "%s[%zu]", base, i) < 0)
+		buf[0] = '\0';
+}
+
+/*
+ * Checks that obj is an object and files its members into keys[] by name.
+ * Unknown and repeated keys are errors (cJSON keeps every duplicate; the
+ * first one is used). Returns 0, or -1 when obj is not an object.
+ */
+static int
+cfg_object(struct config_errors *err, const cJSON *obj, const char *path,
+	   struct cfg_key *keys, size_t nkeys)
+{
+	const cJSON *m;
+	char p[CFG_PATH_LEN];
+	size_t i;
+
+	if (!cJSON_IsObject(obj)) {
+		cfg_err(err, path, "must be an object");
+		return -1;
+	}
+	cJSON_ArrayForEach (m, obj) {
+		for (i = 0; i < nkeys; i++)
+			if (strcmp(m->string, keys[i].name) == 0)
+				break;
+		cfg_path_key(p, path, m->string);
+		if (i == nkeys)
+			cfg_err(err, p, "unknown key");
+		else if (keys[i].val != NULL)
+			cfg_err(err, p, "duplicate key");
+		else
+			keys[i].val = m;
+	}
+	return 0;
+}
+
+/* Returns the string in v, or NULL after recording why it is not one. */
+static const char *
+cfg_string(struct config_errors *err, const cJSON *v, const char *path)
+{
+	if (!cJSON_IsString(v)) {
+		cfg_err(err, path, "must be a string");
+		return NULL;
+	}
+	return v->valuestring;
+}
+
+/* Returns a copy of s, or NULL after recording the allocation failure. */
+static char *
+cfg_strdup(struct config_errors *err, const char *s)
+{
+	char *d;
+
+	if ((d = strdup(s)) == NULL)
+		cfg_err(err, "(internal)", "out of memory");
+	return d;
+}
+
+/* Returns a zeroed array of n elements, or NULL after recording why. */
+static void *
+cfg_calloc(struct config_errors *err, size_t n, size_t size)
+{
+	void *p;
+
+	if ((p = calloc(n, size)) == NULL)
+		cfg_err(err, "(internal)", "out of memory");
+	return p;
+}
+
+/* Formats a millisecond count in its largest exact unit: "90s", "250ms". */
+static const char *
+cfg_fmt_duration(char *buf, size_t size, uint64_t ms)
+{
+	static const struct {
+		uint64_t ms;
+		const char *unit;
+	} units[] = {{DAY, "d"}, {HOUR, "h"}, {MIN, "m"}, {SEC, "s"}};
+	size_t i;
+
+	if (ms == 0) {
+		snprintf(buf, size, "0s");
+		return buf;
+	}
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (ms % units[i].ms == 0) {
+			snprintf(buf, size, "%llu%s",
+				 (unsigned long long)(ms / units[i].ms),
+				 units[i].unit);
+			return buf;
+		}
+	snprintf(buf, size, "%llums", (unsigned long long)ms);
+	return buf;
+}
+
+/* Formats a byte count in its largest exact binary unit: "16k", "300". */
+static const char *
+cfg_fmt_size(char *buf, size_t size, uint64_t n)
+{
+	if (n != 0 && n % GIB == 0)
+		snprintf(buf, size, "%llug", (unsigned long long)(n / GIB));
+	else if (n != 0 && n % MIB == 0)
+		snprintf(buf, size, "%llum", (unsigned long long)(n / MIB));
+	else if (n != 0 && n % KIB == 0)
+		snprintf(buf, size, "%lluk", (unsigned long long)(n / KIB));
+	else
+		snprintf(buf, size, "%llu", (unsigned long long)n);
+	return buf;
+}
+
+/*
+ * True if v is a JSON number holding a whole value in [min, max]. The
+ * bounds stay below 2^53, so the double holds every candidate exactly.
+ */
+static bool
+cfg_number_in(const cJSON *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+	double d;
+
+	if (!cJSON_IsNumber(v))
+		return false;
+	d = v->valuedouble;
+	if (!(d >= (double)min && d <= (double)max))
+		return false;
+	if ((double)(uint64_t)d != d)
+		return false;
+	*out = (uint64_t)d;
+	return true;
+}
+
+/* An integer option; returns its value, or the default if absent or bad. */
+static uint64_t
+cfg_uint(struct config_errors *err, const cJSON *v, const char *path,
+	 const struct cfg_range *r)
+{
+	uint64_t n;
+
+	if (v == NULL)
+		return r->def;
+	if (!cfg_number_in(v, r->min, r->max, &n)) {
+		cfg_err(err, path, "must be an integer from %llu to %llu",
+			(unsigned long long)r->min, (unsigned long long)r->max);
+		return r->def;
+	}
+	return n;
+}
+
+/* A boolean option; returns its value, or def if absent or bad. */
+static bool
+cfg_bool(struct config_errors *err, const cJSON *v, const char *path, bool def)
+{
+	if (v == NULL)
+		return def;
+	if (!cJSON_IsBool(v)) {
+		cfg_err(err, path, "must be true or false");
+		return def;
+	}
+	return cJSON_IsTrue(v);
+}
+
+/* A duration option (a string); returns ms, or the default. */
+static uint64_t
+cfg_duration(struct config_errors *err, const cJSON *v, const char *path,
+	     const struct cfg_range *r)
+{
+	char lo[24], hi[24], def[24];
+	uint64_t ms;
+
+	if (v == NULL)
+		return r->def;
+	if (cJSON_IsString(v) &&
+	    config_parse_duration(v->valuestring, &ms) == 0 && ms >= r->min &&
+	    ms <= r->max)
+		return ms;
+	cfg_err(err, path, "must be a duration from %s to %s, such as \"%s\"",
+		cfg_fmt_duration(lo, sizeof(lo), r->min),
+		cfg_fmt_duration(hi, sizeof(hi), r->max),
+		cfg_fmt_duration(def, sizeof(def), r->def));
+	return r->def;
+}
+
+/* A size option (an integer or a string); returns bytes, or the default. */
+static uint64_t
+cfg_size(struct config_errors *err, const cJSON *v, const char *path,
+	 const struct cfg_range *r)
+{
+	char lo[24], hi[24], def[24];
+	uint64_t n;
+
+	if (v == NULL)
+		return r->def;
+	if (cfg_number_in(v, r->min, r->max, &n))
+		return n;
+	if (cJSON_IsString(v) && config_parse_size(v->valuestring, &n) == 0 &&
+	    n >= r->min && n <= r->max)
+		return n;
+	cfg_err(err, path, "must be a size from %s to %s, such as \"%s\"",
+		cfg_fmt_size(lo, sizeof(lo), r->min),
+		cfg_fmt_size(hi, sizeof(hi), r->max),
+		cfg_fmt_size(def, sizeof(def), r->def));
+	return r->def;
+}
+
+/*
+ * Parses a listening address into addr/addrlen; it must be numeric since
+ * nothing resolves names before bind. Returns 0 or -1 (error recorded).
+ */
+static int
+cfg_listen_addr(struct config_errors *err, const char *s, const char *path,
+		struct sockaddr_storage *addr, socklen_t *addrlen)
+{
+	struct config_hostport hp;
+	const char *why;
+	char q[CFG_QUOTE_LEN];
+
+	if (config_parse_hostport(s, &hp, &why) == -1) {
+		cfg_err(err, path, "%s: %s", cfg_quote(q, sizeof(q), s), why);
+		return -1;
+	}
+	free(hp.host);
+	if (!hp.numeric) {
+		cfg_err(err, path,
+			"must be a numeric address (names are not resolved "
+			"for listening)");
+		return -1;
+	}
+	*addr = hp.addr;
+	*addrlen = hp.addrlen;
+	return 0;
+}
+
+/* Upstream servers: an array of "host:port", names allowed. */
+static void
+cfg_servers(struct config_errors *err, const cJSON *v, const char *path,
+	    struct config_upstream *u)
+{
+	const cJSON *s;
+	const char *str, *why;
+	char p[CFG_PATH_LEN], q[CFG_QUOTE_LEN];
+	int n;
+	size_t i = 0;
+
+	if (!cJSON_IsArray(v)) {
+		cfg_err(err, path, "must be an array");
+		return;
+	}
+	n = cJSON_GetArraySize(v);
+	if (n < 1 || n > CFG_MAX_SERVERS) {
+		cfg_err(err, path, "must list 1 to %d servers",
+			CFG_MAX_SERVERS);
+		return;
+	}
+	if ((u->servers = cfg_calloc(err, (size_t)n, sizeof(*u->servers))) ==
+	    NULL)
+		return;
+	u->nservers = (size_t)n;
+	cJSON_ArrayForEach (s, v) {
+		cfg_path_index(p, path, i);
+		if ((str = cfg_string(err, s, p)) != NULL &&
+		    config_parse_hostport(str, &u->servers[i], &why) == -1)
+			cfg_err(err, p, "%s: %s", cfg_quote(q, sizeof(q), str),
+				why);
+		i++;
+	}
+}
+
+enum {
+	UK_SERVERS,
+	UK_KEEPALIVE,
+	UK_KEEPALIVE_TIMEOUT,
+	UK_CONNECT_TIMEOUT,
+	UK_READ_TIMEOUT,
+	UK_RESOLVE_INTERVAL,
+	UK_N
+};
+
+/* One member of "upstreams"; its key is the upstream's name. */
+static void
+cfg_upstream(struct config_errors *err, const cJSON *v, const char *path,
+	     struct config_upstream *u)
+{
+	struct cfg_key k[UK_N] = {
+	    [UK_SERVERS] = {"servers", NULL},
+	    [UK_KEEPALIVE] = {"keepalive", NULL},
+	    [UK_KEEPALIVE_TIMEOUT] = {"keepalive_timeout", NULL},
+	    [UK_CONNECT_TIMEOUT] = {"connect_timeout", NULL},
+	    [UK_READ_TIMEOUT] = {"read_timeout", NULL},
+	    [UK_RESOLVE_INTERVAL] = {"resolve_interval", NULL},
+	};
+	char p[CFG_PATH_LEN];
+
+	if (!cfg_is_name(v->string))
+		cfg_err(err, path,
+			"upstream name must be 1 to %d of A-Z a-z 0-9 _ -",
+			CONFIG_NAME_MAX);
+	/* Kept even when invalid, so routes naming it add no noise. */
+	u->name = cfg_strdup(err, v->string);
+	u->keepalive = (unsigned)r_keepalive.def;
+	u->keepalive_timeout_ms = r_up_keepalive_timeout.def;
+	u->connect_timeout_ms = r_connect_timeout.def;
+	u->read_timeout_ms = r_read_timeout.def;
+	u->resolve_interval_ms = r_resolve_interval.def;
+	if (cfg_object(err, v, path, k, UK_N) == -1)
+		return;
+
+	cfg_path_key(p, path, "servers");
+	if (k[UK_SERVERS].val == NULL)
+		cfg_err(err, p, "required");
+	else
+		cfg_servers(err, k[UK_SERVERS].val, p, u);
+	cfg_path_key(p, path, "keepalive");
+	u->keepalive =
+	    (unsigned)cfg_uint(err, k[UK_KEEPALIVE].val, p, &r_keepalive);
+	cfg_path_key(p, path, "keepalive_timeout");
+	u->keepalive_timeout_ms = cfg_duration(err, k[UK_KEEPALIVE_TIMEOUT].val,
+					       p, &r_up_keepalive_timeout);
+	cfg_path_key(p, path, "connect_timeout");
+	u->connect_timeout_ms =
+	    cfg_duration(err, k[UK_CONNECT_TIMEOUT].val, p, &r_connect_timeout);
+	cfg_path_key(p, path, "read_timeout");
+	u->read_timeout_ms =
+	    cfg_duration(err, k[UK_READ_TIMEOUT].val, p, &r_read_timeout);
+	cfg_path_key(p, path, "resolve_interval");
+	u->resolve_interval_ms = cfg_duration(err, k[UK_RESOLVE_INTERVAL].val,
+					      p, &r_resolve_interval);
+}
+
+/* "upstreams": an object of upstreams keyed by name. */
+static void
+cfg_upstreams(struct config_errors *err, const cJSON *v, struct config *c)
+{
+	const cJSON *m, *o;
+	char p[CFG_PATH_LEN];
+	int n;
+	size_t i = 0;
+
+	if (v == NULL) {
+		cfg_err(err, "upstreams", "required");
+		return;
+	}
+	if (!cJSON_IsObject(v)) {
+		cfg_err(err, "upstreams", "must be an object");
+		return;
+	}
+	n = cJSON_GetArraySize(v);
+	if (n < 1 || n > CFG_MAX_UPSTREAMS) {
+		cfg_err(err, "upstreams", "must hold 1 to %d upstreams",
+			CFG_MAX_UPSTREAMS);
+		return;
+	}
+	if ((c->upstreams =
+		 cfg_calloc(err, (size_t)n, sizeof(*c->upstreams))) == NULL)
+		return;
+	c->nupstreams = (size_t)n;
+	cJSON_ArrayForEach (m, v) {
+		cfg_path_key(p, "upstreams", m->string);
+		for (o = v->child; o != m; o = o->next)
+			if (strcmp(o->string, m->string) == 0)
+				break;
+		if (o != m)
+			cfg_err(err, p, "duplicate key");
+		cfg_upstream(err, m, p, &c->upstreams[i++]);
+	}
+}
+
+/* True if s is a valid route path prefix (see config.h). */
+static bool
+cfg_is_route_path(const char *s)
+{
+	size_t i;
+
+	if (s[0] != '/')
+		return false;
+	for (i = 0; s[i] != '\0'; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '?' || s[i] == '#')
+			return false;
+	return true;
+}
+
+enum { RK_NAME, RK_PATH, RK_UPSTREAM, RK_STRIP_PREFIX, RK_MAX_BODY_SIZE, RK_N };
+
+/* One route of a listener. */
+static void
+cfg_route(struct config_errors *err, const cJSON *v, const char *path,
+	  const struct config *c, struct config_route *r)
+{
+	struct cfg_key k[RK_N] = {
+	    [RK_NAME] = {"name", NULL},
+	    [RK_PATH] = {"path", NULL},
+	    [RK_UPSTREAM] = {"upstream", NULL},
+	    [RK_STRIP_PREFIX] = {"strip_prefix", NULL},
+	    [RK_MAX_BODY_SIZE] = {"max_body_size", NULL},
+	};
+	char p[CFG_PATH_LEN], q[CFG_QUOTE_LEN];
+	const char *s;
+	size_t i;
+
+	r->strip_prefix = STRIP_PREFIX_DEFAULT;
+	r->max_body = r_max_body_size.def;
+	if (cfg_object(err, v, path, k, RK_N) == -1)
+		return;
+
+	cfg_path_key(p, path, "name");
+	if (k[RK_NAME].val == NULL)
+		cfg_err(err, p, "required");
+	else if ((s = cfg_string(err, k[RK_NAME].val, p)) != NULL) {
+		/* Names starting with '_' are kept for the gateway's own. */
+		if (!cfg_is_name(s) || s[0] == '_')
+			cfg_err(err, p,
+				"must be 1 to %d of A-Z a-z 0-9 _ -, not "
+				"starting with _",
+				CONFIG_NAME_MAX);
+		r->name = cfg_strdup(err, s);
+	}
+
+	cfg_path_key(p, path, "path");
+	if (k[RK_PATH].val == NULL)
+		cfg_err(err, p, "required");
+	else if ((s = cfg_string(err, k[RK_PATH].val, p)) != NULL) {
+		if (!cfg_is_route_path(s))
+			cfg_err(err, p,
+				"must start with '/' and hold only visible "
+				"ASCII, without '?' or '#'");
+		else if (strlen(s) > CFG_PATH_MAX)
+			cfg_err(err, p, "must be at most %d bytes",
+				CFG_PATH_MAX);
+		r->path = cfg_strdup(err, s);
+		r->path_len = strlen(s);
+	}
+
+	cfg_path_key(p, path, "upstream");
+	if (k[RK_UPSTREAM].val == NULL)
+		cfg_err(err, p, "required");
+	else if ((s = cfg_string(err, k[RK_UPSTREAM].val, p)) != NULL) {
+		for (i = 0; i < c->nupstreams; i++)
+			if (c->upstreams[i].name != NULL &&
+			    strcmp(c->upstreams[i].name, s) == 0)
+				break;
+		if (i == c->nupstreams)
+			cfg_err(err, p, "no upstream named %s",
+				cfg_quote(q, sizeof(q), s));
+		r->upstream = i;
+	}
+
+	cfg_path_key(p, path, "strip_prefix");
+	r->strip_prefix =
+	    cfg_bool(err, k[RK_STRIP_PREFIX].val, p, STRIP_PREFIX_DEFAULT);
+	cfg_path_key(p, path, "max_body_size");
+	r->max_body =
+	    cfg_size(err, k[RK_MAX_BODY_SIZE].val, p, &r_max_body_size);
+}
+
+/* A listener's "routes": 1 to 256, names and paths unique within it. */
+static void
+cfg_routes(struct config_errors *err, const cJSON *v, const char *path,
+	   const struct config *c, struct config_listener *l)
+{
+	const cJSON *m;
+	const struct config_route *a, *b;
+	char p[CFG_PATH_LEN], rp[CFG_PATH_LEN], also[CFG_PATH_LEN];
+	char q[CFG_QUOTE_LEN];
+	int n;
+	size_t i = 0, j;
+
+	if (!cJSON_IsArray(v)) {
+		cfg_err(err, path, "must be an array");
+		return;
+	}
+	n = cJSON_GetArraySize(v);
+	if (n < 1 || n > CFG_MAX_ROUTES) {
+		cfg_err(err, path, "must list 1 to %d routes", CFG_MAX_ROUTES);
+		return;
+	}
+	if ((l->routes = cfg_calloc(err, (size_t)n, sizeof(*l->routes))) ==
+	    NULL)
+		return;
+	l->nroutes = (size_t)n;
+	cJSON_ArrayForEach (m, v) {
+		cfg_path_index(p, path, i);
+		cfg_route(err, m, p, c, &l->routes[i++]);
+	}
+
+	for (i = 0; i < l->nroutes; i++) {
+		a = &l->routes[i];
+		for (j = 0; j < i; j++) {
+			b = &l->routes[j];
+			if (a->name == NULL || b->name == NULL ||
+			    strcmp(a->name, b->name) != 0)
+				continue;
+			cfg_path_index(rp, path, i);
+			cfg_path_key(p, rp, "name");
+			cfg_path_index(also, path, j);
+			cfg_err(err, p, "duplicate route name %s (also %s)",
+				cfg_quote(q, sizeof(q), a->name), also);
+			break;
+		}
+		for (j = 0; j < i; j++) {
+			b = &l->routes[j];
+			if (a->path == NULL || b->path == NULL ||
+			    strcmp(a->path, b->path) != 0)
+				continue;
+			cfg_path_index(rp, path, i);
+			cfg_path_key(p, rp, "path");
+			cfg_path_index(also, path, j);
+			cfg_err(err, p, "duplicate path %s (also %s)",
+				cfg_quote(q, sizeof(q), a->path), also);
+			break;
+		}
+	}
+}
+
+enum { TK_HEADER, TK_BODY, TK_KEEPALIVE, TK_N };
+
+/* A listener's "timeouts" object. */
+static void
+cfg_timeouts(struct config_errors *err, const cJSON *v, const char *path,
+	     struct config_listener *l)
+{
+	struct cfg_key k[TK_N] = {
+	    [TK_HEADER] = {"header", NULL},
+	    [TK_BODY] = {"body", NULL},
+	    [TK_KEEPALIVE] = {"keepalive", NULL},
+	};
+	char p[CFG_PATH_LEN];
+
+	if (cfg_object(err, v, path, k, TK_N) == -1)
+		return;
+	cfg_path_key(p, path, "header");
+	l->header_timeout_ms =
+	    cfg_duration(err, k[TK_HEADER].val, p, &r_header_timeout);
+	cfg_path_key(p, path, "body");
+	l->body_timeout_ms =
+	    cfg_duration(err, k[TK_BODY].val, p, &r_body_timeout);
+	cfg_path_key(p, path, "keepalive");
+	l->keepalive_timeout_ms =
+	    cfg_duration(err, k[TK_KEEPALIVE].val, p, &r_keepalive_timeout);
+}
+
+enum {
+	LK_LISTEN,
+	LK_TIMEOUTS,
+	LK_MAX_HEADER_SIZE,
+	LK_MAX_URI_SIZE,
+	LK_ROUTES,
+	LK_N
+};
+
+/* One member of "listeners". */
+static void
+cfg_listener(struct config_errors *err, const cJSON *v, const char *path,
+	     const struct config *c, struct config_listener *l)
+{
+	struct cfg_key k[LK_N] = {
+	    [LK_LISTEN] = {"listen", NULL},
+	    [LK_TIMEOUTS] = {"timeouts", NULL},
+	    [LK_MAX_HEADER_SIZE] = {"max_header_size", NULL},
+	    [LK_MAX_URI_SIZE] = {"max_uri_size", NULL},
+	    [LK_ROUTES] = {"routes", NULL},
+	};
+	char p[CFG_PATH_LEN], sz[24];
+	const char *s;
+
+	l->header_timeout_ms = r_header_timeout.def;
+	l->body_timeout_ms = r_body_timeout.def;
+	l->keepalive_timeout_ms = r_keepalive_timeout.def;
+	l->max_header_size = r_max_header_size.def;
+	l->max_uri_size = r_max_uri_size.def;
+	if (cfg_object(err, v, path, k, LK_N) == -1)
+		return;
+
+	cfg_path_key(p, path, "listen");
+	if (k[LK_LISTEN].val == NULL)
+		cfg_err(err, p, "required");
+	else if ((s = cfg_string(err, k[LK_LISTEN].val, p)) != NULL) {
+		l->listen = cfg_strdup(err, s);
+		if (cfg_listen_addr(err, s, p, &l->addr, &l->addrlen) == -1)
+			l->addrlen = 0;
+	}
+
+	if (k[LK_TIMEOUTS].val != NULL) {
+		cfg_path_key(p, path, "timeouts");
+		cfg_timeouts(err, k[LK_TIMEOUTS].val, p, l);
+	}
+
+	cfg_path_key(p, path, "max_header_size");
+	l->max_header_size =
+	    cfg_size(err, k[LK_MAX_HEADER_SIZE].val, p, &r_max_header_size);
+	cfg_path_key(p, path, "max_uri_size");
+	if (k[LK_MAX_URI_SIZE].val == NULL) {
+		if (l->max_uri_size > l->max_header_size)
+			l->max_uri_size = l->max_header_size;
+	} else {
+		l->max_uri_size =
+		    cfg_size(err, k[LK_MAX_URI_SIZE].val, p, &r_max_uri_size);
+		if (l->max_uri_size > l->max_header_size)
+			cfg_err(
+			    err, p, "must not exceed max_header_size (%s)",
+			    cfg_fmt_size(sz, sizeof(sz), l->max_header_size));
+	}
+
+	cfg_path_key(p, path, "routes");
+	if (k[LK_ROUTES].val == NULL)
+		cfg_err(err, p, "required");
+	else
+		cfg_routes(err, k[LK_ROUTES].val, p, c, l);
+}
+
+/* Port of a sockaddr_in or sockaddr_in6, network order. */
+static in_port_t
+cfg_addr_port(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_port;
+	return ((const struct sockaddr_in6 *)a)->sin6_port;
+}
+
+static bool
+cfg_addr_any(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(
+	    &((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+/*
+ * Compares two listening addresses: 0 if they can both be bound, 1 if they
+ * are the same, 2 if one is the wildcard of the other's family and port
+ * (with SO_REUSEPORT both would bind and split the traffic silently).
+ */
+static int
+cfg_addr_clash(const struct sockaddr_storage *a, socklen_t alen,
+	       const struct sockaddr_storage *b, socklen_t blen)
+{
+	bool same;
+
+	if (alen == 0 || blen == 0 || a->ss_family != b->ss_family ||
+	    cfg_addr_port(a) != cfg_addr_port(b))
+		return 0;
+	if (a->ss_family == AF_INET)
+		same = ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	else
+		same = memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)b)->sin6_addr,
+			      sizeof(struct in6_addr)) == 0;
+	if (same)
+		return 1;
+	return cfg_addr_any(a) || cfg_addr_any(b) ? 2 : 0;
+}
+
+/* "listeners": 1 to 64, each listening on its own address. */
+static void
+cfg_listeners(struct config_errors *err, const cJSON *v, struct config *c)
+{
+	const cJSON *m;
+	const struct config_listener *a, *b;
+	char p[CFG_PATH_LEN], lp[CFG_PATH_LEN];
+	char q[CFG_QUOTE_LEN], qb[CFG_QUOTE_LEN];
+	int n, clash;
+	size_t i = 0, j;
+
+	if (v == NULL) {
+		cfg_err(err, "listeners", "required");
+		return;
+	}
+	if (!cJSON_IsArray(v)) {
+		cfg_err(err, "listeners", "must be an array");
+		return;
+	}
+	n = cJSON_GetArraySize(v);
+	if (n < 1 || n > CFG_MAX_LISTENERS) {
+		cfg_err(err, "listeners", "must list 1 to %d listeners",
+			CFG_MAX_LISTENERS);
+		return;
+	}
+	if ((c->listeners =
+		 cfg_calloc(err, (size_t)n, sizeof(*c->listeners))) == NULL)
+		return;
+	c->nlisteners = (size_t)n;
+	cJSON_ArrayForEach (m, v) {
+		cfg_path_index(p, "listeners", i);
+		cfg_listener(err, m, p, c, &c->listeners[i++]);
+	}
+
+	for (i = 0; i < c->nlisteners; i++) {
+		a = &c->listeners[i];
+		for (j = 0; j < i; j++) {
+			b = &c->listeners[j];
+			clash = cfg_addr_clash(&a->addr, a->addrlen, &b->addr,
+					       b->addrlen);
+			if (clash == 0)
+				continue;
+			cfg_path_index(lp, "listeners", i);
+			cfg_path_key(p, lp, "listen");
+			if (clash == 1)
+				cfg_err(err, p,
+					"duplicate address %s (also "
+					"listeners[%zu])",
+					cfg_quote(q, sizeof(q), a->listen), j);
+			else
+				cfg_err(err, p,
+					"address %s overlaps listeners[%zu] "
+					"(%s)",
+					cfg_quote(q, sizeof(q), a->listen), j,
+					cfg_quote(qb, sizeof(qb), b->listen));
+			break;
+		}
+	}
+}
+
+/* "admin": the metrics and health listener. */
+static void
+cfg_admin(struct config_errors *err, const cJSON *v, struct config *c)
+{
+	struct cfg_key k[] = {{"listen", NULL}};
+	const char *s = ADMIN_LISTEN_DEFAULT;
+
+	if (v != NULL) {
+		if (cfg_object(err, v, "admin", k, 1) == -1)
+			return;
+		if (k[0].val != NULL &&
+		    (s = cfg_string(err, k[0].val, "admin.listen")) == NULL)
+			return;
+	}
+	if ((c->admin_listen = cfg_strdup(err, s)) == NULL)
+		return;
+	if (cfg_listen_addr(err, s, "admin.listen", &c->admin_addr,
+			    &c->admin_addrlen) == -1)
+		c->admin_addrlen = 0;
+}
+
+/* Checks the admin address against every listener's. */
+static void
+cfg_admin_clash(struct config_errors *err, const struct config *c)
+{
+	const struct config_listener *l;
+	char q[CFG_QUOTE_LEN];
+	size_t i;
+	int clash;
+
+	for (i = 0; i < c->nlisteners; i++) {
+		l = &c->listeners[i];
+		clash = cfg_addr_clash(&c->admin_addr, c->admin_addrlen,
+				       &l->addr, l->addrlen);
+		if (clash == 1)
+			cfg_err(err, "admin.listen",
+				"same address as listeners[%zu] (%s)", i,
+				cfg_quote(q, sizeof(q), l->listen));
+		else if (clash == 2)
+			cfg_err(err, "admin.listen",
+				"overlaps listeners[%zu] (%s)", i,
+				cfg_quote(q, sizeof(q), l->listen));
+	}
+}
+
+/* The online CPU count, within 1..CONFIG_MAX_WORKERS. */
+static unsigned
+cfg_nproc(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	if (n > CONFIG_MAX_WORKERS)
+		return CONFIG_MAX_WORKERS;
+	return (unsigned)n;
+}
+
+enum {
+	K_WORKERS,
+	K_MAX_CONNECTIONS,
+	K_ACCESS_LOG,
+	K_DRAIN_TIMEOUT,
+	K_ADMIN,
+	K_UPSTREAMS,
+	K_LISTENERS,
+	K_N
+};
+
+/* The top-level object. Upstreams come first: routes refer to them. */
+static void
+cfg_root(struct config_errors *err, const cJSON *root, struct config *c)
+{
+	struct cfg_key k[K_N] = {
+	    [K_WORKERS] = {"workers", NULL},
+	    [K_MAX_CONNECTIONS] = {"max_connections", NULL},
+	    [K_ACCESS_LOG] = {"access_log", NULL},
+	    [K_DRAIN_TIMEOUT] = {"drain_timeout", NULL},
+	    [K_ADMIN] = {"admin", NULL},
+	    [K_UPSTREAMS] = {"upstreams", NULL},
+	    [K_LISTENERS] = {"listeners", NULL},
+	};
+
+	if (!cJSON_IsObject(root)) {
+		cfg_err(err, "(root)", "not a JSON object");
+		return;
+	}
+	cfg_object(err, root, "", k, K_N);
+	c->workers =
+	    (unsigned)cfg_uint(err, k[K_WORKERS].val, "workers", &r_workers);
+	if (c->workers == 0)
+		c->workers = cfg_nproc();
+	c->max_connections =
+	    (size_t)cfg_uint(err, k[K_MAX_CONNECTIONS].val, "max_connections",
+			     &r_max_connections);
+	c->access_log = cfg_bool(err, k[K_ACCESS_LOG].val, "access_log",
+				 ACCESS_LOG_DEFAULT);
+	c->drain_timeout_ms = cfg_duration(err, k[K_DRAIN_TIMEOUT].val,
+					   "drain_timeout", &r_drain_timeout);
+	cfg_admin(err, k[K_ADMIN].val, c);
+	cfg_upstreams(err, k[K_UPSTREAMS].val, c);
+	cfg_listeners(err, k[K_LISTENERS].val, c);
+	cfg_admin_clash(err, c);
+}
+
+/* Records "(json): <what> at line L, column C" for byte offset pos. */
+static void
+cfg_json_err(struct config_errors *err, const char *json, size_t pos,
+	     const char *what)
+{
+	size_t i, line = 1, col = 1;
+
+	for (i = 0; i < pos; i++) {
+		if (json[i] == '\n') {
+			line++;
+			col = 1;
+		} else
+			col++;
+	}
+	cfg_err(err, "(json)", "%s at line %zu, column %zu", what, line, col);
+}
+
+/*
+ * Checks what cJSON lets through but RFC 8259 forbids or this parser
+ * cannot keep: control bytes outside strings (cJSON skips them as
+ * whitespace), raw control characters in strings, and "\u0000", which
+ * would silently cut a C string short. Runs on text cJSON accepted, so
+ * string boundaries are known. Returns 0, or -1 with the error recorded.
+ */
+static int
+cfg_json_lint(struct config_errors *err, const char *json, size_t len)
+{
+	bool in_str = false;
+	unsigned char ch;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		ch = (unsigned char)json[i];
+		if (!in_str) {
+			if (ch == '"')
+				in_str = true;
+			else if (ch < 0x20 && ch != ' ' && ch != '\t' &&
+				 ch != '\n' && ch != '\r')
+				goto bad_control;
+		} else if (ch == '"')
+			in_str = false;
+		else if (ch < 0x20)
+			goto bad_control;
+		else if (ch == '\\' && i + 1 < len) {
+			if (json[i + 1] == 'u' && i + 5 < len &&
+			    memcmp(json + i + 2, "0000", 4) == 0) {
+				cfg_json_err(err, json, i,
+					     "\"\\u0000\" is not allowed");
+				return -1;
+			}
+			i++;
+		}
+	}
+	return 0;
+
+bad_control:
+	cfg_json_err(err, json, i, "control character");
+	return -1;
+}
+
+/*
+ * Parses json[0..len), which must be NUL-terminated at len, into a cJSON
+ * tree holding exactly one value. Returns it, or NULL with the error.
+ */
+static cJSON *
+cfg_json_parse(struct config_errors *err, const char *json, size_t len)
+{
+	const char *end = NULL;
+	cJSON *root;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (strchr(" \t\r\n", json[i]) == NULL || json[i] == '\0')
+			break;
+	if (i == len) {
+		cfg_err(err, "(json)", "empty document");
+		return NULL;
+	}
+	/* The parse end, unlike cJSON_GetErrorPtr(), is not a global. */
+	root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+	if (root == NULL) {
+		i = end != NULL && end >= json && end <= json + len
+			? (size_t)(end - json)
+			: 0;
+		cfg_json_err(err, json, i, "syntax error");
+		return NULL;
+	}
+	for (i = (size_t)(end - json); i < len; i++)
+		if (strchr(" \t\r\n", json[i]) == NULL || json[i] == '\0')
+			break;
+	if (i < len) {
+		cfg_json_err(err, json, i, "text after the JSON value");
+		goto fail;
+	}
+	if (cfg_json_lint(err, json, len) == -1)
+		goto fail;
+	return root;
+
+fail:
+	cJSON_Delete(root);
+	return NULL;
+}
+
+/* Frees c and everything it owns, whatever state parsing left it in. */
+static void
+config_free(struct config *c)
+{
+	struct config_upstream *u;
+	struct config_listener *l;
+	size_t i, j;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->nupstreams; i++) {
+		u = &c->upstreams[i];
+		for (j = 0; j < u->nservers; j++)
+			free(u->servers[j].host);
+		free(u->servers);
+		free(u->name);
+	}
+	free(c->upstreams);
+	for (i = 0; i < c->nlisteners; i++) {
+		l = &c->listeners[i];
+		for (j = 0; j < l->nroutes; j++) {
+			free(l->routes[j].name);
+			free(l->routes[j].path);
+		}
+		free(l->routes);
+		free(l->listen);
+	}
+	free(c->listeners);
+	free(c->admin_listen);
+	free(c);
+}
+
+/*
+ * Resets err, then parses. json need not be NUL-terminated; a copy that
+ * is goes to cJSON, so embedded NULs and the end of input are handled.
+ * err may be NULL when only success matters.
+ */
+struct config *
+config_parse(const char *json, size_t len, struct config_errors *err)
+{
+	struct config_errors scratch;
+	struct config *c = NULL;
+	cJSON *root = NULL;
+	char *buf = NULL;
+
+	if (err == NULL)
+		err = &scratch;
+	err->n = 0;
+	err->dropped = 0;
+	if (len > CONFIG_FILE_MAX) {
+		cfg_err(err, "(json)", "larger than %u MiB",
+			CONFIG_FILE_MAX >> 20);
+		goto fail;
+	}
+	if ((buf = malloc(len + 1)) == NULL) {
+		cfg_err(err, "(internal)", "out of memory");
+		goto fail;
+	}
+	if (len > 0)
+		memcpy(buf, json, len);
+	buf[len] = '\0';
+	if ((root = cfg_json_parse(err, buf, len)) == NULL)
+		goto fail;
+	if ((c = cfg_calloc(err, 1, sizeof(*c))) == NULL)
+		goto fail;
+	atomic_init(&c->refs, 1);
+	cfg_root(err, root, c);
+	if (err->n > 0 || err->dropped > 0)
+		goto fail;
+	cJSON_Delete(root);
+	free(buf);
+	return c;
+
+fail:
+	config_free(c);
+	cJSON_Delete(root);
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Reads the whole file, up to CONFIG_FILE_MAX bytes, with read(2) so pipes
+ * and /dev/stdin work too. Returns 0 with *out (caller frees) and *outlen,
+ * or -1 with errno set (EFBIG when the file is too large).
+ */
+static int
+cfg_read_file(const char *path, char **out, size_t *outlen)
+{
+	char *buf = NULL, *nbuf;
+	size_t len = 0, cap = 0;
+	ssize_t n;
+	int fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	for (;;) {
+		if (len == cap) {
+			if (cap > CONFIG_FILE_MAX) {
+				errno = EFBIG;
+				goto fail;
+			}
+			cap = cap == 0 ? 64 * 1024 : cap * 2;
+			if (cap > CONFIG_FILE_MAX + 1)
+				cap = CONFIG_FILE_MAX + 1;
+			if ((nbuf = realloc(buf, cap)) == NULL)
+				goto fail;
+			buf = nbuf;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	*out = buf;
+	*outlen = len;
+	return 0;
+
+fail:
+	saved = errno;
+	free(buf);
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+struct config *
+config_load(const char *path, struct config_errors *err)
+{
+	struct config_errors scratch;
+	struct config *c;
+	char q[CFG_QUOTE_LEN];
+	char *buf;
+	size_t len;
+
+	if (err == NULL)
+		err = &scratch;
+	err->n = 0;
+	err->dropped = 0;
+	if (cfg_read_file(path, &buf, &len) == -1) {
+		if (errno == EFBIG)
+			cfg_err(err, "(file)", "%s is larger than %u MiB",
+				cfg_quote(q, sizeof(q), path),
+				CONFIG_FILE_MAX >> 20);
+		else
+			cfg_err(err, "(file)", "cannot read %s: %s",
+				cfg_quote(q, sizeof(q), path), strerror(errno));
+		return NULL;
+	}
+	c = config_parse(buf, len, err);
+	free(buf);
+	return c;
+}
+
+struct config *
+config_ref(struct config *c)
+{
+	/* Relaxed: a new reference is made from one already held. */
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+void
+config_unref(struct config *c)
+{
+	if (c == NULL)
+		return;
+	/* Release our writes; the last holder acquires everyone's. */
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+		config_free(c);
+}
+
+/* Reads a run of decimal digits into *n; NULL on none or on overflow. */
+static const char *
+cfg_digits(const char *s, uint64_t *n)
+{
+	uint64_t v = 0;
+	const char *p;
+
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return NULL;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (p == s)
+		return NULL;
+	*n = v;
+	return p;
+}
+
+/* Grammar: DIGIT+ ("ms" / "s" / "m" / "h" / "d"), lower case only. */
+int
+config_parse_duration(const char *s, uint64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = {
+	    {"ms", MS}, {"s", SEC}, {"m", MIN}, {"h", HOUR}, {"d", DAY}};
+	const char *p;
+	uint64_t n;
+	size_t i;
+
+	if (s == NULL || (p = cfg_digits(s, &n)) == NULL)
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(p, units[i].unit) != 0)
+			continue;
+		if (n > UINT64_MAX / units[i].ms)
+			return -1;
+		*ms = n * units[i].ms;
+		return 0;
+	}
+	return -1;
+}
+
+/* Grammar: DIGIT+ [("k" / "m" / "g") ["b"]], case-insensitive. */
+int
+config_parse_size(const char *s, uint64_t *bytes)
+{
+	const char *p;
+	uint64_t n, mult;
+
+	if (s == NULL || (p = cfg_digits(s, &n)) == NULL)
+		return -1;
+	switch (*p) {
+	case '\0':
+		*bytes = n;
+		return 0;
+	case 'k':
+	case 'K':
+		mult = KIB;
+		break;
+	case 'm':
+	case 'M':
+		mult = MIB;
+		break;
+	case 'g':
+	case 'G':
+		mult = GIB;
+		break;
+	default:
+		return -1;
+	}
+	p++;
+	if (*p == 'b' || *p == 'B')
+		p++;
+	if (*p != '\0' || n > UINT64_MAX / mult)
+		return -1;
+	*bytes = n * mult;
+	return 0;
+}
+
+/*
+ * True if name is a plausible DNS name: dot-separated labels of 1 to 63
+ * of [A-Za-z0-9_-] (underscore for container names), one final dot
+ * allowed. Whether it resolves is found out later.
+ */
+static bool
+cfg_is_hostname(const char *name)
+{
+	size_t label = 0;
+	const char *p;
+
+	for (p = name; *p != '\0'; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if (cfg_word_char((unsigned char)*p)) {
+			if (++label > 63)
+				return false;
+		} else
+			return false;
+	}
+	return p != name && (label > 0 || p[-1] == '.');
+}
+
+/* Port: 1 to 5 digits, 1..65535. Returns it, or 0 if invalid. */
+static unsigned
+cfg_port(const char *s)
+{
+	unsigned v = 0;
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i == 5 || s[i] < '0' || s[i] > '9')
+			return 0;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	return v <= 65535 ? v : 0;
+}
+
+int
+config_parse_hostport(const char *s, struct config_hostport *hp,
+		      const char **why)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&hp->addr;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&hp->addr;
+	char host[CFG_HOST_MAX + 1];
+	const char *h, *end, *port;
+	size_t hlen;
+	unsigned pnum;
+	bool v6;
+
+	memset(hp, 0, sizeof(*hp));
+	if ((v6 = s[0] == '[')) {
+		h = s + 1;
+		if ((end = strchr(h, ']')) == NULL) {
+			*why = "bad IPv6 literal";
+			return -1;
+		}
+		port = end + 1;
+		if (*port++ != ':') {
+			*why = "missing port";
+			return -1;
+		}
+	} else {
+		h = s;
+		if ((end = strrchr(s, ':')) == NULL) {
+			*why = "missing port";
+			return -1;
+		}
+		port = end + 1;
+		if (memchr(h, ':', (size_t)(end - h)) != NULL) {
+			*why = "IPv6 literal needs brackets";
+			return -1;
+		}
+	}
+	if (*port == '\0') {
+		*why = "missing port";
+		return -1;
+	}
+	if ((pnum = cfg_port(port)) == 0) {
+		*why = "bad port";
+		return -1;
+	}
+	if ((hlen = (size_t)(end - h)) > CFG_HOST_MAX) {
+		*why = "host too long";
+		return -1;
+	}
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+
+	if (v6) {
+		if (hlen == 0) {
+			*why = "empty host";
+			return -1;
+		}
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+			*why = "bad IPv6 literal";
+			return -1;
+		}
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((in_port_t)pnum);
+		hp->addrlen = sizeof(*sin6);
+		hp->numeric = true;
+	} else if (hlen == 0 || inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		/* ":port" listens on every IPv4 address. */
+		if (hlen == 0)
+			snprintf(host, sizeof(host), "0.0.0.0");
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((in_port_t)pnum);
+		hp->addrlen = sizeof(*sin);
+		hp->numeric = true;
+	} else if (strspn(host, "0123456789.") == hlen) {
+		/* Not a name: a resolver would read "10.1" as 10.0.0.1. */
+		*why = "bad IPv4 address";
+		return -1;
+	} else if (!cfg_is_hostname(host)) {
+		*why = "bad host name";
+		return -1;
+	}
+	if ((hp->host = strdup(host)) == NULL) {
+		memset(hp, 0, sizeof(*hp));
+		*why = "out of memory";
+		return -1;
+	}
+	/* pnum <= 65535, so the port always fits. */
+	if (snprintf(hp->port, sizeof(hp->port), "%u", pnum) < 0)
+		hp->port[0] = '\0';
+	return 0;
+}

@@ -1,0 +1,121 @@
+/*
+ * config.h - the gateway's JSON configuration, parsed and fully validated
+ * into an immutable snapshot before any socket is bound.
+ *
+ * A snapshot is shared by every worker and never changes after
+ * config_parse() returns it; a reload builds a new one beside it. Lifetime
+ * is a reference count: config_ref()/config_unref(), atomic.
+ */
+#ifndef PORTCULLIS_CONFIG_H
+#define PORTCULLIS_CONFIG_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONFIG_MAX_ERRORS 64
+#define CONFIG_ERROR_LEN 256
+#define CONFIG_MAX_WORKERS 256
+#define CONFIG_NAME_MAX 64 /* route and upstream names */
+
+/* Every error found, each "json.path: what is wrong". */
+struct config_errors {
+	size_t n;	/* messages kept, at most CONFIG_MAX_ERRORS */
+	size_t dropped; /* errors found beyond that */
+	char msg[CONFIG_MAX_ERRORS][CONFIG_ERROR_LEN];
+};
+
+/* A parsed "host:port"; host is a name or a numeric address. */
+struct config_hostport {
+	char *host; /* without brackets for IPv6 literals */
+	char port[6];
+	bool numeric;		      /* host is a numeric IPv4/IPv6 address */
+	struct sockaddr_storage addr; /* valid when numeric */
+	socklen_t addrlen;
+};
+
+struct config_upstream {
+	char *name;
+	struct config_hostport *servers; /* round-robin order */
+	size_t nservers;
+	unsigned keepalive;	       /* idle connections kept per worker */
+	uint64_t keepalive_timeout_ms; /* idle upstream connection life */
+	uint64_t connect_timeout_ms;   /* connect; 504 after it */
+	uint64_t read_timeout_ms;      /* between two reads; 504 after it */
+	uint64_t resolve_interval_ms;  /* re-resolution of names */
+};
+
+struct config_route {
+	char *name; /* metric label; [A-Za-z0-9_-], unique per listener */
+	char *path; /* prefix, starts with '/' */
+	size_t path_len;
+	bool
+	    strip_prefix; /* forward without the prefix (keeps a leading '/') */
+	size_t upstream;  /* index into config.upstreams */
+	uint64_t max_body;  /* request body limit in bytes; 413 over it */
+	unsigned metric_id; /* set by metrics_register(), not by the parser */
+};
+
+struct config_listener {
+	char *listen; /* as written, for logs and metric labels */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct config_route *routes;
+	size_t nroutes;
+	uint64_t header_timeout_ms;    /* whole request head; 408 after it */
+	uint64_t body_timeout_ms;      /* between two body reads; 408 */
+	uint64_t keepalive_timeout_ms; /* idle client between requests */
+	size_t max_header_size;	       /* head bytes; 431 over it */
+	size_t max_uri_size;	       /* request-target bytes; 414 over it */
+};
+
+struct config {
+	atomic_int refs;
+	unsigned workers;	/* resolved: 0 in the file becomes nproc */
+	size_t max_connections; /* client connections, whole process */
+	bool access_log;	/* JSON access log on stdout */
+	uint64_t drain_timeout_ms;
+	char *admin_listen; /* as written */
+	struct sockaddr_storage admin_addr;
+	socklen_t admin_addrlen;
+	struct config_upstream *upstreams;
+	size_t nupstreams;
+	struct config_listener *listeners;
+	size_t nlisteners;
+};
+
+/*
+ * Parses and validates a config held in json[0..len). Returns a snapshot
+ * with one reference, or NULL with every error listed in `err` (each names
+ * its JSON path, e.g. `listeners[1].routes[0].upstream: no upstream named
+ * "grafna"`). Unknown keys are errors. Names are not resolved here.
+ */
+struct config *config_parse(const char *json, size_t len,
+			    struct config_errors *err);
+
+/* Reads `path` and parses it; a read error is reported as an error too. */
+struct config *config_load(const char *path, struct config_errors *err);
+
+/* Takes a reference; returns c. */
+struct config *config_ref(struct config *c);
+
+/* Drops a reference; frees the snapshot with the last one. NULL is fine. */
+void config_unref(struct config *c);
+
+/* Parses "250ms", "5s", "2m", "1h", "1d" into milliseconds; -1 if invalid. */
+int config_parse_duration(const char *s, uint64_t *ms);
+
+/* Parses a byte size: a plain number, or with k/m/g (binary) suffix. */
+int config_parse_size(const char *s, uint64_t *bytes);
+
+/*
+ * Parses "host:port", "[v6]:port", or ":port" (all IPv4 addresses) into hp.
+ * Returns 0, or -1 with a static reason in *why. Caller frees hp->host.
+ */
+int config_parse_hostport(const char *s, struct config_hostport *hp,
+			  const char **why);
+
+#endif

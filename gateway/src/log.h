@@ -1,0 +1,46 @@
+/*
+ * log.h - error log (stderr) and the output path of the access log
+ * (stdout), without a blocking write on any event loop.
+ *
+ * Each thread that serves traffic owns a ring (log_ring_attach); records go
+ * into it and one writer thread drains every ring to the file descriptors.
+ * A full ring drops the record and counts it: logging never stalls a
+ * request. Threads without a ring (main, before start) write directly.
+ */
+#ifndef PORTCULLIS_LOG_H
+#define PORTCULLIS_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Sets the most verbose level written; default LOG_INFO. */
+void log_set_level(enum log_level level);
+
+/* Error log line on stderr: "portcullis: LEVEL: message". */
+void log_msg(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+
+/* Writes one line (no newline in `line`) to stdout, through the ring. */
+void log_access(const char *line, size_t len);
+
+/*
+ * Gives the calling thread a ring of `size` bytes; from then on its log
+ * lines are queued, not written. Returns 0 or -1 (no memory).
+ */
+int log_ring_attach(size_t size);
+
+/* Starts the writer thread (0 or -1); log_stop() drains and joins it. */
+int log_start(void);
+void log_stop(void);
+
+/* Records dropped because a ring was full, all threads. */
+uint64_t log_dropped(void);
+
+#endif

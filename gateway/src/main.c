@@ -1,0 +1,324 @@
+/*
+ * main.c - command line, startup, signals (HUP reload, TERM/INT drain),
+ * and shutdown. The main thread owns signals, reloads and the admin
+ * listener; workers own the traffic.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/opensslv.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "worker.h"
+
+struct gateway {
+	const char *config_path;
+	struct config *cfg;
+	struct event_base *base;
+	struct worker *workers;
+	unsigned nworkers;
+	struct metrics_shard **shards;
+	struct event *drain_timer;
+	struct event *drain_poll;
+	_Atomic unsigned finished;
+	bool draining;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: portcullis -c FILE       run in the foreground\n"
+		   "       portcullis -t -c FILE    check the config and exit\n"
+		   "       portcullis --version\n");
+}
+
+static void
+print_errors(const char *path, const struct config_errors *err)
+{
+	size_t i;
+
+	for (i = 0; i < err->n; i++)
+		log_error("%s: %s", path, err->msg[i]);
+	if (err->dropped > 0)
+		log_error("%s: %zu more error(s) not shown", path,
+			  err->dropped);
+}
+
+/* Listeners are bound once; a reload may change anything but them. */
+static int
+reload_compatible(const struct config *old, const struct config *new)
+{
+	size_t i;
+	int ok = 0;
+
+	if (old->nlisteners != new->nlisteners) {
+		log_error("listeners: adding or removing listeners needs a "
+			  "restart (%zu now, %zu in the new config)",
+			  old->nlisteners, new->nlisteners);
+		return -1;
+	}
+	for (i = 0; i < new->nlisteners; i++) {
+		if (strcmp(old->listeners[i].listen,
+			   new->listeners[i].listen) != 0) {
+			log_error("listeners[%zu].listen: changing \"%s\" to "
+				  "\"%s\" needs a restart",
+				  i, old->listeners[i].listen,
+				  new->listeners[i].listen);
+			ok = -1;
+		}
+	}
+	if (strcmp(old->admin_listen, new->admin_listen) != 0) {
+		log_error("admin.listen: changing it needs a restart");
+		ok = -1;
+	}
+	if (old->workers != new->workers)
+		log_warn("workers: the new count (%u) takes effect at the next "
+			 "restart; keeping %u",
+			 new->workers, old->workers);
+	return ok;
+}
+
+static void
+reload(struct gateway *gw)
+{
+	struct config_errors *err = calloc(1, sizeof(*err));
+	struct config *cfg;
+	unsigned i;
+
+	if (err == NULL) {
+		log_error("reload: out of memory; keeping the running config");
+		admin_reload_result(false);
+		return;
+	}
+	cfg = config_load(gw->config_path, err);
+	if (cfg == NULL) {
+		print_errors(gw->config_path, err);
+		log_error("reload: %s is invalid; keeping the running config",
+			  gw->config_path);
+		admin_reload_result(false);
+		free(err);
+		return;
+	}
+	free(err);
+	if (reload_compatible(gw->cfg, cfg) == -1 ||
+	    metrics_register(cfg) == -1) {
+		log_error("reload: keeping the running config");
+		config_unref(cfg);
+		admin_reload_result(false);
+		return;
+	}
+	for (i = 0; i < gw->nworkers; i++)
+		worker_publish(&gw->workers[i], cfg);
+	admin_set_config(cfg);
+	config_unref(gw->cfg);
+	gw->cfg = cfg;
+	admin_reload_result(true);
+	log_info("reload: %s loaded", gw->config_path);
+}
+
+static void
+drain_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct gateway *gw = arg;
+	unsigned i, done = 0;
+
+	/* A worker's loop returns once its last session is gone. */
+	for (i = 0; i < gw->nworkers; i++)
+		if (event_base_got_exit(gw->workers[i].w_base))
+			done++;
+	if (done == gw->nworkers)
+		event_base_loopexit(gw->base, NULL);
+}
+
+static void
+drain_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct gateway *gw = arg;
+
+	log_warn("drain: timeout reached with requests still in flight; "
+		 "exiting anyway");
+	fflush(NULL);
+	log_stop();
+	_exit(0);
+	(void)gw;
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct gateway *gw = arg;
+	struct timeval tv, poll = {0, 50 * 1000};
+	unsigned i;
+
+	if (sig == SIGHUP) {
+		log_info("SIGHUP: reloading %s", gw->config_path);
+		reload(gw);
+		return;
+	}
+	if (sig == SIGUSR1)
+		return; /* logs go to stdout/stderr; nothing to reopen */
+	if (gw->draining)
+		return;
+	gw->draining = true;
+	log_info("%s: draining in-flight requests (up to %llu ms)",
+		 sig == SIGTERM ? "SIGTERM" : "SIGINT",
+		 (unsigned long long)gw->cfg->drain_timeout_ms);
+	admin_set_draining();
+	for (i = 0; i < gw->nworkers; i++)
+		worker_drain(&gw->workers[i]);
+	tv.tv_sec = (time_t)(gw->cfg->drain_timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(gw->cfg->drain_timeout_ms % 1000) * 1000;
+	gw->drain_timer = evtimer_new(gw->base, drain_expired, gw);
+	gw->drain_poll = event_new(gw->base, -1, EV_PERSIST, drain_poll, gw);
+	evtimer_add(gw->drain_timer, &tv);
+	evtimer_add(gw->drain_poll, &poll);
+}
+
+static int
+check_config(const char *path)
+{
+	struct config_errors *err = calloc(1, sizeof(*err));
+	struct config *cfg;
+
+	if (err == NULL)
+		return 1;
+	cfg = config_load(path, err);
+	if (cfg == NULL) {
+		print_errors(path, err);
+		free(err);
+		return 1;
+	}
+	free(err);
+	config_unref(cfg);
+	printf("portcullis: %s: configuration is valid\n", path);
+	return 0;
+}
+
+static int
+run(const char *path)
+{
+	struct gateway gw;
+	struct config_errors *err;
+	struct event *sigs[4];
+	static const int signos[4] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
+	unsigned i;
+
+	memset(&gw, 0, sizeof(gw));
+	gw.config_path = path;
+	if ((err = calloc(1, sizeof(*err))) == NULL)
+		return 1;
+	gw.cfg = config_load(path, err);
+	if (gw.cfg == NULL) {
+		print_errors(path, err);
+		free(err);
+		return 1;
+	}
+	free(err);
+	metrics_init();
+	if (metrics_register(gw.cfg) == -1) {
+		log_error("too many distinct route names");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() == -1 ||
+	    (gw.base = event_base_new()) == NULL) {
+		log_error("cannot set up the event loop");
+		return 1;
+	}
+	gw.nworkers = gw.cfg->workers;
+	gw.workers = calloc(gw.nworkers, sizeof(*gw.workers));
+	gw.shards = calloc(gw.nworkers, sizeof(*gw.shards));
+	if (gw.workers == NULL || gw.shards == NULL)
+		return 1;
+	/* Bind everything before the first accept: failures are fatal here. */
+	for (i = 0; i < gw.nworkers; i++) {
+		if (worker_init(&gw.workers[i], i, gw.cfg) == -1)
+			return 1;
+		gw.shards[i] = gw.workers[i].w_metrics;
+	}
+	if (admin_start(gw.base, gw.cfg, gw.shards, gw.nworkers) == -1)
+		return 1;
+	for (i = 0; i < 4; i++) {
+		sigs[i] = evsignal_new(gw.base, signos[i], on_signal, &gw);
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1) {
+			log_error("cannot handle signal %d", signos[i]);
+			return 1;
+		}
+	}
+	if (log_start() == -1) {
+		log_error("cannot start the log writer");
+		return 1;
+	}
+	for (i = 0; i < gw.nworkers; i++)
+		if (worker_start(&gw.workers[i]) == -1)
+			return 1;
+	log_info("portcullis %s: %u worker(s), %zu listener(s), admin on %s",
+		 PORTCULLIS_VERSION, gw.nworkers, gw.cfg->nlisteners,
+		 gw.cfg->admin_listen);
+
+	event_base_dispatch(gw.base);
+
+	for (i = 0; i < gw.nworkers; i++)
+		worker_join(&gw.workers[i]);
+	log_info("drained; exiting");
+	admin_stop();
+	for (i = 0; i < 4; i++)
+		event_free(sigs[i]);
+	if (gw.drain_timer != NULL)
+		event_free(gw.drain_timer);
+	if (gw.drain_poll != NULL)
+		event_free(gw.drain_poll);
+	event_base_free(gw.base);
+	log_stop();
+	for (i = 0; i < gw.nworkers; i++)
+		metrics_shard_free(gw.shards[i]);
+	free(gw.shards);
+	free(gw.workers);
+	config_unref(gw.cfg);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = NULL;
+	bool test = false;
+	int opt;
+
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("portcullis %s (libevent %s, %s)\n", PORTCULLIS_VERSION,
+		       event_get_version(), OPENSSL_VERSION_TEXT);
+		return 0;
+	}
+	if (argc == 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	while ((opt = getopt(argc, argv, "c:t")) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			test = true;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	return test ? check_config(path) : run(path);
+}

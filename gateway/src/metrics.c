@@ -1,0 +1,399 @@
+/*
+ * metrics.c - shards, the route-name registry, and the text exposition.
+ */
+#include "metrics.h"
+
+#include <event2/buffer.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBUCKETS 14
+#define NCODES 500 /* 100..599 */
+#define MAX_LISTENERS 64
+
+/* Prometheus's default buckets plus a tail to its 2-minute query timeout. */
+static const double bucket_le[NBUCKETS] = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+static const char *const bucket_label[NBUCKETS] = {
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
+    "1",     "2.5",  "5",     "10",   "30",  "60",   "120"};
+static const char *const method_label[METRICS_NMETHODS] = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"};
+static const char *const uperr_label[METRICS_UPERR_N] = {"connect", "timeout",
+							 "reset", "dns"};
+
+typedef _Atomic uint64_t counter_t; /* written by one thread only */
+
+struct histogram {
+	counter_t bucket[NBUCKETS + 1]; /* per bucket, not cumulative */
+	counter_t sum_ns;
+};
+
+struct route_stats {
+	counter_t requests[METRICS_NMETHODS][NCODES];
+	struct histogram duration;
+	struct histogram upstream;
+	counter_t upstream_errors[METRICS_UPERR_N];
+	counter_t bytes_in;
+	counter_t bytes_out;
+};
+
+struct metrics_shard {
+	_Atomic(struct route_stats *) routes[METRICS_MAX_ROUTES];
+	_Atomic int64_t conn_active[MAX_LISTENERS];
+	counter_t conn_accepted[MAX_LISTENERS];
+};
+
+/* Registry of route names; written by the main thread only. */
+static char *registry[METRICS_MAX_ROUTES];
+static unsigned registry_n;
+
+static inline void
+bump(counter_t *c, uint64_t n)
+{
+	atomic_store_explicit(c,
+			      atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static inline uint64_t
+get(counter_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+void
+metrics_init(void)
+{
+	if (registry_n == 0)
+		registry[registry_n++] = strdup("_none");
+}
+
+static int
+registry_id(const char *name, unsigned *id)
+{
+	unsigned i;
+
+	for (i = 0; i < registry_n; i++) {
+		if (strcmp(registry[i], name) == 0) {
+			*id = i;
+			return 0;
+		}
+	}
+	if (registry_n == METRICS_MAX_ROUTES)
+		return -1;
+	if ((registry[registry_n] = strdup(name)) == NULL)
+		return -1;
+	*id = registry_n++;
+	return 0;
+}
+
+int
+metrics_register(struct config *c)
+{
+	size_t i, j;
+
+	metrics_init();
+	for (i = 0; i < c->nlisteners; i++) {
+		for (j = 0; j < c->listeners[i].nroutes; j++) {
+			struct config_route *r = &c->listeners[i].routes[j];
+
+			if (registry_id(r->name, &r->metric_id) == -1)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+struct metrics_shard *
+metrics_shard_new(void)
+{
+	return calloc(1, sizeof(struct metrics_shard));
+}
+
+void
+metrics_shard_free(struct metrics_shard *s)
+{
+	unsigned i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < METRICS_MAX_ROUTES; i++)
+		free(atomic_load(&s->routes[i]));
+	free(s);
+}
+
+enum metrics_method
+metrics_method(const char *m, size_t len)
+{
+	int i;
+
+	for (i = 0; i < METRICS_OTHER; i++) {
+		if (strlen(method_label[i]) == len &&
+		    memcmp(method_label[i], m, len) == 0)
+			return (enum metrics_method)i;
+	}
+	return METRICS_OTHER;
+}
+
+/* The owner's stats for a route, made on first use (once per route). */
+static struct route_stats *
+route_of(struct metrics_shard *s, unsigned id)
+{
+	struct route_stats *r;
+
+	if (id >= METRICS_MAX_ROUTES)
+		return NULL;
+	r = atomic_load_explicit(&s->routes[id], memory_order_relaxed);
+	if (r == NULL) {
+		if ((r = calloc(1, sizeof(*r))) == NULL)
+			return NULL;
+		atomic_store_explicit(&s->routes[id], r, memory_order_release);
+	}
+	return r;
+}
+
+static void
+observe(struct histogram *h, double seconds)
+{
+	int i = 0;
+
+	while (i < NBUCKETS && seconds > bucket_le[i])
+		i++;
+	bump(&h->bucket[i], 1);
+	bump(&h->sum_ns, seconds > 0 ? (uint64_t)(seconds * 1e9) : 0);
+}
+
+void
+metrics_request(struct metrics_shard *s, unsigned id, enum metrics_method m,
+		int code, double seconds, double upstream_seconds,
+		uint64_t bytes_in, uint64_t bytes_out)
+{
+	struct route_stats *r = route_of(s, id);
+
+	if (r == NULL)
+		return;
+	if (code >= 100 && code <= 599)
+		bump(&r->requests[m][code - 100], 1);
+	observe(&r->duration, seconds);
+	if (upstream_seconds >= 0)
+		observe(&r->upstream, upstream_seconds);
+	bump(&r->bytes_in, bytes_in);
+	bump(&r->bytes_out, bytes_out);
+}
+
+void
+metrics_upstream_error(struct metrics_shard *s, unsigned id,
+		       enum metrics_upstream_error why)
+{
+	struct route_stats *r = route_of(s, id);
+
+	if (r != NULL)
+		bump(&r->upstream_errors[why], 1);
+}
+
+void
+metrics_connection(struct metrics_shard *s, unsigned listener, int delta,
+		   bool accepted)
+{
+	if (listener >= MAX_LISTENERS)
+		return;
+	atomic_store_explicit(&s->conn_active[listener],
+			      atomic_load_explicit(&s->conn_active[listener],
+						   memory_order_relaxed) +
+				  delta,
+			      memory_order_relaxed);
+	if (accepted)
+		bump(&s->conn_accepted[listener], 1);
+}
+
+/* Sum of one route's stats over every shard; false if no shard has it. */
+static bool
+route_sum(struct metrics_shard *const *shards, unsigned n, unsigned id,
+	  struct route_stats *sum)
+{
+	bool any = false;
+	unsigned i;
+	int m, c, b;
+
+	memset(sum, 0, sizeof(*sum));
+	for (i = 0; i < n; i++) {
+		struct route_stats *r = atomic_load_explicit(
+		    &shards[i]->routes[id], memory_order_acquire);
+
+		if (r == NULL)
+			continue;
+		any = true;
+		for (m = 0; m < METRICS_NMETHODS; m++)
+			for (c = 0; c < NCODES; c++)
+				bump(&sum->requests[m][c],
+				     get(&r->requests[m][c]));
+		for (b = 0; b <= NBUCKETS; b++) {
+			bump(&sum->duration.bucket[b],
+			     get(&r->duration.bucket[b]));
+			bump(&sum->upstream.bucket[b],
+			     get(&r->upstream.bucket[b]));
+		}
+		bump(&sum->duration.sum_ns, get(&r->duration.sum_ns));
+		bump(&sum->upstream.sum_ns, get(&r->upstream.sum_ns));
+		for (b = 0; b < METRICS_UPERR_N; b++)
+			bump(&sum->upstream_errors[b],
+			     get(&r->upstream_errors[b]));
+		bump(&sum->bytes_in, get(&r->bytes_in));
+		bump(&sum->bytes_out, get(&r->bytes_out));
+	}
+	return any;
+}
+
+static void
+render_histogram(struct evbuffer *out, const char *name, const char *route,
+		 struct histogram *h)
+{
+	uint64_t cum = 0;
+	int b;
+
+	for (b = 0; b < NBUCKETS; b++) {
+		cum += get(&h->bucket[b]);
+		evbuffer_add_printf(
+		    out, "%s_bucket{route=\"%s\",le=\"%s\"} %llu\n", name,
+		    route, bucket_label[b], (unsigned long long)cum);
+	}
+	cum += get(&h->bucket[NBUCKETS]);
+	evbuffer_add_printf(out, "%s_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+			    name, route, (unsigned long long)cum);
+	evbuffer_add_printf(out, "%s_sum{route=\"%s\"} %.9f\n", name, route,
+			    (double)get(&h->sum_ns) / 1e9);
+	evbuffer_add_printf(out, "%s_count{route=\"%s\"} %llu\n", name, route,
+			    (unsigned long long)cum);
+}
+
+void
+metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
+	       unsigned nshards, const struct config *c)
+{
+	static struct route_stats sums[1]; /* main thread only; 40 KiB */
+	struct route_stats *sum = &sums[0];
+	unsigned id, i;
+	size_t l;
+	int m, code, b;
+
+	evbuffer_add_printf(out,
+			    "# HELP portcullis_http_requests_total Requests "
+			    "answered, by route, method and status code.\n"
+			    "# TYPE portcullis_http_requests_total counter\n");
+	for (id = 0; id < registry_n; id++) {
+		if (!route_sum(shards, nshards, id, sum))
+			continue;
+		for (m = 0; m < METRICS_NMETHODS; m++)
+			for (code = 0; code < NCODES; code++) {
+				uint64_t v = get(&sum->requests[m][code]);
+
+				if (v == 0)
+					continue;
+				evbuffer_add_printf(
+				    out,
+				    "portcullis_http_requests_total{route=\"%"
+				    "s\",method=\"%s\",code=\"%d\"} %llu\n",
+				    registry[id], method_label[m], code + 100,
+				    (unsigned long long)v);
+			}
+	}
+	evbuffer_add_printf(
+	    out, "# HELP portcullis_http_request_duration_seconds Time from "
+		 "the first byte of a request to the last byte of its "
+		 "response.\n"
+		 "# TYPE portcullis_http_request_duration_seconds histogram\n");
+	for (id = 0; id < registry_n; id++)
+		if (route_sum(shards, nshards, id, sum))
+			render_histogram(
+			    out, "portcullis_http_request_duration_seconds",
+			    registry[id], &sum->duration);
+	evbuffer_add_printf(
+	    out,
+	    "# HELP portcullis_upstream_response_duration_seconds Time from "
+	    "sending a request upstream to the end of its response.\n"
+	    "# TYPE portcullis_upstream_response_duration_seconds "
+	    "histogram\n");
+	for (id = 0; id < registry_n; id++)
+		if (route_sum(shards, nshards, id, sum))
+			render_histogram(
+			    out,
+			    "portcullis_upstream_response_duration_seconds",
+			    registry[id], &sum->upstream);
+	evbuffer_add_printf(
+	    out, "# HELP portcullis_upstream_errors_total Upstream "
+		 "failures, by route and reason.\n"
+		 "# TYPE portcullis_upstream_errors_total counter\n");
+	for (id = 0; id < registry_n; id++) {
+		if (!route_sum(shards, nshards, id, sum))
+			continue;
+		for (b = 0; b < METRICS_UPERR_N; b++)
+			evbuffer_add_printf(
+			    out,
+			    "portcullis_upstream_errors_total{route=\"%s\","
+			    "reason=\"%s\"} %llu\n",
+			    registry[id], uperr_label[b],
+			    (unsigned long long)get(&sum->upstream_errors[b]));
+	}
+	evbuffer_add_printf(
+	    out,
+	    "# HELP portcullis_http_request_size_bytes_total Request bytes "
+	    "received, by route.\n"
+	    "# TYPE portcullis_http_request_size_bytes_total counter\n");
+	for (id = 0; id < registry_n; id++)
+		if (route_sum(shards, nshards, id, sum))
+			evbuffer_add_printf(
+			    out,
+			    "portcullis_http_request_size_bytes_total{route=\"%"
+			    "s\"} "
+			    "%llu\n",
+			    registry[id],
+			    (unsigned long long)get(&sum->bytes_in));
+	evbuffer_add_printf(
+	    out,
+	    "# HELP portcullis_http_response_size_bytes_total Response bytes "
+	    "sent, by route.\n"
+	    "# TYPE portcullis_http_response_size_bytes_total counter\n");
+	for (id = 0; id < registry_n; id++)
+		if (route_sum(shards, nshards, id, sum))
+			evbuffer_add_printf(
+			    out,
+			    "portcullis_http_response_size_bytes_total{route="
+			    "\"%s\"}"
+			    " %llu\n",
+			    registry[id],
+			    (unsigned long long)get(&sum->bytes_out));
+
+	evbuffer_add_printf(
+	    out, "# HELP portcullis_connections_active Client connections "
+		 "open, by listener.\n"
+		 "# TYPE portcullis_connections_active gauge\n");
+	for (l = 0; l < c->nlisteners && l < MAX_LISTENERS; l++) {
+		int64_t v = 0;
+
+		for (i = 0; i < nshards; i++)
+			v += atomic_load_explicit(&shards[i]->conn_active[l],
+						  memory_order_relaxed);
+		evbuffer_add_printf(
+		    out,
+		    "portcullis_connections_active{listener=\"%s\"} %lld\n",
+		    c->listeners[l].listen, (long long)v);
+	}
+	evbuffer_add_printf(
+	    out, "# HELP portcullis_connections_accepted_total Client "
+		 "connections accepted, by listener.\n"
+		 "# TYPE portcullis_connections_accepted_total counter\n");
+	for (l = 0; l < c->nlisteners && l < MAX_LISTENERS; l++) {
+		uint64_t v = 0;
+
+		for (i = 0; i < nshards; i++)
+			v += get(&shards[i]->conn_accepted[l]);
+		evbuffer_add_printf(out,
+				    "portcullis_connections_accepted_total{"
+				    "listener=\"%s\"} %llu\n",
+				    c->listeners[l].listen,
+				    (unsigned long long)v);
+	}
+}

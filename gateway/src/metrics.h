@@ -1,0 +1,87 @@
+/*
+ * metrics.h - the gateway's own telemetry: per-worker shards written
+ * without locks or atomic read-modify-writes, summed at scrape time.
+ *
+ * A shard is written by its owner thread only (relaxed load + store) and
+ * read by the scraper (relaxed loads), so counts are exact and the request
+ * path pays a few plain memory operations.
+ */
+#ifndef PORTCULLIS_METRICS_H
+#define PORTCULLIS_METRICS_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+struct evbuffer;
+struct metrics_shard;
+
+#define METRICS_MAX_ROUTES 1024
+#define METRICS_NO_ROUTE 0 /* id of "_none": requests that matched no route */
+
+/* Methods as labelled; anything else is "OTHER". */
+enum metrics_method {
+	METRICS_GET,
+	METRICS_HEAD,
+	METRICS_POST,
+	METRICS_PUT,
+	METRICS_DELETE,
+	METRICS_PATCH,
+	METRICS_OPTIONS,
+	METRICS_OTHER,
+	METRICS_NMETHODS
+};
+
+/* Sets up the registry; main thread, before anything else here. */
+void metrics_init(void);
+
+/*
+ * Gives every route of a not-yet-published config its metric_id, reusing
+ * the id of a name seen before so series survive reloads. Main thread only.
+ * Returns 0, or -1 when the registry is full (the config is then refused).
+ */
+int metrics_register(struct config *c);
+
+/* A shard for one worker; owner thread writes, anyone reads. */
+struct metrics_shard *metrics_shard_new(void);
+
+/* Frees a shard once its worker has stopped. NULL is fine. */
+void metrics_shard_free(struct metrics_shard *s);
+
+/* Maps a method to its label index. */
+enum metrics_method metrics_method(const char *m, size_t len);
+
+/*
+ * Counts one finished request on route `id`: status code (100..599, others
+ * are counted as 0 and not exported), total and upstream durations in
+ * seconds (upstream < 0: no upstream took part), bytes in and out.
+ */
+void metrics_request(struct metrics_shard *s, unsigned id,
+		     enum metrics_method m, int code, double seconds,
+		     double upstream_seconds, uint64_t bytes_in,
+		     uint64_t bytes_out);
+
+/* Upstream error reasons, as labelled. */
+enum metrics_upstream_error {
+	METRICS_UPERR_CONNECT,
+	METRICS_UPERR_TIMEOUT,
+	METRICS_UPERR_RESET,
+	METRICS_UPERR_DNS,
+	METRICS_UPERR_N
+};
+
+void metrics_upstream_error(struct metrics_shard *s, unsigned id,
+			    enum metrics_upstream_error why);
+
+/* Connection gauges and counters, per listener index. */
+void metrics_connection(struct metrics_shard *s, unsigned listener, int delta,
+			bool accepted);
+
+/*
+ * Appends the text exposition (format 0.0.4) of every shard to `out`.
+ * `c` supplies the listener labels. Main thread.
+ */
+void metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
+		    unsigned nshards, const struct config *c);
+
+#endif

@@ -1,0 +1,1230 @@
+/*
+ * proxy.c - the request pipeline of one client connection.
+ *
+ * States: HEAD (waiting for or reading a request head), PROXY (request
+ * forwarded; its body and the response stream), TUNNEL (after 101), CLOSING
+ * (flushing the last bytes), LINGER (write side shut, discarding what the
+ * client still sends so our last answer is not lost to a reset).
+ *
+ * Backpressure, both directions: when the output of one side holds more
+ * than PROXY_HIGH bytes, reading from the other side stops; the output's
+ * write callback (low watermark PROXY_HIGH / 2) resumes it. So at most
+ * about PROXY_HIGH + one read sits in memory per direction, whatever the
+ * body size.
+ */
+#include "proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "accesslog.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "router.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define PROXY_HIGH (256 * 1024)
+#define PROXY_MAX_READ (128 * 1024)
+#define PROXY_MAX_RESPONSE_HEAD (64 * 1024)
+#define PROXY_LINGER_MS 2000
+#define PROXY_TUNNEL_IDLE_S 3600
+
+enum session_state { S_HEAD, S_PROXY, S_TUNNEL, S_CLOSING, S_LINGER };
+
+struct session {
+	TAILQ_ENTRY(session) s_entry;
+	struct worker *s_w;
+	unsigned s_lidx;
+	struct bufferevent *s_bev;
+	struct event *s_timer; /* head/idle timeout, linger */
+	struct event *s_kick;  /* next pipelined request */
+	enum session_state s_state;
+	char s_client[INET6_ADDRSTRLEN];
+	struct evbuffer *s_head; /* upstream request head, kept for a retry */
+
+	/* The current request; reset by request_reset(). */
+	struct wgen *s_gen;
+	const struct config_listener *s_lc;
+	const struct config_route *s_route;
+	struct upstream *s_up;
+	struct upstream_conn *s_uc;
+	struct timespec s_t0, s_tup;
+	bool s_started;	   /* a byte of this request's head arrived */
+	bool s_keepalive;  /* the client connection may serve another */
+	bool s_http10;	   /* the client spoke HTTP/1.0 */
+	bool s_is_head;	   /* HEAD request: no response body */
+	bool s_tunnel_req; /* asked for a WebSocket upgrade */
+	bool s_retryable;  /* idempotent with no body: may retry once */
+	bool s_retried;
+	bool s_req_done; /* the request body has been forwarded */
+	enum http_body s_req_body;
+	uint64_t s_req_left;
+	struct http_chunked s_req_chunk;
+	bool s_resp_head;  /* the response head has been forwarded */
+	bool s_resp_bytes; /* a byte of the response arrived from upstream */
+	enum http_body s_resp_body;
+	uint64_t s_resp_left;
+	struct http_chunked s_resp_chunk;
+	bool s_up_keepalive;
+	int s_status;
+	double s_up_seconds; /* -1: no upstream took part */
+	uint64_t s_bytes_in, s_bytes_out;
+	enum metrics_method s_method;
+	char s_method_str[16];
+	char s_path[512];
+	char s_reqid[129];
+};
+
+static void client_read(struct bufferevent *bev, void *arg);
+static void client_write(struct bufferevent *bev, void *arg);
+static void client_event(struct bufferevent *bev, short what, void *arg);
+static void up_read(struct bufferevent *bev, void *arg);
+static void up_write(struct bufferevent *bev, void *arg);
+static void up_event(struct bufferevent *bev, short what, void *arg);
+static void process_input(struct session *s);
+static void request_finish(struct session *s);
+
+static void
+ms_to_tv(uint64_t ms, struct timeval *tv)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+static double
+since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) +
+	       (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static const struct config_listener *
+current_listener(struct session *s)
+{
+	return &s->s_w->w_gen->g_cfg->listeners[s->s_lidx];
+}
+
+/* The one teardown: unlinks, frees both connections, logs why. */
+static void
+session_free(struct session *s, const char *why)
+{
+	struct worker *w = s->s_w;
+
+	if (why != NULL)
+		log_msg(LOG_DEBUG, "client %s: closed: %s", s->s_client, why);
+	upstream_close(s->s_uc);
+	s->s_uc = NULL;
+	if (s->s_gen != NULL)
+		wgen_release(s->s_gen);
+	metrics_connection(w->w_metrics, s->s_lidx, -1, false);
+	TAILQ_REMOVE(&w->w_sessions, s, s_entry);
+	w->w_nsessions--;
+	bufferevent_free(s->s_bev);
+	event_free(s->s_timer);
+	event_free(s->s_kick);
+	evbuffer_free(s->s_head);
+	free(s);
+	worker_session_gone(w);
+}
+
+/*
+ * Client reads stay enabled for the life of the connection (toggling them
+ * per request costs two epoll_ctl calls); what bounds the input is this
+ * read watermark: libevent stops reading once the input holds a whole head
+ * plus one read, which is where pipelined requests wait their turn.
+ */
+static void
+read_limit(struct session *s)
+{
+	size_t high = current_listener(s)->max_header_size + 1;
+
+	bufferevent_setwatermark(s->s_bev, EV_READ, 0,
+				 high > PROXY_HIGH ? high : PROXY_HIGH);
+}
+
+static void
+timer_arm(struct session *s, uint64_t ms)
+{
+	struct timeval tv;
+
+	ms_to_tv(ms, &tv);
+	evtimer_add(s->s_timer, &tv);
+}
+
+/* Shut our write side and discard input for a while, then close. */
+static void
+session_linger(struct session *s)
+{
+	struct timeval tv;
+
+	s->s_state = S_LINGER;
+	shutdown(bufferevent_getfd(s->s_bev), SHUT_WR);
+	evbuffer_drain(bufferevent_get_input(s->s_bev),
+		       evbuffer_get_length(bufferevent_get_input(s->s_bev)));
+	ms_to_tv(PROXY_LINGER_MS, &tv);
+	bufferevent_set_timeouts(s->s_bev, &tv, NULL);
+	bufferevent_enable(s->s_bev, EV_READ);
+	evtimer_del(s->s_timer);
+	timer_arm(s, PROXY_LINGER_MS);
+}
+
+/* Close once the output is flushed. */
+static void
+session_close_after_flush(struct session *s)
+{
+	s->s_state = S_CLOSING;
+	bufferevent_disable(s->s_bev, EV_READ);
+	evtimer_del(s->s_timer);
+	if (evbuffer_get_length(bufferevent_get_output(s->s_bev)) == 0)
+		session_linger(s);
+	/* else client_write() lingers when the output drains */
+}
+
+/* A client's request id is kept if it is 1..128 of [A-Za-z0-9._-]. */
+static bool
+request_id_valid(const char *v, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > 128)
+		return false;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static void
+request_id_make(struct session *s, const struct http_request *req)
+{
+	const struct http_header *h =
+	    http_find(req->headers, req->nheaders, "x-request-id");
+
+	if (h != NULL && request_id_valid(h->value, h->value_len)) {
+		memcpy(s->s_reqid, h->value, h->value_len);
+		s->s_reqid[h->value_len] = '\0';
+		return;
+	}
+	snprintf(s->s_reqid, sizeof(s->s_reqid), "%s%016llx",
+		 s->s_w->w_idprefix, (unsigned long long)++s->s_w->w_idseq);
+}
+
+static void
+request_reset(struct session *s)
+{
+	if (s->s_gen != NULL)
+		wgen_release(s->s_gen);
+	s->s_gen = NULL;
+	s->s_route = NULL;
+	s->s_up = NULL;
+	s->s_started = false;
+	s->s_retried = false;
+	s->s_retryable = false;
+	s->s_tunnel_req = false;
+	s->s_is_head = false;
+	s->s_req_done = false;
+	s->s_req_body = HTTP_BODY_NONE;
+	s->s_resp_head = false;
+	s->s_resp_bytes = false;
+	s->s_status = 0;
+	s->s_up_seconds = -1;
+	s->s_bytes_in = s->s_bytes_out = 0;
+	s->s_method = METRICS_OTHER;
+	s->s_method_str[0] = '\0';
+	s->s_path[0] = '\0';
+	s->s_reqid[0] = '\0';
+	evbuffer_drain(s->s_head, evbuffer_get_length(s->s_head));
+}
+
+/* Log and count a finished request (answered by us or the upstream). */
+static void
+request_account(struct session *s)
+{
+	unsigned id =
+	    s->s_route != NULL ? s->s_route->metric_id : METRICS_NO_ROUTE;
+	double secs = s->s_started ? since(&s->s_t0) : 0;
+
+	metrics_request(s->s_w->w_metrics, id, s->s_method, s->s_status, secs,
+			s->s_up_seconds, s->s_bytes_in, s->s_bytes_out);
+	if (s->s_gen == NULL || !s->s_gen->g_cfg->access_log)
+		return;
+	accesslog_write(&(struct accesslog_entry){
+	    .request_id = s->s_reqid,
+	    .client = s->s_client,
+	    .method = s->s_method_str,
+	    .path = s->s_path,
+	    .status = s->s_status,
+	    .bytes_in = s->s_bytes_in,
+	    .bytes_out = s->s_bytes_out,
+	    .duration = secs,
+	    .upstream_duration = s->s_up_seconds,
+	    .route = s->s_route != NULL ? s->s_route->name : NULL,
+	    .upstream = s->s_uc != NULL ? s->s_uc->uc_addr : NULL,
+	});
+}
+
+/*
+ * Answers a request ourselves. `close` ends the connection after the
+ * answer; it is forced when the request's body has not been read.
+ */
+static void
+answer(struct session *s, int status, const char *extra, bool close)
+{
+	struct evbuffer *out = bufferevent_get_output(s->s_bev);
+	char body[256];
+	int blen;
+	size_t before = evbuffer_get_length(out);
+
+	if (!s->s_req_done && s->s_req_body != HTTP_BODY_NONE)
+		close = true;
+	if (s->s_w->w_draining)
+		close = true;
+	blen = snprintf(body, sizeof(body), "%d %s\n", status,
+			http_reason(status));
+	evbuffer_add_printf(
+	    out,
+	    "HTTP/1.1 %d %s\r\nContent-Type: text/plain; "
+	    "charset=utf-8\r\nContent-Length: %d\r\n%s%s\r\n",
+	    status, http_reason(status), blen,
+	    close ? "Connection: close\r\n"
+		  : (s->s_http10 ? "Connection: keep-alive\r\n" : ""),
+	    extra != NULL ? extra : "");
+	if (!s->s_is_head)
+		evbuffer_add(out, body, (size_t)blen);
+	s->s_status = status;
+	s->s_bytes_out += evbuffer_get_length(out) - before;
+	s->s_resp_head = true;
+	s->s_keepalive = s->s_keepalive && !close;
+	request_finish(s);
+}
+
+/* Where an upstream failure maps to: 504 for time, 502 for the rest. */
+static void
+answer_upstream_error(struct session *s, enum metrics_upstream_error why)
+{
+	metrics_upstream_error(s->s_w->w_metrics, s->s_route->metric_id, why);
+	upstream_close(s->s_uc);
+	s->s_uc = NULL;
+	answer(s, why == METRICS_UPERR_TIMEOUT ? 504 : 502, NULL, false);
+}
+
+static bool
+method_idempotent(const char *m, size_t len)
+{
+	static const char *const idem[] = {"GET",    "HEAD",  "OPTIONS",
+					   "DELETE", "TRACE", "PUT"};
+	size_t i;
+
+	for (i = 0; i < sizeof(idem) / sizeof(idem[0]); i++)
+		if (strlen(idem[i]) == len && memcmp(idem[i], m, len) == 0)
+			return true;
+	return false;
+}
+
+/* Headers never forwarded as received: hop-by-hop (RFC 9110 section
+ * 7.6.1) and the ones the gateway sets itself. */
+static bool
+header_dropped(const struct http_header *h, const struct http_header *conn)
+{
+	static const char *const drop[] = {
+	    "connection",	  "keep-alive",
+	    "proxy-connection",	  "te",
+	    "transfer-encoding",  "upgrade",
+	    "http2-settings",	  "x-forwarded-for",
+	    "x-forwarded-proto",  "x-forwarded-host",
+	    "x-real-ip",	  "x-request-id",
+	    "proxy-authorization"};
+	size_t i;
+
+	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+		if (strlen(drop[i]) == h->name_len &&
+		    strncasecmp(drop[i], h->name, h->name_len) == 0)
+			return true;
+	if (conn != NULL) {
+		char name[128];
+
+		if (h->name_len >= sizeof(name))
+			return false;
+		memcpy(name, h->name, h->name_len);
+		name[h->name_len] = '\0';
+		return http_list_has(conn->value, conn->value_len, name);
+	}
+	return false;
+}
+
+static void
+add_header(struct evbuffer *b, const char *name, const char *v, size_t vlen)
+{
+	evbuffer_add(b, name, strlen(name));
+	evbuffer_add(b, ": ", 2);
+	evbuffer_add(b, v, vlen);
+	evbuffer_add(b, "\r\n", 2);
+}
+
+/* Writes the request head as the upstream gets it into s->s_head. */
+static void
+build_upstream_head(struct session *s, const struct http_request *req,
+		    const struct http_header *upgrade)
+{
+	struct evbuffer *b = s->s_head;
+	const struct http_header *conn =
+	    http_find(req->headers, req->nheaders, "connection");
+	const char *path = req->path;
+	size_t plen = req->path_len, i;
+
+	evbuffer_add(b, req->method, req->method_len);
+	evbuffer_add(b, " ", 1);
+	if (s->s_route->strip_prefix) {
+		size_t cut = s->s_route->path_len;
+
+		/* Keep the '/' that ends the prefix, or add one. */
+		if (cut > 0 && s->s_route->path[cut - 1] == '/')
+			cut--;
+		path += cut;
+		plen -= cut;
+		if (plen == 0 || path[0] != '/')
+			evbuffer_add(b, "/", 1);
+	}
+	evbuffer_add(b, path, plen);
+	evbuffer_add(b, req->minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n",
+		     11);
+	for (i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+
+		if (header_dropped(h, conn))
+			continue;
+		evbuffer_add(b, h->name, h->name_len);
+		evbuffer_add(b, ": ", 2);
+		evbuffer_add(b, h->value, h->value_len);
+		evbuffer_add(b, "\r\n", 2);
+	}
+	add_header(b, "X-Forwarded-For", s->s_client, strlen(s->s_client));
+	add_header(b, "X-Real-IP", s->s_client, strlen(s->s_client));
+	add_header(b, "X-Forwarded-Proto", "http", 4);
+	if (req->host != NULL)
+		add_header(b, "X-Forwarded-Host", req->host, req->host_len);
+	add_header(b, "X-Request-Id", s->s_reqid, strlen(s->s_reqid));
+	if (req->body == HTTP_BODY_CHUNKED)
+		evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
+	if (upgrade != NULL) {
+		evbuffer_add(b, "Connection: upgrade\r\n", 21);
+		add_header(b, "Upgrade", upgrade->value, upgrade->value_len);
+	} else if (req->minor == 0) {
+		evbuffer_add(b, "Connection: keep-alive\r\n", 24);
+	}
+	evbuffer_add(b, "\r\n", 2);
+}
+
+static void
+copy_trunc(char *dst, size_t cap, const char *src, size_t len)
+{
+	if (len >= cap)
+		len = cap - 1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+/* Hands the prepared head (and whatever body follows) to s->s_uc. */
+static void
+upstream_send(struct session *s)
+{
+	struct bufferevent *ub = s->s_uc->uc_bev;
+	const struct config_upstream *cu = upstream_config(s->s_up);
+	struct timeval rt, ct;
+
+	bufferevent_setcb(ub, up_read, up_write, up_event, s);
+	bufferevent_setwatermark(ub, EV_WRITE, PROXY_HIGH / 2, 0);
+	bufferevent_set_max_single_read(ub, PROXY_MAX_READ);
+	bufferevent_set_max_single_write(ub, PROXY_HIGH);
+	ms_to_tv(cu->read_timeout_ms, &rt);
+	ms_to_tv(cu->connect_timeout_ms, &ct);
+	/* While connecting, the write timeout is the connect timeout. */
+	bufferevent_set_timeouts(ub, &rt, s->s_uc->uc_connected ? &rt : &ct);
+	if (s->s_retryable)
+		evbuffer_add(bufferevent_get_output(ub),
+			     evbuffer_pullup(s->s_head, -1),
+			     evbuffer_get_length(s->s_head));
+	else
+		evbuffer_add_buffer(bufferevent_get_output(ub), s->s_head);
+	bufferevent_enable(ub, EV_READ | EV_WRITE);
+	clock_gettime(CLOCK_MONOTONIC, &s->s_tup);
+}
+
+static void forward_request_body(struct session *s);
+
+/*
+ * Makes the head at the front of `in` contiguous without touching the body
+ * behind it: up to the blank line if there is one, else everything (at most
+ * `limit` + 1 bytes, so the parser can tell the head is too long).
+ */
+static const char *
+pullup_head(struct evbuffer *in, size_t limit, size_t *n)
+{
+	struct evbuffer_ptr end;
+	size_t avail = evbuffer_get_length(in);
+
+	end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	if (end.pos != -1 && (size_t)end.pos + 4 <= limit + 1)
+		*n = (size_t)end.pos + 4;
+	else
+		*n = avail < limit + 1 ? avail : limit + 1;
+	return (const char *)evbuffer_pullup(in, (ssize_t)*n);
+}
+
+/* A complete request head of `len` bytes is at the front of the input. */
+static void
+request_start(struct session *s, struct http_request *req, size_t len)
+{
+	struct evbuffer *in = bufferevent_get_input(s->s_bev);
+	const struct http_header *upgrade = NULL;
+	const struct config_route *route;
+	enum metrics_upstream_error why;
+	struct timeval tv;
+	char loc[600];
+
+	evtimer_del(s->s_timer);
+	s->s_gen = wgen_acquire(s->s_w);
+	s->s_lc = &s->s_gen->g_cfg->listeners[s->s_lidx];
+	s->s_http10 = req->minor == 0;
+	s->s_keepalive = req->keep_alive && !s->s_w->w_draining;
+	s->s_is_head =
+	    req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+	s->s_method = metrics_method(req->method, req->method_len);
+	copy_trunc(s->s_method_str, sizeof(s->s_method_str), req->method,
+		   req->method_len);
+	copy_trunc(s->s_path, sizeof(s->s_path), req->path, req->path_len);
+	s->s_req_body = req->body;
+	s->s_req_left = req->content_length;
+	s->s_req_done =
+	    req->body == HTTP_BODY_NONE ||
+	    (req->body == HTTP_BODY_LENGTH && req->content_length == 0);
+	http_chunked_init(&s->s_req_chunk);
+	s->s_bytes_in = len;
+	request_id_make(s, req);
+
+	switch (router_match(s->s_lc, req->path, req->path_len, &route)) {
+	case ROUTER_NONE:
+		evbuffer_drain(in, len);
+		answer(s, 404, NULL, false);
+		return;
+	case ROUTER_REDIRECT: {
+		const char *q = memchr(req->path, '?', req->path_len);
+
+		s->s_route = route;
+		snprintf(loc, sizeof(loc), "Location: %s%.*s\r\n", route->path,
+			 q != NULL
+			     ? (int)(req->path_len - (size_t)(q - req->path))
+			     : 0,
+			 q != NULL ? q : "");
+		evbuffer_drain(in, len);
+		answer(s, 301, loc, false);
+		return;
+	}
+	case ROUTER_MATCH:
+		break;
+	}
+	s->s_route = route;
+	if (req->body == HTTP_BODY_LENGTH &&
+	    req->content_length > route->max_body) {
+		evbuffer_drain(in, len);
+		answer(s, 413, NULL, true);
+		return;
+	}
+	if (req->upgrade) {
+		upgrade = http_find(req->headers, req->nheaders, "upgrade");
+		/* Only WebSocket becomes a tunnel; h2c and the rest are refused
+		 * by not forwarding them (RFC 9110 section 7.8). */
+		if (upgrade != NULL &&
+		    !http_list_has(upgrade->value, upgrade->value_len,
+				   "websocket"))
+			upgrade = NULL;
+		s->s_tunnel_req = upgrade != NULL;
+	}
+	s->s_retryable = s->s_req_done && !s->s_tunnel_req &&
+			 method_idempotent(req->method, req->method_len);
+	build_upstream_head(s, req, upgrade);
+	evbuffer_drain(in, len);
+
+	s->s_up = s->s_gen->g_up[route->upstream];
+	s->s_uc = upstream_get(s->s_up, false, &why);
+	if (s->s_uc == NULL) {
+		answer_upstream_error(s, why);
+		return;
+	}
+	s->s_state = S_PROXY;
+	upstream_send(s);
+	if (s->s_req_done)
+		return; /* pipelined bytes wait in the input; see read_limit()
+			 */
+	ms_to_tv(s->s_lc->body_timeout_ms, &tv);
+	bufferevent_set_timeouts(s->s_bev, &tv, NULL);
+	forward_request_body(s);
+}
+
+/*
+ * Moves body bytes from `in` to `out` per the framing; returns 1 when the
+ * body is complete, 0 when more is needed, -1 on a framing error.
+ */
+static int
+move_body(struct evbuffer *in, struct evbuffer *out, enum http_body kind,
+	  uint64_t *left, struct http_chunked *ch, uint64_t *moved)
+{
+	size_t avail;
+
+	while ((avail = evbuffer_get_length(in)) > 0) {
+		if (kind == HTTP_BODY_LENGTH) {
+			size_t n = avail < *left ? avail : (size_t)*left;
+
+			evbuffer_remove_buffer(in, out, n);
+			*moved += n;
+			*left -= n;
+			return *left == 0;
+		}
+		if (kind == HTTP_BODY_CLOSE) {
+			evbuffer_add_buffer(out, in);
+			*moved += avail;
+			return 0;
+		}
+		if (ch->remaining > 0) {
+			size_t n = avail < ch->remaining
+				       ? avail
+				       : (size_t)ch->remaining;
+
+			evbuffer_remove_buffer(in, out, n);
+			http_chunked_skip(ch, n);
+			*moved += n;
+		} else {
+			struct evbuffer_iovec v;
+			ssize_t r;
+
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+				return 0;
+			r = http_chunked_scan(ch, v.iov_base, v.iov_len);
+			if (r == -1)
+				return -1;
+			evbuffer_remove_buffer(in, out, (size_t)r);
+			*moved += (size_t)r;
+		}
+		if (ch->done)
+			return 1;
+	}
+	return kind == HTTP_BODY_LENGTH && *left == 0;
+}
+
+static void
+forward_request_body(struct session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->s_uc->uc_bev);
+	int r;
+
+	r = move_body(bufferevent_get_input(s->s_bev), out, s->s_req_body,
+		      &s->s_req_left, &s->s_req_chunk, &s->s_bytes_in);
+	if (r == -1 || (s->s_req_body == HTTP_BODY_CHUNKED &&
+			s->s_req_chunk.total > s->s_route->max_body)) {
+		upstream_close(s->s_uc);
+		s->s_uc = NULL;
+		if (s->s_resp_head) {
+			session_free(s, "bad request body mid-response");
+			return;
+		}
+		s->s_keepalive = false;
+		answer(s, r == -1 ? 400 : 413, NULL, true);
+		return;
+	}
+	if (r == 1) {
+		s->s_req_done = true;
+		bufferevent_set_timeouts(s->s_bev, NULL, NULL);
+		return;
+	}
+	if (evbuffer_get_length(out) >= PROXY_HIGH)
+		bufferevent_disable(s->s_bev, EV_READ); /* up_write resumes */
+}
+
+/* Response headers the client must not get as received. */
+static bool
+response_header_dropped(const struct http_header *h,
+			const struct http_header *conn, bool tunnel)
+{
+	static const char *const drop[] = {
+	    "connection",	 "keep-alive", "proxy-connection", "te",
+	    "transfer-encoding", "upgrade",    "trailer"};
+	size_t i;
+
+	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
+		if (strlen(drop[i]) != h->name_len ||
+		    strncasecmp(drop[i], h->name, h->name_len) != 0)
+			continue;
+		if (tunnel && (i == 0 || i == 5))
+			return false;
+		if (i == 6)
+			return false; /* Trailer is end-to-end */
+		return true;
+	}
+	if (conn != NULL && !tunnel) {
+		char name[128];
+
+		if (h->name_len >= sizeof(name))
+			return false;
+		memcpy(name, h->name, h->name_len);
+		name[h->name_len] = '\0';
+		return http_list_has(conn->value, conn->value_len, name);
+	}
+	return false;
+}
+
+static void
+write_response_head(struct session *s, const struct http_response *res,
+		    bool tunnel)
+{
+	struct evbuffer *out = bufferevent_get_output(s->s_bev);
+	const struct http_header *conn =
+	    http_find(res->headers, res->nheaders, "connection");
+	size_t before = evbuffer_get_length(out), i;
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d ", res->status);
+	evbuffer_add(out, res->reason, res->reason_len);
+	evbuffer_add(out, "\r\n", 2);
+	for (i = 0; i < res->nheaders; i++) {
+		const struct http_header *h = &res->headers[i];
+
+		if (response_header_dropped(h, conn, tunnel))
+			continue;
+		evbuffer_add(out, h->name, h->name_len);
+		evbuffer_add(out, ": ", 2);
+		evbuffer_add(out, h->value, h->value_len);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	if (!tunnel && res->status >= 200) {
+		if (res->body == HTTP_BODY_CHUNKED)
+			evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+		if (!s->s_keepalive)
+			evbuffer_add(out, "Connection: close\r\n", 19);
+		else if (s->s_http10)
+			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	}
+	evbuffer_add(out, "\r\n", 2);
+	s->s_bytes_out += evbuffer_get_length(out) - before;
+}
+
+static void
+tunnel_start(struct session *s)
+{
+	struct timeval tv = {PROXY_TUNNEL_IDLE_S, 0};
+
+	s->s_state = S_TUNNEL;
+	s->s_keepalive = false;
+	s->s_up_seconds = since(&s->s_tup);
+	/* Account the handshake now; the tunnel's bytes are not a request. */
+	request_account(s);
+	bufferevent_set_timeouts(s->s_bev, &tv, NULL);
+	bufferevent_set_timeouts(s->s_uc->uc_bev, &tv, NULL);
+	bufferevent_setwatermark(s->s_bev, EV_WRITE, PROXY_HIGH / 2, 0);
+	bufferevent_enable(s->s_bev, EV_READ);
+	bufferevent_enable(s->s_uc->uc_bev, EV_READ);
+	client_read(s->s_bev, s);
+	up_read(s->s_uc->uc_bev, s);
+}
+
+/* Parses response heads at the front of the upstream input. Returns 1
+ * when the final head was forwarded, 0 if more is needed, -1 if it ended
+ * the request (answered or tunnel). */
+static int
+response_head(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->s_uc->uc_bev);
+	struct http_limits lim = {PROXY_MAX_RESPONSE_HEAD, 0, HTTP_MAX_HEADERS};
+	struct http_response res;
+
+	for (;;) {
+		const char *p;
+		size_t n;
+		int rc;
+
+		if (evbuffer_get_length(in) == 0)
+			return 0;
+		p = pullup_head(in, PROXY_MAX_RESPONSE_HEAD, &n);
+		rc = http_parse_response(p, n, &lim, s->s_is_head, &res);
+		if (rc == -2)
+			return 0;
+		if (rc == -1) {
+			log_warn("upstream %s: bad response to %s %s: %s",
+				 s->s_uc->uc_addr, s->s_method_str, s->s_path,
+				 res.error);
+			upstream_close(s->s_uc);
+			s->s_uc = NULL;
+			answer(s, 502, NULL, false);
+			return -1;
+		}
+		if (res.status == 101) {
+			if (!s->s_tunnel_req) {
+				upstream_close(s->s_uc);
+				s->s_uc = NULL;
+				answer(s, 502, NULL, false);
+				return -1;
+			}
+			s->s_status = 101;
+			write_response_head(s, &res, true);
+			evbuffer_drain(in, (size_t)rc);
+			s->s_resp_head = true;
+			tunnel_start(s);
+			return -1;
+		}
+		if (res.status < 200) {
+			/* 100 Continue, 103 Early Hints: pass on to 1.1 clients
+			 */
+			if (!s->s_http10)
+				write_response_head(s, &res, false);
+			evbuffer_drain(in, (size_t)rc);
+			continue;
+		}
+		s->s_status = res.status;
+		s->s_resp_body = res.body;
+		s->s_resp_left = res.content_length;
+		http_chunked_init(&s->s_resp_chunk);
+		s->s_up_keepalive = res.keep_alive;
+		/* A close-delimited body can only end by closing; a 1.0 client
+		 * cannot read chunked (we asked 1.0, so it should not come). */
+		if (res.body == HTTP_BODY_CLOSE ||
+		    (s->s_http10 && res.body == HTTP_BODY_CHUNKED))
+			s->s_keepalive = false;
+		if (!s->s_req_done)
+			s->s_keepalive = false;
+		write_response_head(s, &res, false);
+		evbuffer_drain(in, (size_t)rc);
+		s->s_resp_head = true;
+		return 1;
+	}
+}
+
+static void
+forward_response_body(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->s_uc->uc_bev);
+	struct evbuffer *out = bufferevent_get_output(s->s_bev);
+	int r;
+
+	if (s->s_resp_body == HTTP_BODY_NONE) {
+		request_finish(s);
+		return;
+	}
+	r = move_body(in, out, s->s_resp_body, &s->s_resp_left,
+		      &s->s_resp_chunk, &s->s_bytes_out);
+	if (r == -1) {
+		log_warn("upstream %s: bad chunked framing in response to %s "
+			 "%s",
+			 s->s_uc->uc_addr, s->s_method_str, s->s_path);
+		session_free(s, "upstream framing error");
+		return;
+	}
+	if (r == 1) {
+		request_finish(s);
+		return;
+	}
+	if (evbuffer_get_length(out) >= PROXY_HIGH)
+		bufferevent_disable(s->s_uc->uc_bev, EV_READ); /* see top */
+}
+
+/* The response is complete (or we answered): account, recycle, go on. */
+static void
+request_finish(struct session *s)
+{
+	if (s->s_uc != NULL) {
+		if (s->s_up_seconds < 0)
+			s->s_up_seconds = since(&s->s_tup);
+		request_account(s);
+		if (s->s_up_keepalive && s->s_req_done &&
+		    evbuffer_get_length(
+			bufferevent_get_output(s->s_uc->uc_bev)) == 0)
+			upstream_put(s->s_uc);
+		else
+			upstream_close(s->s_uc);
+		s->s_uc = NULL;
+	} else {
+		request_account(s);
+	}
+	if (!s->s_keepalive || s->s_w->w_draining) {
+		request_reset(s);
+		session_close_after_flush(s);
+		return;
+	}
+	request_reset(s);
+	s->s_state = S_HEAD;
+	bufferevent_set_timeouts(s->s_bev, NULL, NULL);
+	timer_arm(s, current_listener(s)->keepalive_timeout_ms);
+	read_limit(s);
+	bufferevent_enable(s->s_bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(s->s_bev)) > 0)
+		event_active(s->s_kick, EV_TIMEOUT, 0);
+}
+
+static void
+process_input(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->s_bev);
+
+	while (s->s_state == S_HEAD && evbuffer_get_length(in) > 0) {
+		const struct config_listener *lc = current_listener(s);
+		struct http_limits lim = {lc->max_header_size, lc->max_uri_size,
+					  HTTP_MAX_HEADERS};
+		struct http_request req;
+		const char *p;
+		size_t n;
+		int rc;
+
+		if (!s->s_started) {
+			s->s_started = true;
+			clock_gettime(CLOCK_MONOTONIC, &s->s_t0);
+			timer_arm(s, lc->header_timeout_ms);
+		}
+		p = pullup_head(in, lc->max_header_size, &n);
+		rc = http_parse_request(p, n, &lim, &req);
+		if (rc == -2)
+			return;
+		if (rc == -1) {
+			log_msg(LOG_INFO, "client %s: bad request: %s",
+				s->s_client, req.error);
+			s->s_gen = wgen_acquire(s->s_w);
+			s->s_bytes_in = n;
+			answer(s, req.status, NULL, true);
+			return;
+		}
+		request_start(s, &req, (size_t)rc);
+	}
+}
+
+static void
+kick(evutil_socket_t fd, short what, void *arg)
+{
+	process_input(arg);
+}
+
+static void
+timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->s_state == S_LINGER) {
+		session_free(s, "linger done");
+		return;
+	}
+	if (s->s_state != S_HEAD)
+		return;
+	if (!s->s_started) {
+		session_free(s, "idle timeout");
+		return;
+	}
+	s->s_gen = wgen_acquire(s->s_w);
+	s->s_bytes_in = evbuffer_get_length(bufferevent_get_input(s->s_bev));
+	answer(s, 408, NULL, true);
+}
+
+static void
+client_read(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	switch (s->s_state) {
+	case S_HEAD:
+		process_input(s);
+		break;
+	case S_PROXY:
+		if (!s->s_req_done && s->s_uc != NULL)
+			forward_request_body(s);
+		break;
+	case S_TUNNEL:
+		evbuffer_add_buffer(bufferevent_get_output(s->s_uc->uc_bev),
+				    in);
+		if (evbuffer_get_length(
+			bufferevent_get_output(s->s_uc->uc_bev)) >= PROXY_HIGH)
+			bufferevent_disable(bev, EV_READ);
+		break;
+	case S_CLOSING:
+		break;
+	case S_LINGER:
+		evbuffer_drain(in, evbuffer_get_length(in));
+		break;
+	}
+}
+
+static void
+client_write(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	switch (s->s_state) {
+	case S_CLOSING:
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			session_linger(s);
+		break;
+	case S_PROXY:
+		/* Our output drained: take more of the response. */
+		if (s->s_uc != NULL && s->s_resp_head) {
+			bufferevent_enable(s->s_uc->uc_bev, EV_READ);
+			forward_response_body(s);
+		}
+		break;
+	case S_TUNNEL:
+		bufferevent_enable(s->s_uc->uc_bev, EV_READ);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->s_state == S_PROXY && (what & BEV_EVENT_TIMEOUT) &&
+	    !s->s_req_done && !s->s_resp_head) {
+		/* The body stalled longer than timeouts.body. */
+		upstream_close(s->s_uc);
+		s->s_uc = NULL;
+		answer(s, 408, NULL, true);
+		return;
+	}
+	if (s->s_state == S_PROXY && (what & BEV_EVENT_EOF) && s->s_req_done) {
+		/* Half-close after a complete request: still answer it. */
+		s->s_keepalive = false;
+		return;
+	}
+	session_free(s, (what & BEV_EVENT_TIMEOUT) ? "client timeout"
+			: (what & BEV_EVENT_EOF)   ? "client closed"
+						   : "client error");
+}
+
+static void
+up_read(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (evbuffer_get_length(in) > 0)
+		s->s_resp_bytes = true;
+	if (s->s_state == S_TUNNEL) {
+		evbuffer_add_buffer(bufferevent_get_output(s->s_bev), in);
+		if (evbuffer_get_length(bufferevent_get_output(s->s_bev)) >=
+		    PROXY_HIGH)
+			bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	if (s->s_state != S_PROXY)
+		return;
+	if (!s->s_resp_head && response_head(s) != 1)
+		return;
+	forward_response_body(s);
+}
+
+static void
+up_write(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	/* The upstream took our bytes: read more of the request. */
+	if ((s->s_state == S_PROXY && !s->s_req_done) || s->s_state == S_TUNNEL)
+		bufferevent_enable(s->s_bev, EV_READ);
+	if (s->s_state == S_PROXY && !s->s_req_done)
+		forward_request_body(s);
+}
+
+/* Retry a request that a reused connection dropped before answering. */
+static bool
+retry(struct session *s)
+{
+	enum metrics_upstream_error why;
+
+	if (!s->s_uc->uc_reused || !s->s_retryable || s->s_retried ||
+	    s->s_resp_bytes)
+		return false;
+	s->s_retried = true;
+	upstream_close(s->s_uc);
+	s->s_uc = upstream_get(s->s_up, true, &why);
+	if (s->s_uc == NULL) {
+		s->s_uc = NULL;
+		answer_upstream_error(s, why);
+		return true;
+	}
+	upstream_send(s);
+	return true;
+}
+
+static void
+up_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+	struct timeval rt;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		s->s_uc->uc_connected = true;
+		ms_to_tv(upstream_config(s->s_up)->read_timeout_ms, &rt);
+		bufferevent_set_timeouts(bev, &rt, &rt);
+		return;
+	}
+	if (s->s_state == S_TUNNEL) {
+		/* Let the client have what the upstream said, then close. */
+		if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+			evbuffer_add_buffer(bufferevent_get_output(s->s_bev),
+					    bufferevent_get_input(bev));
+		upstream_close(s->s_uc);
+		s->s_uc = NULL;
+		session_close_after_flush(s);
+		return;
+	}
+	if (s->s_resp_head) {
+		if ((what & BEV_EVENT_EOF) &&
+		    s->s_resp_body == HTTP_BODY_CLOSE) {
+			s->s_up_keepalive = false;
+			request_finish(s);
+			return;
+		}
+		log_warn("upstream %s: %s in the middle of the response to %s "
+			 "%s",
+			 s->s_uc->uc_addr,
+			 (what & BEV_EVENT_TIMEOUT) ? "timeout" : "closed",
+			 s->s_method_str, s->s_path);
+		session_free(s, "upstream failed mid-response");
+		return;
+	}
+	if (!(what & BEV_EVENT_TIMEOUT) && retry(s))
+		return;
+	log_warn(
+	    "upstream %s: %s before answering %s %s", s->s_uc->uc_addr,
+	    (what & BEV_EVENT_TIMEOUT)
+		? (s->s_uc->uc_connected ? "read timeout" : "connect timeout")
+	    : !s->s_uc->uc_connected ? "connection refused"
+	    : (what & BEV_EVENT_EOF) ? "connection closed"
+				     : "connection error",
+	    s->s_method_str, s->s_path);
+	answer_upstream_error(s,
+			      (what & BEV_EVENT_TIMEOUT) ? METRICS_UPERR_TIMEOUT
+			      : !s->s_uc->uc_connected	 ? METRICS_UPERR_CONNECT
+							 : METRICS_UPERR_RESET);
+}
+
+int
+proxy_accept(struct worker *w, unsigned lidx, evutil_socket_t fd,
+	     const struct sockaddr *peer, socklen_t peerlen)
+{
+	struct session *s;
+	int one = 1;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		goto fail;
+	s->s_w = w;
+	s->s_lidx = lidx;
+	s->s_up_seconds = -1;
+	if (peer->sa_family == AF_INET)
+		inet_ntop(AF_INET,
+			  &((const struct sockaddr_in *)peer)->sin_addr,
+			  s->s_client, sizeof(s->s_client));
+	else if (peer->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+			  &((const struct sockaddr_in6 *)peer)->sin6_addr,
+			  s->s_client, sizeof(s->s_client));
+	else
+		strcpy(s->s_client, "unknown");
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->s_bev = bufferevent_socket_new(w->w_base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->s_timer = evtimer_new(w->w_base, timer_fired, s);
+	s->s_kick = event_new(w->w_base, -1, 0, kick, s);
+	s->s_head = evbuffer_new();
+	if (s->s_bev == NULL || s->s_timer == NULL || s->s_kick == NULL ||
+	    s->s_head == NULL) {
+		if (s->s_bev != NULL)
+			bufferevent_free(s->s_bev);
+		else
+			close(fd);
+		if (s->s_timer != NULL)
+			event_free(s->s_timer);
+		if (s->s_kick != NULL)
+			event_free(s->s_kick);
+		if (s->s_head != NULL)
+			evbuffer_free(s->s_head);
+		free(s);
+		return -1;
+	}
+	TAILQ_INSERT_TAIL(&w->w_sessions, s, s_entry);
+	w->w_nsessions++;
+	metrics_connection(w->w_metrics, lidx, 1, true);
+	bufferevent_setcb(s->s_bev, client_read, client_write, client_event, s);
+	bufferevent_setwatermark(s->s_bev, EV_WRITE, PROXY_HIGH / 2, 0);
+	bufferevent_set_max_single_read(s->s_bev, PROXY_MAX_READ);
+	bufferevent_set_max_single_write(s->s_bev, PROXY_HIGH);
+	s->s_state = S_HEAD;
+	/* The first request's head is due within the header timeout of the
+	 * accept; keepalive_timeout only spaces requests on a used connection.
+	 */
+	timer_arm(s, current_listener(s)->header_timeout_ms);
+	read_limit(s);
+	bufferevent_enable(s->s_bev, EV_READ);
+	return 0;
+fail:
+	close(fd);
+	return -1;
+}
+
+void
+proxy_drain_all(struct worker *w)
+{
+	struct session *s, *next;
+
+	for (s = TAILQ_FIRST(&w->w_sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, s_entry);
+		if (s->s_state == S_HEAD && !s->s_started)
+			session_free(s, "draining");
+		else
+			s->s_keepalive = false;
+	}
+}
+
+/* After the 503: discard what the client sent (so closing does not reset
+ * the connection before the answer is read), then close. */
+static void
+refuse_done(evutil_socket_t fd, short what, void *arg)
+{
+	char sink[4096];
+
+	while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+	close(fd);
+}
+
+void
+proxy_refuse(struct worker *w, evutil_socket_t fd)
+{
+	static const char busy[] =
+	    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; "
+	    "charset=utf-8\r\nContent-Length: 35\r\nConnection: close\r\n"
+	    "\r\n503 Service Unavailable (too busy)\n";
+	struct timeval tv = {1, 0};
+
+	/* A fresh socket's send buffer takes this whole; never blocks. */
+	if (send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+		-1 ||
+	    shutdown(fd, SHUT_WR) == -1 ||
+	    event_base_once(w->w_base, fd, EV_READ, refuse_done, NULL, &tv) ==
+		-1)
+		close(fd);
+}

@@ -1,0 +1,334 @@
+/*
+ * upstream.c - addresses, round robin, and the idle pool.
+ */
+#include "upstream.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "log.h"
+
+#define ADDRS_PER_SERVER 8
+
+struct server {
+	struct upstream *sv_up;
+	const struct config_hostport *sv_hp;
+	struct sockaddr_storage sv_addr[ADDRS_PER_SERVER];
+	socklen_t sv_addrlen[ADDRS_PER_SERVER];
+	size_t sv_naddr;
+	struct evdns_getaddrinfo_request *sv_req;
+	struct event *sv_timer; /* next re-resolution */
+	bool sv_logged_fail;
+};
+
+struct upstream {
+	const struct config_upstream *u_cfg;
+	struct event_base *u_base;
+	struct evdns_base *u_dns;
+	struct server *u_servers;
+	size_t u_rr; /* next server/address, round robin */
+	TAILQ_HEAD(, upstream_conn) u_idle;
+	unsigned u_nidle;
+};
+
+static void resolve(struct server *sv);
+
+static void
+format_addr(const struct sockaddr *sa, char *out, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		port = ntohs(in->sin_port);
+		snprintf(out, len, "%s:%u", ip, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(in6->sin6_port);
+		snprintf(out, len, "[%s]:%u", ip, port);
+	} else {
+		snprintf(out, len, "?");
+	}
+}
+
+static void
+resolved(int err, struct evutil_addrinfo *res, void *arg)
+{
+	struct server *sv = arg;
+	struct upstream *u = sv->sv_up;
+	struct timeval tv;
+	struct evutil_addrinfo *ai;
+	size_t n = 0;
+
+	sv->sv_req = NULL;
+	if (err == EVUTIL_EAI_CANCEL) {
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		return;
+	}
+	if (err != 0) {
+		/* Keep the last good addresses; say so once per outage. */
+		if (!sv->sv_logged_fail)
+			log_warn("upstream %s: cannot resolve \"%s\": %s%s",
+				 u->u_cfg->name, sv->sv_hp->host,
+				 evutil_gai_strerror(err),
+				 sv->sv_naddr ? " (keeping old addresses)"
+					      : "");
+		sv->sv_logged_fail = true;
+	} else {
+		for (ai = res; ai != NULL && n < ADDRS_PER_SERVER;
+		     ai = ai->ai_next) {
+			if (ai->ai_addrlen > sizeof(sv->sv_addr[0]))
+				continue;
+			memcpy(&sv->sv_addr[n], ai->ai_addr, ai->ai_addrlen);
+			sv->sv_addrlen[n++] = (socklen_t)ai->ai_addrlen;
+		}
+		if (n > 0) {
+			if (sv->sv_logged_fail || sv->sv_naddr == 0)
+				log_info("upstream %s: \"%s\" resolved to %zu "
+					 "address(es)",
+					 u->u_cfg->name, sv->sv_hp->host, n);
+			sv->sv_naddr = n;
+			sv->sv_logged_fail = false;
+		}
+	}
+	if (res != NULL)
+		evutil_freeaddrinfo(res);
+	/* Retry a failure sooner than a success is refreshed. */
+	tv.tv_sec = (long)(u->u_cfg->resolve_interval_ms / 1000);
+	tv.tv_usec = (long)(u->u_cfg->resolve_interval_ms % 1000) * 1000;
+	if (n == 0 && tv.tv_sec > 1) {
+		tv.tv_sec = 1;
+		tv.tv_usec = 0;
+	}
+	evtimer_add(sv->sv_timer, &tv);
+}
+
+static void
+resolve_timer(evutil_socket_t fd, short what, void *arg)
+{
+	resolve(arg);
+}
+
+static void
+resolve(struct server *sv)
+{
+	struct evutil_addrinfo hints;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+	/* The callback may run before this returns (hosts file). */
+	sv->sv_req = evdns_getaddrinfo(sv->sv_up->u_dns, sv->sv_hp->host,
+				       sv->sv_hp->port, &hints, resolved, sv);
+}
+
+struct upstream *
+upstream_new(struct event_base *base, struct evdns_base *dns,
+	     const struct config_upstream *cu)
+{
+	struct upstream *u;
+	size_t i;
+
+	if ((u = calloc(1, sizeof(*u))) == NULL)
+		return NULL;
+	u->u_cfg = cu;
+	u->u_base = base;
+	u->u_dns = dns;
+	TAILQ_INIT(&u->u_idle);
+	if ((u->u_servers = calloc(cu->nservers, sizeof(struct server))) ==
+	    NULL) {
+		free(u);
+		return NULL;
+	}
+	for (i = 0; i < cu->nservers; i++) {
+		struct server *sv = &u->u_servers[i];
+
+		sv->sv_up = u;
+		sv->sv_hp = &cu->servers[i];
+		if (sv->sv_hp->numeric) {
+			memcpy(&sv->sv_addr[0], &sv->sv_hp->addr,
+			       sv->sv_hp->addrlen);
+			sv->sv_addrlen[0] = sv->sv_hp->addrlen;
+			sv->sv_naddr = 1;
+			continue;
+		}
+		sv->sv_timer = evtimer_new(base, resolve_timer, sv);
+		if (sv->sv_timer == NULL || dns == NULL) {
+			log_error("upstream %s: cannot resolve \"%s\": no "
+				  "resolver",
+				  cu->name, sv->sv_hp->host);
+			continue;
+		}
+		resolve(sv);
+	}
+	return u;
+}
+
+static void
+conn_free(struct upstream_conn *c)
+{
+	struct upstream *u = c->uc_up;
+
+	if (c->uc_idle) {
+		TAILQ_REMOVE(&u->u_idle, c, uc_entry);
+		u->u_nidle--;
+	}
+	bufferevent_free(c->uc_bev);
+	free(c);
+}
+
+void
+upstream_free(struct upstream *u)
+{
+	struct upstream_conn *c;
+	size_t i;
+
+	if (u == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&u->u_idle)) != NULL)
+		conn_free(c);
+	for (i = 0; i < u->u_cfg->nservers; i++) {
+		struct server *sv = &u->u_servers[i];
+
+		if (sv->sv_req != NULL)
+			evdns_getaddrinfo_cancel(sv->sv_req);
+		if (sv->sv_timer != NULL)
+			event_free(sv->sv_timer);
+	}
+	free(u->u_servers);
+	free(u);
+}
+
+/* The next address in round-robin order over every resolved address. */
+static int
+next_addr(struct upstream *u, const struct sockaddr **sa, socklen_t *len)
+{
+	size_t i, total = 0, k;
+
+	for (i = 0; i < u->u_cfg->nservers; i++)
+		total += u->u_servers[i].sv_naddr;
+	if (total == 0)
+		return -1;
+	k = u->u_rr++ % total;
+	for (i = 0; i < u->u_cfg->nservers; i++) {
+		struct server *sv = &u->u_servers[i];
+
+		if (k < sv->sv_naddr) {
+			*sa = (const struct sockaddr *)&sv->sv_addr[k];
+			*len = sv->sv_addrlen[k];
+			return 0;
+		}
+		k -= sv->sv_naddr;
+	}
+	return -1;
+}
+
+/* An idle connection got bytes, EOF or an error: it is no longer usable. */
+static void
+idle_read(struct bufferevent *bev, void *arg)
+{
+	conn_free(arg);
+}
+
+static void
+idle_event(struct bufferevent *bev, short what, void *arg)
+{
+	conn_free(arg);
+}
+
+struct upstream_conn *
+upstream_get(struct upstream *u, bool fresh, enum metrics_upstream_error *why)
+{
+	struct upstream_conn *c;
+	const struct sockaddr *sa;
+	socklen_t salen;
+	int one = 1;
+
+	if (!fresh && (c = TAILQ_FIRST(&u->u_idle)) != NULL) {
+		TAILQ_REMOVE(&u->u_idle, c, uc_entry);
+		u->u_nidle--;
+		c->uc_idle = false;
+		c->uc_reused = true;
+		bufferevent_setcb(c->uc_bev, NULL, NULL, NULL, NULL);
+		bufferevent_set_timeouts(c->uc_bev, NULL, NULL);
+		return c;
+	}
+	if (next_addr(u, &sa, &salen) == -1) {
+		*why = METRICS_UPERR_DNS;
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto fail;
+	c->uc_up = u;
+	format_addr(sa, c->uc_addr, sizeof(c->uc_addr));
+	c->uc_bev =
+	    bufferevent_socket_new(u->u_base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (c->uc_bev == NULL)
+		goto fail;
+	if (bufferevent_socket_connect(c->uc_bev, sa, (int)salen) == -1) {
+		/* Immediate refusals are reported here, not by a callback. */
+		bufferevent_free(c->uc_bev);
+		free(c);
+		*why = METRICS_UPERR_CONNECT;
+		return NULL;
+	}
+	setsockopt(bufferevent_getfd(c->uc_bev), IPPROTO_TCP, TCP_NODELAY, &one,
+		   sizeof(one));
+	return c;
+fail:
+	free(c);
+	*why = METRICS_UPERR_CONNECT;
+	return NULL;
+}
+
+void
+upstream_put(struct upstream_conn *c)
+{
+	struct upstream *u = c->uc_up;
+	struct timeval tv;
+
+	if (u->u_nidle >= u->u_cfg->keepalive ||
+	    evbuffer_get_length(bufferevent_get_input(c->uc_bev)) > 0) {
+		conn_free(c);
+		return;
+	}
+	c->uc_idle = true;
+	TAILQ_INSERT_HEAD(&u->u_idle, c, uc_entry); /* warmest first */
+	u->u_nidle++;
+	tv.tv_sec = (long)(u->u_cfg->keepalive_timeout_ms / 1000);
+	tv.tv_usec = (long)(u->u_cfg->keepalive_timeout_ms % 1000) * 1000;
+	bufferevent_setcb(c->uc_bev, idle_read, NULL, idle_event, c);
+	bufferevent_set_timeouts(c->uc_bev, &tv, NULL);
+	bufferevent_setwatermark(c->uc_bev, EV_READ | EV_WRITE, 0, 0);
+	bufferevent_enable(c->uc_bev, EV_READ);
+}
+
+void
+upstream_close(struct upstream_conn *c)
+{
+	if (c != NULL)
+		conn_free(c);
+}
+
+const struct config_upstream *
+upstream_config(const struct upstream *u)
+{
+	return u->u_cfg;
+}

@@ -1,0 +1,309 @@
+/*
+ * worker.c - worker threads, their listeners and config generations.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "proxy.h"
+#include "upstream.h"
+
+#define WORKER_LOG_RING (1024 * 1024)
+
+/* Client connections of the whole process, against max_connections: one
+ * atomic add per connection, none per request. */
+static atomic_size_t worker_conns;
+
+struct listener_ctx {
+	struct worker *lc_w;
+	unsigned lc_idx;
+	struct event *lc_pause; /* re-enables accept after an error */
+};
+
+static struct wgen *
+wgen_new(struct worker *w, struct config *cfg)
+{
+	struct wgen *g;
+	size_t i;
+
+	if ((g = calloc(1, sizeof(*g))) == NULL)
+		return NULL;
+	g->g_cfg = config_ref(cfg);
+	g->g_w = w;
+	g->g_refs = 1; /* held by w->w_gen while current */
+	g->g_up =
+	    calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*g->g_up));
+	if (g->g_up == NULL)
+		goto fail;
+	for (i = 0; i < cfg->nupstreams; i++)
+		if ((g->g_up[i] = upstream_new(w->w_base, w->w_dns,
+					       &cfg->upstreams[i])) == NULL)
+			goto fail;
+	return g;
+fail:
+	g->g_refs = 0;
+	wgen_release(g);
+	return NULL;
+}
+
+struct wgen *
+wgen_acquire(struct worker *w)
+{
+	w->w_gen->g_refs++;
+	return w->w_gen;
+}
+
+void
+wgen_release(struct wgen *g)
+{
+	size_t i;
+
+	if (g->g_refs > 0 && --g->g_refs > 0)
+		return;
+	if (g->g_up != NULL)
+		for (i = 0; i < g->g_cfg->nupstreams; i++)
+			upstream_free(g->g_up[i]);
+	free(g->g_up);
+	config_unref(g->g_cfg);
+	free(g);
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+	  int salen, void *arg)
+{
+	struct listener_ctx *ctx = arg;
+	struct worker *w = ctx->lc_w;
+
+	if (atomic_fetch_add(&worker_conns, 1) >=
+	    w->w_gen->g_cfg->max_connections) {
+		atomic_fetch_sub(&worker_conns, 1);
+		proxy_refuse(w, fd);
+		return;
+	}
+	if (proxy_accept(w, ctx->lc_idx, fd, sa, (socklen_t)salen) == -1)
+		atomic_fetch_sub(&worker_conns, 1);
+}
+
+static void
+accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener_ctx *ctx = arg;
+
+	if (!ctx->lc_w->w_draining)
+		evconnlistener_enable(ctx->lc_w->w_listeners[ctx->lc_idx]);
+}
+
+/* accept() failed (EMFILE and the like): pause this listener for 100 ms
+ * instead of spinning on it. */
+static void
+accept_error(struct evconnlistener *l, void *arg)
+{
+	struct listener_ctx *ctx = arg;
+	struct timeval tv = {0, 100 * 1000};
+
+	log_error("listener %s: accept: %s",
+		  ctx->lc_w->w_gen->g_cfg->listeners[ctx->lc_idx].listen,
+		  strerror(errno));
+	evconnlistener_disable(l);
+	evtimer_add(ctx->lc_pause, &tv);
+}
+
+static void
+listeners_close(struct worker *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->w_nlisteners; i++) {
+		struct listener_ctx *ctx = w->w_lctx[i];
+
+		if (w->w_listeners[i] != NULL)
+			evconnlistener_free(w->w_listeners[i]);
+		w->w_listeners[i] = NULL;
+		if (ctx != NULL)
+			event_free(ctx->lc_pause);
+		free(ctx);
+		w->w_lctx[i] = NULL;
+	}
+}
+
+static void
+drain_start(struct worker *w)
+{
+	w->w_draining = true;
+	listeners_close(w);
+	proxy_drain_all(w);
+	if (w->w_nsessions == 0)
+		event_base_loopexit(w->w_base, NULL);
+}
+
+static void
+notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct config *cfg = atomic_exchange(&w->w_pending, NULL);
+
+	if (cfg != NULL) {
+		struct wgen *g = wgen_new(w, cfg);
+
+		config_unref(cfg);
+		if (g == NULL) {
+			log_error("worker %u: out of memory taking the new "
+				  "config; keeping the old one",
+				  w->w_id);
+		} else {
+			struct wgen *old = w->w_gen;
+
+			w->w_gen = g;
+			wgen_release(old);
+		}
+	}
+	if (atomic_load(&w->w_drain_req) && !w->w_draining)
+		drain_start(w);
+}
+
+int
+worker_init(struct worker *w, unsigned id, struct config *cfg)
+{
+	struct event_config *ecfg;
+	unsigned char rnd[8];
+	size_t i;
+
+	memset(w, 0, sizeof(*w));
+	w->w_id = id;
+	TAILQ_INIT(&w->w_sessions);
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+		log_error("getrandom: %s", strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(&w->w_idprefix[2 * i], 3, "%02x", rnd[i]);
+	/* The changelist folds an add and a delete of the same event within
+	 * one loop turn into nothing instead of two epoll_ctl calls. */
+	if ((ecfg = event_config_new()) == NULL)
+		return -1;
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	w->w_base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
+	if (w->w_base == NULL) {
+		log_error("worker %u: cannot make an event base", id);
+		return -1;
+	}
+	/* Without resolv.conf (a bare container) names fail to resolve and
+	 * their routes answer 502; numeric upstreams are unaffected. */
+	w->w_dns =
+	    evdns_base_new(w->w_base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+					  EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (w->w_dns == NULL)
+		w->w_dns = evdns_base_new(w->w_base, 0);
+	w->w_notify = event_new(w->w_base, -1, 0, notify_cb, w);
+	w->w_metrics = metrics_shard_new();
+	w->w_gen = wgen_new(w, cfg);
+	w->w_nlisteners = cfg->nlisteners;
+	w->w_listeners = calloc(cfg->nlisteners, sizeof(*w->w_listeners));
+	w->w_lctx = calloc(cfg->nlisteners, sizeof(*w->w_lctx));
+	if (w->w_notify == NULL || w->w_metrics == NULL || w->w_gen == NULL ||
+	    w->w_listeners == NULL || w->w_lctx == NULL) {
+		log_error("worker %u: out of memory", id);
+		return -1;
+	}
+	for (i = 0; i < cfg->nlisteners; i++) {
+		const struct config_listener *l = &cfg->listeners[i];
+		struct listener_ctx *ctx = calloc(1, sizeof(*ctx));
+
+		if (ctx == NULL)
+			return -1;
+		ctx->lc_w = w;
+		ctx->lc_idx = (unsigned)i;
+		ctx->lc_pause = evtimer_new(w->w_base, accept_resume, ctx);
+		w->w_lctx[i] = ctx;
+		w->w_listeners[i] = evconnlistener_new_bind(
+		    w->w_base, accept_cb, ctx,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+			LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT,
+		    1024, (const struct sockaddr *)&l->addr, (int)l->addrlen);
+		if (w->w_listeners[i] == NULL || ctx->lc_pause == NULL) {
+			log_error("listeners[%zu]: cannot listen on %s: %s", i,
+				  l->listen, strerror(errno));
+			return -1;
+		}
+		evconnlistener_set_error_cb(w->w_listeners[i], accept_error);
+	}
+	return 0;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	if (log_ring_attach(WORKER_LOG_RING) == -1)
+		log_warn("worker %u: no log ring; logging directly", w->w_id);
+	event_base_dispatch(w->w_base);
+	return NULL;
+}
+
+int
+worker_start(struct worker *w)
+{
+	int rc = pthread_create(&w->w_thread, NULL, worker_main, w);
+
+	if (rc != 0) {
+		log_error("worker %u: cannot start a thread: %s", w->w_id,
+			  strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+void
+worker_publish(struct worker *w, struct config *cfg)
+{
+	struct config *old = atomic_exchange(&w->w_pending, config_ref(cfg));
+
+	config_unref(old); /* one the worker never took */
+	event_active(w->w_notify, EV_READ, 0);
+}
+
+void
+worker_drain(struct worker *w)
+{
+	atomic_store(&w->w_drain_req, true);
+	event_active(w->w_notify, EV_READ, 0);
+}
+
+void
+worker_session_gone(struct worker *w)
+{
+	atomic_fetch_sub(&worker_conns, 1);
+	if (w->w_draining && w->w_nsessions == 0)
+		event_base_loopexit(w->w_base, NULL);
+}
+
+void
+worker_join(struct worker *w)
+{
+	pthread_join(w->w_thread, NULL);
+	listeners_close(w);
+	config_unref(atomic_exchange(&w->w_pending, NULL));
+	if (w->w_gen != NULL)
+		wgen_release(w->w_gen);
+	w->w_gen = NULL;
+	free(w->w_listeners);
+	w->w_listeners = NULL;
+	free(w->w_lctx);
+	w->w_lctx = NULL;
+	event_free(w->w_notify);
+	if (w->w_dns != NULL)
+		evdns_base_free(w->w_dns, 0);
+	event_base_free(w->w_base);
+}

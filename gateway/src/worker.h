@@ -1,0 +1,87 @@
+/*
+ * worker.h - one thread, one event_base, its own SO_REUSEPORT listening
+ * sockets, upstream pools and metrics shard. Nothing here is shared with
+ * another worker, so the request path takes no lock.
+ *
+ * Config snapshots reach a worker as a "generation": the worker's own
+ * view of one config (its upstream pools for it) with a plain reference
+ * count, since only the worker touches it. A request holds the generation
+ * it started on; a reload makes a new current one and the old one is freed
+ * when its last request ends.
+ */
+#ifndef PORTCULLIS_WORKER_H
+#define PORTCULLIS_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "config.h"
+
+struct event;
+struct event_base;
+struct evdns_base;
+struct evconnlistener;
+struct listener_ctx;
+struct metrics_shard;
+struct session;
+struct upstream;
+
+struct wgen {
+	struct config *g_cfg; /* one reference held */
+	struct worker *g_w;
+	unsigned g_refs;
+	struct upstream **g_up; /* one per g_cfg->upstreams */
+};
+
+struct worker {
+	unsigned w_id;
+	pthread_t w_thread;
+	struct event_base *w_base;
+	struct evdns_base *w_dns;
+	struct event *w_notify; /* main -> worker: reload or drain */
+	_Atomic(struct config *) w_pending; /* a new config to take */
+	atomic_bool w_drain_req;
+	struct wgen *w_gen; /* current generation */
+	struct evconnlistener **w_listeners;
+	struct listener_ctx **w_lctx; /* callback argument of each listener */
+	size_t w_nlisteners;
+	struct metrics_shard *w_metrics;
+	TAILQ_HEAD(, session) w_sessions;
+	size_t w_nsessions;
+	bool w_draining;
+	char w_idprefix[17]; /* random, for generated request ids */
+	uint64_t w_idseq;
+};
+
+/* Sets up a worker and binds its listeners (before any thread starts);
+ * 0, or -1 after logging why. */
+int worker_init(struct worker *w, unsigned id, struct config *cfg);
+
+/* Starts the worker's thread; 0 or -1. */
+int worker_start(struct worker *w);
+
+/* Main thread: hands a new snapshot to the worker (takes a reference). */
+void worker_publish(struct worker *w, struct config *cfg);
+
+/* Main thread: stop accepting, finish in-flight requests, then exit. */
+void worker_drain(struct worker *w);
+
+/* Main thread: waits for the worker's thread to end; frees the worker's
+ * resources. */
+void worker_join(struct worker *w);
+
+/* The current generation, with a reference for the caller. */
+struct wgen *wgen_acquire(struct worker *w);
+
+/* Drops a reference; frees a retired generation with its last one. */
+void wgen_release(struct wgen *g);
+
+/* Called by the proxy when a session ends: frees its slot of
+ * max_connections, and ends the loop once a draining worker has no session
+ * left. */
+void worker_session_gone(struct worker *w);
+
+#endif

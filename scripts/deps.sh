@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages portcullis builds, tests and benchmarks
+# with. Quiet and quick when everything is there already.
+set -euo pipefail
+
+pkgs=(
+	build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
+	libevent-dev libssl-dev libcjson-dev libcmocka-dev
+	libcurl4-openssl-dev libcrypt-dev
+	prometheus prometheus-alertmanager prometheus-node-exporter
+	python3-pytest python3-websocket
+	nginx-light haproxy wrk varnish gnuplot-nox
+	openssl curl procps iproute2 ca-certificates
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || {
+		echo "deps: need root or sudo to install: ${missing[*]}" >&2
+		exit 1
+	}
+	sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Packaged daemons (nginx, prometheus...) must not start system-wide
+# services: the project runs its own instances on loopback.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+	$sudo chmod 755 "$policy"
+	made_policy=1
+fi
+trap '[ $made_policy -eq 1 ] && $sudo rm -f "$policy"' EXIT
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `make run`: Prometheus, Alertmanager and node-exporter from Debian's
+# packages on loopback, with portcullis in front of them on
+# http://127.0.0.1:8080. Ctrl-C stops everything (by PID).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+run="$root/run"
+mkdir -p "$run/prometheus" "$run/alertmanager"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT INT TERM
+
+wait_ready() { # NAME URL
+	for _ in $(seq 1 100); do
+		curl -fsS -o /dev/null "$2" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	echo "run: $1 did not become ready at $2; its log: $run/$1.log" >&2
+	exit 1
+}
+
+build/bin/portcullis -t -c scripts/local/portcullis.json
+
+prometheus --config.file=scripts/local/prometheus.yml \
+	--storage.tsdb.path="$run/prometheus" \
+	--web.listen-address=127.0.0.1:19090 \
+	--web.external-url=http://127.0.0.1:8080/prometheus/ \
+	>"$run/prometheus.log" 2>&1 &
+pids+=($!)
+prometheus-alertmanager --config.file=scripts/local/alertmanager.yml \
+	--storage.path="$run/alertmanager" \
+	--web.listen-address=127.0.0.1:19093 \
+	--web.external-url=http://127.0.0.1:8080/alertmanager/ \
+	--cluster.listen-address= \
+	>"$run/alertmanager.log" 2>&1 &
+pids+=($!)
+prometheus-node-exporter --web.listen-address=127.0.0.1:19100 \
+	>"$run/node-exporter.log" 2>&1 &
+pids+=($!)
+wait_ready prometheus http://127.0.0.1:19090/prometheus/-/ready
+wait_ready alertmanager http://127.0.0.1:19093/alertmanager/-/ready
+
+build/bin/portcullis -c scripts/local/portcullis.json &
+pids+=($!)
+wait_ready portcullis http://127.0.0.1:9145/healthz
+cat <<MSG
+
+portcullis is up:
+  Prometheus    http://127.0.0.1:8080/prometheus/
+  Alertmanager  http://127.0.0.1:8080/alertmanager/
+  metrics       http://127.0.0.1:9145/metrics (admin, loopback only)
+Logs of the services are in $run/. Ctrl-C stops everything.
+
+MSG
+wait "${pids[-1]}"

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Runs every test of the project and ends with one line, "N passed, N
+# failed", summing the phases:
+#   1. build, C unit tests and fuzz-corpus replay (ctest)
+#   2. a short libFuzzer run of every fuzz target (FUZZ_SECONDS each)
+#   3. integration tests against real Prometheus, Alertmanager and nginx
+#   4. phases 1 and 3 again with the gateway built with ASan+UBSan
+# Set SKIP_SANITIZE=1 or SKIP_FUZZ=1 to leave a phase out while iterating.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=$(nproc)
+passed=0
+failed=0
+log_dir=$(mktemp -d /tmp/portcullis-test.XXXXXX)
+trap 'rm -rf "$log_dir"' EXIT
+
+phase() { printf '\n=== %s\n' "$*"; }
+
+# count_ctest LOG: adds the numbers from ctest's summary line.
+count_ctest() {
+	local line total fail
+	line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" | tail -1)
+	if [ -z "$line" ]; then
+		failed=$((failed + 1))
+		return
+	fi
+	fail=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+	total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
+	passed=$((passed + total - fail))
+	failed=$((failed + fail))
+}
+
+# count_pytest LOG: adds the numbers from pytest's summary line.
+count_pytest() {
+	local line p f e
+	line=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$1" | tail -1)
+	if [ -z "$line" ]; then
+		failed=$((failed + 1))
+		return
+	fi
+	p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+	f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+	e=$(grep -oE '[0-9]+ errors?' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+	passed=$((passed + p))
+	failed=$((failed + f + e))
+}
+
+# unit DIR CMAKE_ARGS...: configure, build and ctest one build tree.
+unit() {
+	local dir=$1
+	shift
+	if ! cmake -S . -B "$dir" "$@" >"$log_dir/cmake.log" 2>&1 ||
+		! cmake --build "$dir" -j "$jobs" >>"$log_dir/cmake.log" 2>&1; then
+		cat "$log_dir/cmake.log"
+		echo "build of $dir failed"
+		failed=$((failed + 1))
+		return 1
+	fi
+	(cd "$dir" && ctest --output-on-failure -j "$jobs") 2>&1 | tee "$log_dir/ctest.log"
+	count_ctest "$log_dir/ctest.log"
+}
+
+integration() {
+	local bin=$1
+	PORTCULLIS_BIN="$bin" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+		tests/integration 2>&1 | tee "$log_dir/pytest.log"
+	count_pytest "$log_dir/pytest.log"
+}
+
+phase "unit tests (build/)"
+unit build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+have_bin=$?
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+	phase "fuzzing (${FUZZ_SECONDS:=30}s per target)"
+	if cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPORTCULLIS_FUZZ=ON \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo >"$log_dir/fuzz-build.log" 2>&1 &&
+		cmake --build build-fuzz -j "$jobs" >>"$log_dir/fuzz-build.log" 2>&1; then
+		for fz in build-fuzz/bin/fuzz_*; do
+			name=$(basename "$fz")
+			corpus="$root/gateway/fuzz/corpus/${name#fuzz_}"
+			work=$(mktemp -d "$log_dir/$name.XXXX")
+			dict=()
+			[ -f "gateway/fuzz/${name#fuzz_}.dict" ] &&
+				dict=("-dict=$root/gateway/fuzz/${name#fuzz_}.dict")
+			if (cd "$work" && "$root/$fz" -max_total_time="$FUZZ_SECONDS" \
+				-print_final_stats=1 "${dict[@]}" \
+				"$work" "$corpus") >"$log_dir/$name.log" 2>&1; then
+				echo "$name: ok ($(grep -E 'stat::number_of_executed_units' \
+					"$log_dir/$name.log" | awk '{print $2}') runs)"
+				passed=$((passed + 1))
+			else
+				tail -40 "$log_dir/$name.log"
+				echo "$name: FAILED (crash input saved in $work)"
+				failed=$((failed + 1))
+			fi
+		done
+	else
+		cat "$log_dir/fuzz-build.log"
+		echo "fuzz build failed"
+		failed=$((failed + 1))
+	fi
+fi
+
+phase "integration tests"
+if [ $have_bin -eq 0 ]; then
+	integration "$root/build/bin/portcullis"
+else
+	failed=$((failed + 1))
+fi
+
+if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
+	phase "unit tests under ASan+UBSan (build-asan/)"
+	export ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:exitcode=99
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	if unit build-asan -DCMAKE_BUILD_TYPE=Debug -DPORTCULLIS_SANITIZE=ON; then
+		phase "integration tests under ASan+UBSan"
+		integration "$root/build-asan/bin/portcullis"
+	fi
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -80,15 +80,15 @@ struct http_fail {
 enum {
 	CK_SIZE0,	/* first HEXDIG of a chunk-size */
 	CK_SIZE,	/* further HEXDIGs */
-	CK_SIZE_WS,	/* BWS after the size, before ';' */
+	CK_EXT_BWS,	/* BWS after the size or a value, before ';' */
 	CK_EXT_NAME0,	/* after ';': BWS, then chunk-ext-name */
 	CK_EXT_NAME,	/* in chunk-ext-name */
-	CK_EXT_NAME_WS, /* BWS after the name */
+	CK_EXT_NAME_WS, /* BWS after the name, before '=' or ';' */
 	CK_EXT_VAL0,	/* after '=': BWS, then token or quoted-string */
 	CK_EXT_TOKEN,	/* in a token value */
 	CK_EXT_QUOTED,	/* in a quoted-string value */
 	CK_EXT_QPAIR,	/* after a backslash in it */
-	CK_EXT_VAL_WS,	/* BWS after a value */
+	CK_EXT_VAL_END, /* after the closing quote */
 	CK_SIZE_LF,	/* CR of the size line seen */
 	CK_DATA,	/* in chunk-data */
 	CK_DATA_CR,	/* CRLF after chunk-data */
@@ -109,8 +109,6 @@ static const char http_root[] = "/";
  */
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
-#define HAS_LESS(w, n) (((w)-ONES * (n)) & ~(w)&HIGHS) /* n <= 128 */
-#define HAS_BYTE(w, b) HAS_LESS((w) ^ ONES * (b), 1)
 
 static uint64_t
 load8(const char *p)
@@ -119,6 +117,13 @@ load8(const char *p)
 
 	memcpy(&w, p, sizeof(w));
 	return w;
+}
+
+/* Nonzero if a byte of w is below n, n <= 128. */
+static uint64_t
+has_less(uint64_t w, uint64_t n)
+{
+	return (w - ONES * n) & ~w & HIGHS;
 }
 
 /*
@@ -132,7 +137,7 @@ skip_value(const char *p, const char *end)
 
 	while (end - p >= 8) {
 		w = load8(p);
-		if (HAS_LESS(w, 0x20) | HAS_BYTE(w, 0x7f))
+		if (has_less(w, 0x20) | has_less(w ^ ONES * 0x7f, 1))
 			break;
 		p += 8;
 	}
@@ -429,14 +434,15 @@ parse_target(struct http_request *req, const char **auth, size_t *auth_len,
 	if (t[0] == '/') {
 		/* "//x" reads as a network-path reference to many URL APIs. */
 		if (n > 1 && t[1] == '/')
-			return fail(f, 400, "target starts with //");
+			return fail(f, 400, "target path starts with //");
 		req->target_form = HTTP_TARGET_ORIGIN;
 		req->path = t;
 		req->path_len = n;
 		return 0;
 	}
 	if (n == 1 && t[0] == '*') {
-		if (req->method_len != 7 || memcmp(req->method, "OPTIONS", 7))
+		if (req->method_len != 7 ||
+		    memcmp(req->method, "OPTIONS", 7) != 0)
 			return fail(f, 400, "asterisk-form without OPTIONS");
 		req->target_form = HTTP_TARGET_ASTERISK;
 		req->path = t;
@@ -456,6 +462,8 @@ parse_target(struct http_request *req, const char **auth, size_t *auth_len,
 		return fail(f, 400, "absolute-form without authority");
 	if (q < n && t[q] != '/')
 		return fail(f, 400, "invalid authority in absolute-form");
+	if (n - q > 1 && t[q + 1] == '/')
+		return fail(f, 400, "target path starts with //");
 	req->target_form = HTTP_TARGET_ABSOLUTE;
 	if (q == n) {
 		req->path = http_root;
@@ -494,7 +502,7 @@ parse_request_line(const char *buf, size_t off, const struct http_limits *lim,
 	}
 	/* CONNECT asks for a tunnel, which a reverse proxy does not offer. */
 	if (req->method_len == 7 && memcmp(req->method, "CONNECT", 7) == 0) {
-		fail(f, 400, "CONNECT");
+		fail(f, 400, "CONNECT not supported");
 		return NULL;
 	}
 	req->target = ++p;
@@ -531,17 +539,15 @@ request_partial(const char *buf, size_t off, size_t len,
 		const struct http_limits *lim, size_t max_head,
 		struct http_fail *f)
 {
-	const char *p = buf + off, *end = buf + len, *t;
+	const char *m = buf + off, *p = m, *end = buf + len, *t;
 
-	while (p < end && IS(C_TCHAR, *p))
-		if (p++ - (buf + off) == HTTP_MAX_METHOD)
+	for (; p < end && IS(C_TCHAR, *p); p++)
+		if (p - m == HTTP_MAX_METHOD)
 			return fail(f, 400, "method too long");
 	if (p < end && *p == ' ') {
-		t = ++p;
-		while (p < end && IS(C_TARGET, *p))
-			p++;
-		if ((size_t)(p - t) > lim->max_target)
-			return fail(f, 414, "target too long");
+		for (t = ++p; p < end && IS(C_TARGET, *p); p++)
+			if ((size_t)(p - t) == lim->max_target)
+				return fail(f, 414, "target too long");
 	}
 	if (len >= max_head)
 		return fail(f, 431, "request head too large");
@@ -636,8 +642,9 @@ request_derive(struct http_request *req, const char *auth, size_t auth_len,
 			}
 			break;
 		case 6:
+			/* RFC 9110 section 10.1.1: ignored in HTTP/1.0. */
 			if (header_is(h, "expect", 6) &&
-			    value_is(h, "100-continue", 12))
+			    value_is(h, "100-continue", 12) && req->minor == 1)
 				req->expect_continue = true;
 			break;
 		case 7:
@@ -761,7 +768,7 @@ response_derive(struct http_response *res, bool method_is_head,
 	for (i = 0; i < res->nheaders; i++) {
 		h = &res->headers[i];
 		if (header_is(h, "content-length", 14)) {
-			/* Section 6.3 item 5: equal repeats are one value. */
+			/* RFC 9110 section 8.6: equal repeats are one value. */
 			if (parse_length(h->value, h->value_len, &v) == -1)
 				return fail(f, 502, "invalid Content-Length");
 			if (has_cl && v != cl)
@@ -933,15 +940,23 @@ hex_value(unsigned char ch)
 }
 
 /*
- * One byte of a size line, RFC 9112 section 7.1.1:
+ * One byte of a size line, RFC 9112 section 7.1.1, up to its CR:
  *   chunk-size [ chunk-ext ] CRLF
  *   chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
- * BWS is also accepted before the CRLF. Returns 0 or -1.
+ * The line may end after the size, an extension name or an extension
+ * value, not after BWS. Returns 0 or -1.
  */
 static int
 chunk_size_byte(struct http_chunked *c, unsigned char ch)
 {
-	switch (c->state) {
+	int s = c->state;
+
+	if (ch == '\r' && (s == CK_SIZE || s == CK_EXT_NAME ||
+			   s == CK_EXT_TOKEN || s == CK_EXT_VAL_END)) {
+		c->state = CK_SIZE_LF;
+		return 0;
+	}
+	switch (s) {
 	case CK_SIZE0:
 		if (!IS(C_HEX, ch))
 			return -1;
@@ -956,11 +971,12 @@ chunk_size_byte(struct http_chunked *c, unsigned char ch)
 			return c->size > HTTP_MAX_CONTENT_LENGTH ? -1 : 0;
 		}
 		/* FALLTHROUGH */
-	case CK_SIZE_WS:
-		if (IS_WS(ch))
-			c->state = CK_SIZE_WS;
-		else if (ch == ';')
+	case CK_EXT_VAL_END:
+	case CK_EXT_BWS:
+		if (ch == ';')
 			c->state = CK_EXT_NAME0;
+		else if (IS_WS(ch))
+			c->state = CK_EXT_BWS;
 		else
 			return -1;
 		return 0;
@@ -968,22 +984,6 @@ chunk_size_byte(struct http_chunked *c, unsigned char ch)
 		if (IS(C_TCHAR, ch))
 			c->state = CK_EXT_NAME;
 		else if (!IS_WS(ch))
-			return -1;
-		return 0;
-	case CK_EXT_NAME:
-		if (IS(C_TCHAR, ch))
-			return 0;
-		/* FALLTHROUGH */
-	case CK_EXT_NAME_WS:
-	case CK_EXT_VAL_WS:
-		if (IS_WS(ch))
-			c->state = c->state == CK_EXT_VAL_WS ? CK_EXT_VAL_WS
-							     : CK_EXT_NAME_WS;
-		else if (ch == ';')
-			c->state = CK_EXT_NAME0;
-		else if (ch == '=' && c->state != CK_EXT_VAL_WS)
-			c->state = CK_EXT_VAL0;
-		else
 			return -1;
 		return 0;
 	case CK_EXT_VAL0:
@@ -994,19 +994,32 @@ chunk_size_byte(struct http_chunked *c, unsigned char ch)
 		else if (!IS_WS(ch))
 			return -1;
 		return 0;
+	case CK_EXT_NAME:
+	case CK_EXT_NAME_WS:
+		if (IS(C_TCHAR, ch) && s == CK_EXT_NAME)
+			return 0;
+		if (ch == ';')
+			c->state = CK_EXT_NAME0;
+		else if (ch == '=')
+			c->state = CK_EXT_VAL0;
+		else if (IS_WS(ch))
+			c->state = CK_EXT_NAME_WS;
+		else
+			return -1;
+		return 0;
 	case CK_EXT_TOKEN:
 		if (IS(C_TCHAR, ch))
 			return 0;
-		if (IS_WS(ch))
-			c->state = CK_EXT_VAL_WS;
-		else if (ch == ';')
+		if (ch == ';')
 			c->state = CK_EXT_NAME0;
+		else if (IS_WS(ch))
+			c->state = CK_EXT_BWS;
 		else
 			return -1;
 		return 0;
 	case CK_EXT_QUOTED:
 		if (ch == '"')
-			c->state = CK_EXT_VAL_WS;
+			c->state = CK_EXT_VAL_END;
 		else if (ch == '\\')
 			c->state = CK_EXT_QPAIR;
 		else if (!IS(C_QDTEXT, ch))
@@ -1021,11 +1034,7 @@ chunk_size_byte(struct http_chunked *c, unsigned char ch)
 	return -1;
 }
 
-/*
- * One byte outside chunk-data. The CR that ends a size line is taken here,
- * where the line may end: after the size, an extension name or value, or
- * BWS; chunk_size_byte rejects it anywhere else.
- */
+/* One byte outside chunk-data and size lines (RFC 9112 section 7.1). */
 static int
 chunk_byte(struct http_chunked *c, unsigned char ch)
 {
@@ -1084,17 +1093,6 @@ chunk_byte(struct http_chunked *c, unsigned char ch)
 		c->state = CK_DONE;
 		c->done = true;
 		return 0;
-	case CK_SIZE:
-	case CK_SIZE_WS:
-	case CK_EXT_NAME:
-	case CK_EXT_NAME_WS:
-	case CK_EXT_TOKEN:
-	case CK_EXT_VAL_WS:
-		if (ch == '\r') {
-			c->state = CK_SIZE_LF;
-			return 0;
-		}
-		break;
 	}
 	return chunk_size_byte(c, ch);
 }

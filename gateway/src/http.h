@@ -116,9 +116,13 @@ struct http_response {
  * field name and the colon, invalid token characters in the method or a
  * field name, control characters in a field value, a missing or repeated
  * Host in HTTP/1.1, a target that is not origin-form, a well-formed
- * absolute-form (http/https) or "*" with OPTIONS. HTTP versions other than
- * 1.0 and 1.1 get 505. Leading empty lines before the request line
- * (RFC 9112 section 2.2) are skipped and counted in the return value.
+ * absolute-form (http/https) or "*" with OPTIONS. Also 400: CONNECT, a
+ * path starting with "//", userinfo in an absolute-form target, an empty
+ * or invalid Host, and a Host that differs from the authority of an
+ * absolute-form target. HTTP versions other than 1.0 and 1.1 get 505. Up
+ * to 8 empty lines before the request line (RFC 9112 section 2.2) are
+ * skipped and counted in the return value. Content-Length: 0 gives
+ * HTTP_BODY_LENGTH with content_length 0.
  */
 int http_parse_request(const char *buf, size_t len,
 		       const struct http_limits *lim, struct http_request *req);

@@ -7,17 +7,16 @@
  * client still sends so our last answer is not lost to a reset).
  *
  * Backpressure, both directions: when the output of one side holds more
- * than PROXY_HIGH bytes, reading from the other side stops; the output's
- * write callback (low watermark PROXY_HIGH / 2) resumes it. So at most
- * about PROXY_HIGH + one read sits in memory per direction, whatever the
- * body size.
+ * than PROXY_HIGH bytes, reading from the other side stops; a drain
+ * notification at PROXY_HIGH / 2 resumes it. Inputs are capped at
+ * PROXY_HIGH too (conn_read_limit), so about 2 * PROXY_HIGH sits in memory
+ * per direction, whatever the body size.
  */
 #include "proxy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -28,6 +27,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "conn.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -36,7 +36,6 @@
 #include "worker.h"
 
 #define PROXY_HIGH (256 * 1024)
-#define PROXY_MAX_READ (128 * 1024)
 #define PROXY_MAX_RESPONSE_HEAD (64 * 1024)
 #define PROXY_LINGER_MS 2000
 #define PROXY_TUNNEL_IDLE_S 3600
@@ -47,7 +46,7 @@ struct session {
 	TAILQ_ENTRY(session) s_entry;
 	struct worker *s_w;
 	unsigned s_lidx;
-	struct bufferevent *s_bev;
+	struct conn *s_c;      /* the client */
 	struct event *s_timer; /* head/idle timeout, linger */
 	struct event *s_kick;  /* next pipelined request */
 	enum session_state s_state;
@@ -87,12 +86,12 @@ struct session {
 	char s_reqid[129];
 };
 
-static void client_read(struct bufferevent *bev, void *arg);
-static void client_write(struct bufferevent *bev, void *arg);
-static void client_event(struct bufferevent *bev, short what, void *arg);
-static void up_read(struct bufferevent *bev, void *arg);
-static void up_write(struct bufferevent *bev, void *arg);
-static void up_event(struct bufferevent *bev, short what, void *arg);
+static void client_read(struct conn *c, void *arg);
+static void client_drained(struct conn *c, void *arg);
+static void client_event(struct conn *c, int what, void *arg);
+static void up_read(struct conn *c, void *arg);
+static void up_drained(struct conn *c, void *arg);
+static void up_event(struct conn *c, int what, void *arg);
 static void process_input(struct session *s);
 static void request_finish(struct session *s);
 
@@ -134,7 +133,7 @@ session_free(struct session *s, const char *why)
 	metrics_connection(w->w_metrics, s->s_lidx, -1, false);
 	TAILQ_REMOVE(&w->w_sessions, s, s_entry);
 	w->w_nsessions--;
-	bufferevent_free(s->s_bev);
+	conn_free(s->s_c);
 	event_free(s->s_timer);
 	event_free(s->s_kick);
 	evbuffer_free(s->s_head);
@@ -143,18 +142,16 @@ session_free(struct session *s, const char *why)
 }
 
 /*
- * Client reads stay enabled for the life of the connection (toggling them
- * per request costs two epoll_ctl calls); what bounds the input is this
- * read watermark: libevent stops reading once the input holds a whole head
- * plus one read, which is where pipelined requests wait their turn.
+ * Client reads stay enabled for the life of the connection; what bounds the
+ * input is this limit: reading pauses once the input holds a whole head
+ * (or PROXY_HIGH of body), which is where pipelined requests wait.
  */
 static void
 read_limit(struct session *s)
 {
 	size_t high = current_listener(s)->max_header_size + 1;
 
-	bufferevent_setwatermark(s->s_bev, EV_READ, 0,
-				 high > PROXY_HIGH ? high : PROXY_HIGH);
+	conn_read_limit(s->s_c, high > PROXY_HIGH ? high : PROXY_HIGH);
 }
 
 static void
@@ -170,15 +167,14 @@ timer_arm(struct session *s, uint64_t ms)
 static void
 session_linger(struct session *s)
 {
-	struct timeval tv;
+	struct evbuffer *in = conn_in(s->s_c);
 
 	s->s_state = S_LINGER;
-	shutdown(bufferevent_getfd(s->s_bev), SHUT_WR);
-	evbuffer_drain(bufferevent_get_input(s->s_bev),
-		       evbuffer_get_length(bufferevent_get_input(s->s_bev)));
-	ms_to_tv(PROXY_LINGER_MS, &tv);
-	bufferevent_set_timeouts(s->s_bev, &tv, NULL);
-	bufferevent_enable(s->s_bev, EV_READ);
+	shutdown(conn_fd(s->s_c), SHUT_WR);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	conn_timeout(s->s_c, 0);
+	conn_read_limit(s->s_c, 0);
+	conn_read(s->s_c, true);
 	evtimer_del(s->s_timer);
 	timer_arm(s, PROXY_LINGER_MS);
 }
@@ -188,11 +184,13 @@ static void
 session_close_after_flush(struct session *s)
 {
 	s->s_state = S_CLOSING;
-	bufferevent_disable(s->s_bev, EV_READ);
+	conn_read(s->s_c, false);
 	evtimer_del(s->s_timer);
-	if (evbuffer_get_length(bufferevent_get_output(s->s_bev)) == 0)
+	conn_flush(s->s_c);
+	if (evbuffer_get_length(conn_out(s->s_c)) == 0)
 		session_linger(s);
-	/* else client_write() lingers when the output drains */
+	else
+		conn_notify_drain(s->s_c, 0); /* client_drained() lingers */
 }
 
 /* A client's request id is kept if it is 1..128 of [A-Za-z0-9._-]. */
@@ -290,7 +288,7 @@ request_account(struct session *s)
 static void
 answer(struct session *s, int status, const char *extra, bool close)
 {
-	struct evbuffer *out = bufferevent_get_output(s->s_bev);
+	struct evbuffer *out = conn_out(s->s_c);
 	char body[256];
 	int blen;
 	size_t before = evbuffer_get_length(out);
@@ -448,26 +446,23 @@ copy_trunc(char *dst, size_t cap, const char *src, size_t len)
 static void
 upstream_send(struct session *s)
 {
-	struct bufferevent *ub = s->s_uc->uc_bev;
+	struct conn *uc = s->s_uc->uc_conn;
 	const struct config_upstream *cu = upstream_config(s->s_up);
-	struct timeval rt, ct;
 
-	bufferevent_setcb(ub, up_read, up_write, up_event, s);
-	bufferevent_setwatermark(ub, EV_WRITE, PROXY_HIGH / 2, 0);
-	bufferevent_set_max_single_read(ub, PROXY_MAX_READ);
-	bufferevent_set_max_single_write(ub, PROXY_HIGH);
-	ms_to_tv(cu->read_timeout_ms, &rt);
-	ms_to_tv(cu->connect_timeout_ms, &ct);
-	/* While connecting, the write timeout is the connect timeout. */
-	bufferevent_set_timeouts(ub, &rt, s->s_uc->uc_connected ? &rt : &ct);
+	conn_setcb(uc, up_read, up_drained, up_event, s);
+	conn_read_limit(uc, PROXY_HIGH);
+	conn_read(uc, true);
+	/* Until the connect finishes, the connect timeout applies. */
+	conn_timeout(uc, s->s_uc->uc_connected ? cu->read_timeout_ms
+					       : cu->connect_timeout_ms);
 	if (s->s_retryable)
-		evbuffer_add(bufferevent_get_output(ub),
-			     evbuffer_pullup(s->s_head, -1),
+		evbuffer_add(conn_out(uc), evbuffer_pullup(s->s_head, -1),
 			     evbuffer_get_length(s->s_head));
 	else
-		evbuffer_add_buffer(bufferevent_get_output(ub), s->s_head);
-	bufferevent_enable(ub, EV_READ | EV_WRITE);
+		evbuffer_add_buffer(conn_out(uc), s->s_head);
 	clock_gettime(CLOCK_MONOTONIC, &s->s_tup);
+	if (s->s_req_done)
+		conn_flush(uc); /* else forward_request_body() flushes */
 }
 
 static void forward_request_body(struct session *s);
@@ -495,11 +490,10 @@ pullup_head(struct evbuffer *in, size_t limit, size_t *n)
 static void
 request_start(struct session *s, struct http_request *req, size_t len)
 {
-	struct evbuffer *in = bufferevent_get_input(s->s_bev);
+	struct evbuffer *in = conn_in(s->s_c);
 	const struct http_header *upgrade = NULL;
 	const struct config_route *route;
 	enum metrics_upstream_error why;
-	struct timeval tv;
 	char loc[600];
 
 	evtimer_del(s->s_timer);
@@ -576,8 +570,7 @@ request_start(struct session *s, struct http_request *req, size_t len)
 	if (s->s_req_done)
 		return; /* pipelined bytes wait in the input; see read_limit()
 			 */
-	ms_to_tv(s->s_lc->body_timeout_ms, &tv);
-	bufferevent_set_timeouts(s->s_bev, &tv, NULL);
+	conn_timeout(s->s_c, s->s_lc->body_timeout_ms);
 	forward_request_body(s);
 }
 
@@ -634,11 +627,12 @@ move_body(struct evbuffer *in, struct evbuffer *out, enum http_body kind,
 static void
 forward_request_body(struct session *s)
 {
-	struct evbuffer *out = bufferevent_get_output(s->s_uc->uc_bev);
+	struct evbuffer *out = conn_out(s->s_uc->uc_conn);
 	int r;
 
-	r = move_body(bufferevent_get_input(s->s_bev), out, s->s_req_body,
-		      &s->s_req_left, &s->s_req_chunk, &s->s_bytes_in);
+	r = move_body(conn_in(s->s_c), out, s->s_req_body, &s->s_req_left,
+		      &s->s_req_chunk, &s->s_bytes_in);
+	conn_flush(s->s_uc->uc_conn);
 	if (r == -1 || (s->s_req_body == HTTP_BODY_CHUNKED &&
 			s->s_req_chunk.total > s->s_route->max_body)) {
 		upstream_close(s->s_uc);
@@ -653,11 +647,13 @@ forward_request_body(struct session *s)
 	}
 	if (r == 1) {
 		s->s_req_done = true;
-		bufferevent_set_timeouts(s->s_bev, NULL, NULL);
+		conn_timeout(s->s_c, 0);
 		return;
 	}
-	if (evbuffer_get_length(out) >= PROXY_HIGH)
-		bufferevent_disable(s->s_bev, EV_READ); /* up_write resumes */
+	if (evbuffer_get_length(out) >= PROXY_HIGH) {
+		conn_read(s->s_c, false);
+		conn_notify_drain(s->s_uc->uc_conn, PROXY_HIGH / 2);
+	}
 }
 
 /* Response headers the client must not get as received. */
@@ -696,7 +692,7 @@ static void
 write_response_head(struct session *s, const struct http_response *res,
 		    bool tunnel)
 {
-	struct evbuffer *out = bufferevent_get_output(s->s_bev);
+	struct evbuffer *out = conn_out(s->s_c);
 	const struct http_header *conn =
 	    http_find(res->headers, res->nheaders, "connection");
 	size_t before = evbuffer_get_length(out), i;
@@ -726,23 +722,33 @@ write_response_head(struct session *s, const struct http_response *res,
 	s->s_bytes_out += evbuffer_get_length(out) - before;
 }
 
+/* Moves what `from` received to `to`, with the same backpressure as
+ * bodies: `from` stops reading while `to` holds PROXY_HIGH unsent bytes. */
+static void
+tunnel_pump(struct conn *from, struct conn *to)
+{
+	evbuffer_add_buffer(conn_out(to), conn_in(from));
+	conn_flush(to);
+	if (evbuffer_get_length(conn_out(to)) >= PROXY_HIGH) {
+		conn_read(from, false);
+		conn_notify_drain(to, PROXY_HIGH / 2);
+	}
+}
+
 static void
 tunnel_start(struct session *s)
 {
-	struct timeval tv = {PROXY_TUNNEL_IDLE_S, 0};
-
 	s->s_state = S_TUNNEL;
 	s->s_keepalive = false;
 	s->s_up_seconds = since(&s->s_tup);
 	/* Account the handshake now; the tunnel's bytes are not a request. */
 	request_account(s);
-	bufferevent_set_timeouts(s->s_bev, &tv, NULL);
-	bufferevent_set_timeouts(s->s_uc->uc_bev, &tv, NULL);
-	bufferevent_setwatermark(s->s_bev, EV_WRITE, PROXY_HIGH / 2, 0);
-	bufferevent_enable(s->s_bev, EV_READ);
-	bufferevent_enable(s->s_uc->uc_bev, EV_READ);
-	client_read(s->s_bev, s);
-	up_read(s->s_uc->uc_bev, s);
+	conn_timeout(s->s_c, PROXY_TUNNEL_IDLE_S * 1000);
+	conn_timeout(s->s_uc->uc_conn, PROXY_TUNNEL_IDLE_S * 1000);
+	conn_read_limit(s->s_c, PROXY_HIGH);
+	conn_read(s->s_c, true);
+	tunnel_pump(s->s_uc->uc_conn, s->s_c);
+	tunnel_pump(s->s_c, s->s_uc->uc_conn);
 }
 
 /* Parses response heads at the front of the upstream input. Returns 1
@@ -751,7 +757,7 @@ tunnel_start(struct session *s)
 static int
 response_head(struct session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->s_uc->uc_bev);
+	struct evbuffer *in = conn_in(s->s_uc->uc_conn);
 	struct http_limits lim = {PROXY_MAX_RESPONSE_HEAD, 0, HTTP_MAX_HEADERS};
 	struct http_response res;
 
@@ -792,8 +798,11 @@ response_head(struct session *s)
 		if (res.status < 200) {
 			/* 100 Continue, 103 Early Hints: pass on to 1.1 clients
 			 */
-			if (!s->s_http10)
+			if (!s->s_http10) {
 				write_response_head(s, &res, false);
+				conn_flush(
+				    s->s_c); /* the client may wait on it */
+			}
 			evbuffer_drain(in, (size_t)rc);
 			continue;
 		}
@@ -819,8 +828,8 @@ response_head(struct session *s)
 static void
 forward_response_body(struct session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->s_uc->uc_bev);
-	struct evbuffer *out = bufferevent_get_output(s->s_bev);
+	struct evbuffer *in = conn_in(s->s_uc->uc_conn);
+	struct evbuffer *out = conn_out(s->s_c);
 	int r;
 
 	if (s->s_resp_body == HTTP_BODY_NONE) {
@@ -829,6 +838,7 @@ forward_response_body(struct session *s)
 	}
 	r = move_body(in, out, s->s_resp_body, &s->s_resp_left,
 		      &s->s_resp_chunk, &s->s_bytes_out);
+	conn_flush(s->s_c);
 	if (r == -1) {
 		log_warn("upstream %s: bad chunked framing in response to %s "
 			 "%s",
@@ -840,8 +850,11 @@ forward_response_body(struct session *s)
 		request_finish(s);
 		return;
 	}
-	if (evbuffer_get_length(out) >= PROXY_HIGH)
-		bufferevent_disable(s->s_uc->uc_bev, EV_READ); /* see top */
+	if (evbuffer_get_length(out) >= PROXY_HIGH) {
+		conn_read(s->s_uc->uc_conn,
+			  false); /* see the top of the file */
+		conn_notify_drain(s->s_c, PROXY_HIGH / 2);
+	}
 }
 
 /* The response is complete (or we answered): account, recycle, go on. */
@@ -853,8 +866,7 @@ request_finish(struct session *s)
 			s->s_up_seconds = since(&s->s_tup);
 		request_account(s);
 		if (s->s_up_keepalive && s->s_req_done &&
-		    evbuffer_get_length(
-			bufferevent_get_output(s->s_uc->uc_bev)) == 0)
+		    evbuffer_get_length(conn_out(s->s_uc->uc_conn)) == 0)
 			upstream_put(s->s_uc);
 		else
 			upstream_close(s->s_uc);
@@ -869,18 +881,19 @@ request_finish(struct session *s)
 	}
 	request_reset(s);
 	s->s_state = S_HEAD;
-	bufferevent_set_timeouts(s->s_bev, NULL, NULL);
+	conn_flush(s->s_c);
+	conn_timeout(s->s_c, 0);
 	timer_arm(s, current_listener(s)->keepalive_timeout_ms);
 	read_limit(s);
-	bufferevent_enable(s->s_bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_input(s->s_bev)) > 0)
+	conn_read(s->s_c, true);
+	if (evbuffer_get_length(conn_in(s->s_c)) > 0)
 		event_active(s->s_kick, EV_TIMEOUT, 0);
 }
 
 static void
 process_input(struct session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->s_bev);
+	struct evbuffer *in = conn_in(s->s_c);
 
 	while (s->s_state == S_HEAD && evbuffer_get_length(in) > 0) {
 		const struct config_listener *lc = current_listener(s);
@@ -934,15 +947,15 @@ timer_fired(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	s->s_gen = wgen_acquire(s->s_w);
-	s->s_bytes_in = evbuffer_get_length(bufferevent_get_input(s->s_bev));
+	s->s_bytes_in = evbuffer_get_length(conn_in(s->s_c));
 	answer(s, 408, NULL, true);
 }
 
 static void
-client_read(struct bufferevent *bev, void *arg)
+client_read(struct conn *c, void *arg)
 {
 	struct session *s = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = conn_in(c);
 
 	switch (s->s_state) {
 	case S_HEAD:
@@ -951,13 +964,9 @@ client_read(struct bufferevent *bev, void *arg)
 	case S_PROXY:
 		if (!s->s_req_done && s->s_uc != NULL)
 			forward_request_body(s);
-		break;
+		break; /* else pipelined bytes wait; see read_limit() */
 	case S_TUNNEL:
-		evbuffer_add_buffer(bufferevent_get_output(s->s_uc->uc_bev),
-				    in);
-		if (evbuffer_get_length(
-			bufferevent_get_output(s->s_uc->uc_bev)) >= PROXY_HIGH)
-			bufferevent_disable(bev, EV_READ);
+		tunnel_pump(c, s->s_uc->uc_conn);
 		break;
 	case S_CLOSING:
 		break;
@@ -967,25 +976,26 @@ client_read(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* The client's output drained to the mark we asked for. */
 static void
-client_write(struct bufferevent *bev, void *arg)
+client_drained(struct conn *c, void *arg)
 {
 	struct session *s = arg;
 
 	switch (s->s_state) {
 	case S_CLOSING:
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(conn_out(c)) == 0)
 			session_linger(s);
+		else
+			conn_notify_drain(c, 0);
 		break;
 	case S_PROXY:
-		/* Our output drained: take more of the response. */
-		if (s->s_uc != NULL && s->s_resp_head) {
-			bufferevent_enable(s->s_uc->uc_bev, EV_READ);
-			forward_response_body(s);
-		}
+		/* Take more of the response. */
+		if (s->s_uc != NULL)
+			conn_read(s->s_uc->uc_conn, true);
 		break;
 	case S_TUNNEL:
-		bufferevent_enable(s->s_uc->uc_bev, EV_READ);
+		conn_read(s->s_uc->uc_conn, true);
 		break;
 	default:
 		break;
@@ -993,41 +1003,43 @@ client_write(struct bufferevent *bev, void *arg)
 }
 
 static void
-client_event(struct bufferevent *bev, short what, void *arg)
+client_event(struct conn *c, int what, void *arg)
 {
 	struct session *s = arg;
 
-	if (s->s_state == S_PROXY && (what & BEV_EVENT_TIMEOUT) &&
-	    !s->s_req_done && !s->s_resp_head) {
+	if (s->s_state == S_PROXY && (what & CONN_TIMEOUT) && !s->s_req_done &&
+	    !s->s_resp_head) {
 		/* The body stalled longer than timeouts.body. */
 		upstream_close(s->s_uc);
 		s->s_uc = NULL;
 		answer(s, 408, NULL, true);
 		return;
 	}
-	if (s->s_state == S_PROXY && (what & BEV_EVENT_EOF) && s->s_req_done) {
+	if (s->s_state == S_PROXY && (what & CONN_EOF) && s->s_req_done) {
 		/* Half-close after a complete request: still answer it. */
 		s->s_keepalive = false;
 		return;
 	}
-	session_free(s, (what & BEV_EVENT_TIMEOUT) ? "client timeout"
-			: (what & BEV_EVENT_EOF)   ? "client closed"
-						   : "client error");
+	if (s->s_state == S_TUNNEL && (what & CONN_EOF)) {
+		/* Pass the half-close on; the upstream's EOF ends the tunnel.
+		 */
+		shutdown(conn_fd(s->s_uc->uc_conn), SHUT_WR);
+		return;
+	}
+	session_free(s, (what & CONN_TIMEOUT) ? "client timeout"
+			: (what & CONN_EOF)   ? "client closed"
+					      : "client error");
 }
 
 static void
-up_read(struct bufferevent *bev, void *arg)
+up_read(struct conn *c, void *arg)
 {
 	struct session *s = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
 
-	if (evbuffer_get_length(in) > 0)
+	if (evbuffer_get_length(conn_in(c)) > 0)
 		s->s_resp_bytes = true;
 	if (s->s_state == S_TUNNEL) {
-		evbuffer_add_buffer(bufferevent_get_output(s->s_bev), in);
-		if (evbuffer_get_length(bufferevent_get_output(s->s_bev)) >=
-		    PROXY_HIGH)
-			bufferevent_disable(bev, EV_READ);
+		tunnel_pump(c, s->s_c);
 		return;
 	}
 	if (s->s_state != S_PROXY)
@@ -1037,16 +1049,15 @@ up_read(struct bufferevent *bev, void *arg)
 	forward_response_body(s);
 }
 
+/* The upstream took our bytes down to the mark: read more of the
+ * request (or of the client's side of a tunnel). */
 static void
-up_write(struct bufferevent *bev, void *arg)
+up_drained(struct conn *c, void *arg)
 {
 	struct session *s = arg;
 
-	/* The upstream took our bytes: read more of the request. */
 	if ((s->s_state == S_PROXY && !s->s_req_done) || s->s_state == S_TUNNEL)
-		bufferevent_enable(s->s_bev, EV_READ);
-	if (s->s_state == S_PROXY && !s->s_req_done)
-		forward_request_body(s);
+		conn_read(s->s_c, true);
 }
 
 /* Retry a request that a reused connection dropped before answering. */
@@ -1062,7 +1073,6 @@ retry(struct session *s)
 	upstream_close(s->s_uc);
 	s->s_uc = upstream_get(s->s_up, true, &why);
 	if (s->s_uc == NULL) {
-		s->s_uc = NULL;
 		answer_upstream_error(s, why);
 		return true;
 	}
@@ -1071,30 +1081,23 @@ retry(struct session *s)
 }
 
 static void
-up_event(struct bufferevent *bev, short what, void *arg)
+up_event(struct conn *c, int what, void *arg)
 {
 	struct session *s = arg;
-	struct timeval rt;
 
-	if (what & BEV_EVENT_CONNECTED) {
+	if (what & CONN_CONNECTED) {
 		s->s_uc->uc_connected = true;
-		ms_to_tv(upstream_config(s->s_up)->read_timeout_ms, &rt);
-		bufferevent_set_timeouts(bev, &rt, &rt);
+		conn_timeout(c, upstream_config(s->s_up)->read_timeout_ms);
 		return;
 	}
 	if (s->s_state == S_TUNNEL) {
-		/* Let the client have what the upstream said, then close. */
-		if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
-			evbuffer_add_buffer(bufferevent_get_output(s->s_bev),
-					    bufferevent_get_input(bev));
 		upstream_close(s->s_uc);
 		s->s_uc = NULL;
 		session_close_after_flush(s);
 		return;
 	}
 	if (s->s_resp_head) {
-		if ((what & BEV_EVENT_EOF) &&
-		    s->s_resp_body == HTTP_BODY_CLOSE) {
+		if ((what & CONN_EOF) && s->s_resp_body == HTTP_BODY_CLOSE) {
 			s->s_up_keepalive = false;
 			request_finish(s);
 			return;
@@ -1102,25 +1105,25 @@ up_event(struct bufferevent *bev, short what, void *arg)
 		log_warn("upstream %s: %s in the middle of the response to %s "
 			 "%s",
 			 s->s_uc->uc_addr,
-			 (what & BEV_EVENT_TIMEOUT) ? "timeout" : "closed",
+			 (what & CONN_TIMEOUT) ? "timeout" : "closed",
 			 s->s_method_str, s->s_path);
 		session_free(s, "upstream failed mid-response");
 		return;
 	}
-	if (!(what & BEV_EVENT_TIMEOUT) && retry(s))
+	if (!(what & CONN_TIMEOUT) && retry(s))
 		return;
 	log_warn(
 	    "upstream %s: %s before answering %s %s", s->s_uc->uc_addr,
-	    (what & BEV_EVENT_TIMEOUT)
+	    (what & CONN_TIMEOUT)
 		? (s->s_uc->uc_connected ? "read timeout" : "connect timeout")
 	    : !s->s_uc->uc_connected ? "connection refused"
-	    : (what & BEV_EVENT_EOF) ? "connection closed"
+	    : (what & CONN_EOF)	     ? "connection closed"
 				     : "connection error",
 	    s->s_method_str, s->s_path);
-	answer_upstream_error(s,
-			      (what & BEV_EVENT_TIMEOUT) ? METRICS_UPERR_TIMEOUT
-			      : !s->s_uc->uc_connected	 ? METRICS_UPERR_CONNECT
-							 : METRICS_UPERR_RESET);
+	answer_upstream_error(s, (what & CONN_TIMEOUT) ? METRICS_UPERR_TIMEOUT
+				 : !s->s_uc->uc_connected
+				     ? METRICS_UPERR_CONNECT
+				     : METRICS_UPERR_RESET);
 }
 
 int
@@ -1146,14 +1149,14 @@ proxy_accept(struct worker *w, unsigned lidx, evutil_socket_t fd,
 	else
 		strcpy(s->s_client, "unknown");
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	s->s_bev = bufferevent_socket_new(w->w_base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->s_c = conn_accepted(w->w_base, fd);
 	s->s_timer = evtimer_new(w->w_base, timer_fired, s);
 	s->s_kick = event_new(w->w_base, -1, 0, kick, s);
 	s->s_head = evbuffer_new();
-	if (s->s_bev == NULL || s->s_timer == NULL || s->s_kick == NULL ||
+	if (s->s_c == NULL || s->s_timer == NULL || s->s_kick == NULL ||
 	    s->s_head == NULL) {
-		if (s->s_bev != NULL)
-			bufferevent_free(s->s_bev);
+		if (s->s_c != NULL)
+			conn_free(s->s_c);
 		else
 			close(fd);
 		if (s->s_timer != NULL)
@@ -1168,17 +1171,14 @@ proxy_accept(struct worker *w, unsigned lidx, evutil_socket_t fd,
 	TAILQ_INSERT_TAIL(&w->w_sessions, s, s_entry);
 	w->w_nsessions++;
 	metrics_connection(w->w_metrics, lidx, 1, true);
-	bufferevent_setcb(s->s_bev, client_read, client_write, client_event, s);
-	bufferevent_setwatermark(s->s_bev, EV_WRITE, PROXY_HIGH / 2, 0);
-	bufferevent_set_max_single_read(s->s_bev, PROXY_MAX_READ);
-	bufferevent_set_max_single_write(s->s_bev, PROXY_HIGH);
+	conn_setcb(s->s_c, client_read, client_drained, client_event, s);
 	s->s_state = S_HEAD;
 	/* The first request's head is due within the header timeout of the
 	 * accept; keepalive_timeout only spaces requests on a used connection.
 	 */
 	timer_arm(s, current_listener(s)->header_timeout_ms);
 	read_limit(s);
-	bufferevent_enable(s->s_bev, EV_READ);
+	conn_read(s->s_c, true);
 	return 0;
 fail:
 	close(fd);

@@ -4,8 +4,8 @@
 #include "upstream.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "conn.h"
 #include "log.h"
 
 #define ADDRS_PER_SERVER 8
@@ -182,7 +183,7 @@ upstream_new(struct event_base *base, struct evdns_base *dns,
 }
 
 static void
-conn_free(struct upstream_conn *c)
+uconn_free(struct upstream_conn *c)
 {
 	struct upstream *u = c->uc_up;
 
@@ -190,7 +191,7 @@ conn_free(struct upstream_conn *c)
 		TAILQ_REMOVE(&u->u_idle, c, uc_entry);
 		u->u_nidle--;
 	}
-	bufferevent_free(c->uc_bev);
+	conn_free(c->uc_conn);
 	free(c);
 }
 
@@ -203,7 +204,7 @@ upstream_free(struct upstream *u)
 	if (u == NULL)
 		return;
 	while ((c = TAILQ_FIRST(&u->u_idle)) != NULL)
-		conn_free(c);
+		uconn_free(c);
 	for (i = 0; i < u->u_cfg->nservers; i++) {
 		struct server *sv = &u->u_servers[i];
 
@@ -240,17 +241,18 @@ next_addr(struct upstream *u, const struct sockaddr **sa, socklen_t *len)
 	return -1;
 }
 
-/* An idle connection got bytes, EOF or an error: it is no longer usable. */
+/* An idle connection got bytes, EOF, an error or its keep-alive timeout:
+ * it is no longer usable. */
 static void
-idle_read(struct bufferevent *bev, void *arg)
+idle_read(struct conn *cn, void *arg)
 {
-	conn_free(arg);
+	uconn_free(arg);
 }
 
 static void
-idle_event(struct bufferevent *bev, short what, void *arg)
+idle_event(struct conn *cn, int what, void *arg)
 {
-	conn_free(arg);
+	uconn_free(arg);
 }
 
 struct upstream_conn *
@@ -259,72 +261,60 @@ upstream_get(struct upstream *u, bool fresh, enum metrics_upstream_error *why)
 	struct upstream_conn *c;
 	const struct sockaddr *sa;
 	socklen_t salen;
-	int one = 1;
 
 	if (!fresh && (c = TAILQ_FIRST(&u->u_idle)) != NULL) {
 		TAILQ_REMOVE(&u->u_idle, c, uc_entry);
 		u->u_nidle--;
 		c->uc_idle = false;
 		c->uc_reused = true;
-		bufferevent_setcb(c->uc_bev, NULL, NULL, NULL, NULL);
-		bufferevent_set_timeouts(c->uc_bev, NULL, NULL);
+		conn_setcb(c->uc_conn, NULL, NULL, NULL, NULL);
+		conn_timeout(c->uc_conn, 0);
 		return c;
 	}
 	if (next_addr(u, &sa, &salen) == -1) {
 		*why = METRICS_UPERR_DNS;
 		return NULL;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		goto fail;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		*why = METRICS_UPERR_CONNECT;
+		return NULL;
+	}
 	c->uc_up = u;
 	format_addr(sa, c->uc_addr, sizeof(c->uc_addr));
-	c->uc_bev =
-	    bufferevent_socket_new(u->u_base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (c->uc_bev == NULL)
-		goto fail;
-	if (bufferevent_socket_connect(c->uc_bev, sa, (int)salen) == -1) {
-		/* Immediate refusals are reported here, not by a callback. */
-		bufferevent_free(c->uc_bev);
+	if ((c->uc_conn = conn_connect(u->u_base, sa, salen)) == NULL) {
+		log_warn("upstream %s: connect to %s: %s", u->u_cfg->name,
+			 c->uc_addr, strerror(errno));
 		free(c);
 		*why = METRICS_UPERR_CONNECT;
 		return NULL;
 	}
-	setsockopt(bufferevent_getfd(c->uc_bev), IPPROTO_TCP, TCP_NODELAY, &one,
-		   sizeof(one));
 	return c;
-fail:
-	free(c);
-	*why = METRICS_UPERR_CONNECT;
-	return NULL;
 }
 
 void
 upstream_put(struct upstream_conn *c)
 {
 	struct upstream *u = c->uc_up;
-	struct timeval tv;
 
 	if (u->u_nidle >= u->u_cfg->keepalive ||
-	    evbuffer_get_length(bufferevent_get_input(c->uc_bev)) > 0) {
-		conn_free(c);
+	    evbuffer_get_length(conn_in(c->uc_conn)) > 0) {
+		uconn_free(c);
 		return;
 	}
 	c->uc_idle = true;
 	TAILQ_INSERT_HEAD(&u->u_idle, c, uc_entry); /* warmest first */
 	u->u_nidle++;
-	tv.tv_sec = (long)(u->u_cfg->keepalive_timeout_ms / 1000);
-	tv.tv_usec = (long)(u->u_cfg->keepalive_timeout_ms % 1000) * 1000;
-	bufferevent_setcb(c->uc_bev, idle_read, NULL, idle_event, c);
-	bufferevent_set_timeouts(c->uc_bev, &tv, NULL);
-	bufferevent_setwatermark(c->uc_bev, EV_READ | EV_WRITE, 0, 0);
-	bufferevent_enable(c->uc_bev, EV_READ);
+	conn_setcb(c->uc_conn, idle_read, NULL, idle_event, c);
+	conn_read_limit(c->uc_conn, 0);
+	conn_read(c->uc_conn, true);
+	conn_timeout(c->uc_conn, u->u_cfg->keepalive_timeout_ms);
 }
 
 void
 upstream_close(struct upstream_conn *c)
 {
 	if (c != NULL)
-		conn_free(c);
+		uconn_free(c);
 }
 
 const struct config_upstream *

@@ -14,13 +14,13 @@
 
 struct event_base;
 struct evdns_base;
-struct bufferevent;
+struct conn;
 struct upstream;
 
 struct upstream_conn {
 	TAILQ_ENTRY(upstream_conn) uc_entry; /* in the idle list */
 	struct upstream *uc_up;
-	struct bufferevent *uc_bev;
+	struct conn *uc_conn;
 	bool uc_reused;	   /* served a request before this one */
 	bool uc_connected; /* the TCP handshake finished */
 	bool uc_idle;	   /* in the pool, not owned by a session */
@@ -37,9 +37,9 @@ void upstream_free(struct upstream *u);
 
 /*
  * Lends a connection: an idle one unless `fresh`, else a new one that is
- * connecting (writes to its bufferevent are sent once it connects). The
- * caller sets its own callbacks. Returns NULL with *why set (DNS: no
- * address yet; CONNECT: socket error).
+ * connecting (its output is sent once it connects). The caller sets its own
+ * callbacks and timeout. Returns NULL with *why set (DNS: no address yet;
+ * CONNECT: refused at once or no socket).
  */
 struct upstream_conn *upstream_get(struct upstream *u, bool fresh,
 				   enum metrics_upstream_error *why);

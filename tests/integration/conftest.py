@@ -438,8 +438,16 @@ class Stub:
         self.log_path = Path(workdir) / ("stub-%s.log" % mode)
         argv = [PYTHON, str(TOOLS / "stub_upstream.py"), mode,
                 "--log", str(self.log_path)]
+        response = opts.pop("response", None)
+        if response is not None:  # raw mode: the bytes to answer with
+            rf = Path(workdir) / "response.bin"
+            rf.write_bytes(response)
+            opts["response_file"] = rf
         for k, v in opts.items():
-            argv += ["--" + k.replace("_", "-"), str(v)]
+            if v is True:
+                argv.append("--" + k.replace("_", "-"))
+            elif v is not False:
+                argv += ["--" + k.replace("_", "-"), str(v)]
         self.proc = Proc("stub-%s" % mode, argv, workdir)
         self.pid = self.proc.pid
 
@@ -468,7 +476,8 @@ class Stub:
 
 @pytest.fixture
 def stub_factory(tmp_path):
-    """stub_factory(mode, delay=..., body_size=..., read_rate=...)."""
+    """stub_factory(mode, delay=..., body_size=..., read_rate=...,
+    response=b"...", hold=True) starts tests/tools/stub_upstream.py."""
     started = []
 
     def start(mode, **opts):
@@ -536,18 +545,10 @@ class Gateway:
         self.access_log_path = self.proc.stdout_path
         self.error_log_path = self.proc.stderr_path
         self.returncode = None
+        # Readiness is /healthz alone: no probe connection on the listener,
+        # so connection counters start at zero.
         wait_http(self.proc, self.admin_port, "/healthz", timeout=10,
                   want_body=b"ok")
-        # /healthz is served by the main thread; also make sure a worker
-        # accepts on the listener before the test starts
-        gwtest.wait_until(self._accepts, 5, what="the gateway listener")
-
-    def _accepts(self):
-        try:
-            socket.create_connection(("127.0.0.1", self.port), 1).close()
-            return True
-        except OSError:
-            return False
 
     def _write(self, config):
         tmp = self.config_path.with_suffix(".tmp")

@@ -188,6 +188,7 @@ def test_pipelined_requests_answered_in_order(gw, docroot):
     assert r3.status == 404
     assert r4.status == 200 and r4.header("content-length") == str(1024 * 1024)
     assert (r5.status, r5.body) == (200, SMALL_TXT)
+    gw.nginx.wait_for_uri("/small.txt?p=5")  # logged after it answered
     uris = [e["request_uri"] for e in gw.nginx.access_log()]
     assert uris == ["/small.txt?p=1", "/64k.bin?p=2", "/1m.bin?p=4",
                     "/small.txt?p=5"]
@@ -197,7 +198,6 @@ def test_keepalive_reuse(gw):
     conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=5)
     conn.connect()
     sock = conn.sock
-    local = sock.getsockname()
     for i in range(5):
         conn.request("GET", "/static/small.txt?ka=%d" % i)
         r = conn.getresponse()
@@ -279,3 +279,82 @@ def test_max_connections_is_process_wide(gateway, nginx):
     # have to spread 16 connections exactly 4/4/4/4: a 1.5 % chance
     for c in hold_connections(gw.port, 16):
         c.close()
+
+
+def test_expect_continue_over_limit_413_at_once(gw):
+    """With Expect: 100-continue the client waits before sending the body;
+    a Content-Length over the limit is answered 413 from the head alone."""
+    before = gw.nginx.count()
+    with gwtest.RawConn(gw.port, timeout=3) as c:
+        c.send(b"POST /static/small.txt HTTP/1.1\r\nHost: e.test\r\n"
+               b"Content-Length: 2048\r\nExpect: 100-continue\r\n\r\n")
+        try:
+            r = c.read_response()
+        except OSError as e:
+            pytest.fail("no answer to an over-limit Expect: 100-continue "
+                        "head within 3s: %r" % e)
+        assert r.status == 413, r
+    assert_nothing_forwarded(gw, before, "expect413")
+
+
+@pytest.fixture
+def sink_gw(gateway, stub_factory):
+    sink = stub_factory("sink")
+    g = gateway({"sink": upstream(sink.port, read_timeout="5s")},
+                [{"name": "sink", "path": "/up/", "upstream": "sink",
+                  "max_body_size": "1k"}],
+                listener={"timeouts": {"header": "2s", "body": "1s",
+                                       "keepalive": "1s"}})
+    g.sink = sink
+    return g
+
+
+def test_chunked_body_over_limit_413(sink_gw):
+    chunk = b"3e8\r\n" + b"c" * 1000 + b"\r\n"
+    with gwtest.RawConn(sink_gw.port, timeout=5) as c:
+        c.send(b"POST /up/chunked HTTP/1.1\r\nHost: c.test\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(4):
+                c.send(chunk)
+            c.send(b"0\r\n\r\n")
+        except OSError:
+            pass  # the gateway may stop reading once it has said 413
+        r = c.read_response()
+        assert r.status == 413, r
+    # under the limit, chunked, goes through whole
+    with gwtest.RawConn(sink_gw.port, timeout=5) as c:
+        c.send(b"POST /up/small HTTP/1.1\r\nHost: c.test\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n" + chunk + b"0\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200, r
+        assert b'"length": 1000' in r.body
+
+
+def test_stalled_body_408(sink_gw):
+    with gwtest.RawConn(sink_gw.port, timeout=5) as c:
+        c.send(b"POST /up/stall HTTP/1.1\r\nHost: b.test\r\n"
+               b"Content-Length: 100\r\n\r\n" + b"x" * 10)
+        t0 = time.monotonic()
+        r = c.read_response()
+        took = time.monotonic() - t0
+        assert r.status == 408, r
+        assert 0.8 <= took < 2.5, "408 after %.1fs, body timeout 1s" % took
+        assert c.is_closed(2)
+
+
+def test_idle_keepalive_closed_silently(sink_gw):
+    with gwtest.RawConn(sink_gw.port, timeout=5) as c:
+        c.send(b"POST /up/ka HTTP/1.1\r\nHost: k.test\r\n"
+               b"Content-Length: 2\r\n\r\nok")
+        assert c.read_response().status == 200
+        t0 = time.monotonic()
+        c.sock.settimeout(4)
+        try:
+            rest = c.read_to_eof()
+        except OSError:
+            pytest.fail("idle keep-alive connection open 4s after its "
+                        "response; keepalive timeout is 1s")
+        took = time.monotonic() - t0
+        assert rest == b"", "bytes on an idle keep-alive connection: %r" % rest
+        assert 0.8 <= took < 2.5, "closed after %.1fs idle" % took

@@ -4,7 +4,6 @@ error on stderr, each naming its JSON path. The same config given to
 
 import json
 import subprocess
-import time
 
 import pytest
 

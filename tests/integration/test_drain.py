@@ -18,8 +18,8 @@ def connect_refused(port):
     without an answer, which a closing SO_REUSEPORT socket can do)."""
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=1)
-    except ConnectionRefusedError:
-        return True
+    except (ConnectionRefusedError, ConnectionResetError):
+        return True  # reset: the SYN hit a listening socket being closed
     try:
         s.settimeout(0.3)
         s.sendall(b"GET /static/small.txt HTTP/1.1\r\nHost: d.test\r\n\r\n")

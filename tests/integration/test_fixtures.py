@@ -27,6 +27,7 @@ def test_nginx_serves_docroot_and_logs_headers(nginx, docroot):
     assert e["status"] == "200"
     st, _, _ = gwtest.get(nginx.port, "/nope")
     assert st == 404
+    nginx.wait_for_uri("/nope")
     assert nginx.count() == 2  # the readiness probe is not logged
 
 

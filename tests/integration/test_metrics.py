@@ -172,6 +172,10 @@ CONTRACT = {
 
 def test_contract_metric_names(gw):
     listener = gw.config["listeners"][0]["listen"]
+    # the fixture's readiness probe must be accepted and gone first
+    gwtest.wait_until(lambda: gwtest.metric(
+        gw.metrics(), "portcullis_connections_active", listener=listener) == 0,
+        5, 0.05, "the readiness probe's connection to close")
     before = gwtest.metric(gw.metrics(), "portcullis_connections_accepted_total",
                            listener=listener)
     opened = run_plan(gw.port, threads=2)

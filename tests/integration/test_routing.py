@@ -78,7 +78,11 @@ def test_prefix_without_slash_redirects(gw, prefix):
         gw.port, b"GET %s HTTP/1.1\r\nHost: gw.test\r\n\r\n" % prefix.encode())
     assert r.status == 301, r
     assert r.header("location") == prefix + "/"
-    assert gw.nginx.count() == before
+    marker = "/small.txt?marker=" + prefix[1:]
+    st, _, _ = gwtest.get(gw.port, "/static" + marker)
+    assert st == 200
+    gw.nginx.wait_for_uri(marker)
+    assert gw.nginx.count() == before + 1
 
 
 @pytest.mark.parametrize("path", ["/", "/nothing", "/prometheusx/api",

@@ -9,8 +9,6 @@ import threading
 import time
 import urllib.parse
 
-import pytest
-
 import gwtest
 from conftest import upstream
 

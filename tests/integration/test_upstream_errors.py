@@ -4,6 +4,8 @@ read_timeout; resets -> 502. The gateway keeps serving other routes."""
 
 import time
 
+import pytest
+
 import gwtest
 from conftest import SMALL_TXT, free_port, upstream
 
@@ -81,3 +83,76 @@ def test_slow_upstream_within_read_timeout_is_200(gateway, stub_factory):
     st, _, body = gwtest.get(gw.port, "/slow/x")
     assert st == 200
     assert body == bytes(range(256)) * 19 + bytes(range(136))
+
+
+def read_head(c):
+    head = c._read_until(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    return head
+
+
+def test_truncated_response_closes_client(gateway, stub_factory):
+    """The upstream promises 1000 bytes, sends its head and 500 bytes and
+    closes. Either the client gets a 502 (the upstream was gone before the
+    request reached it; the client connection may then stay open), or the
+    head and those 500 bytes and then a close; never nothing, never a
+    hang."""
+    raw = stub_factory("raw", response=b"HTTP/1.1 200 OK\r\n"
+                       b"Content-Length: 1000\r\n\r\n" + b"t" * 500)
+    gw = gateway({"raw": upstream(raw.port, read_timeout="5s")},
+                 [{"name": "raw", "path": "/raw/", "upstream": "raw"}])
+    with gwtest.RawConn(gw.port, timeout=3) as c:
+        c.send(b"GET /raw/t HTTP/1.1\r\nHost: t\r\n\r\n")
+        try:
+            got = c._read_until(b"\r\n\r\n")
+            if got.startswith(b"HTTP/1.1 502 "):
+                return
+            got += c.read_to_eof()
+        except EOFError:
+            raise AssertionError(
+                "the gateway closed the client connection without sending a "
+                "complete response head (got %r); expected 502, or the 200 "
+                "head and 500 body bytes" % c.buf[:200])
+        except OSError as e:
+            raise AssertionError("client not closed 3s after the upstream "
+                                 "cut the body short: %r" % e)
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), got[:200]
+    assert b"\r\ncontent-length: 1000" in head.lower()
+    assert body == b"t" * 500
+
+
+def test_stalled_response_closes_client_after_read_timeout(gateway,
+                                                           stub_factory):
+    raw = stub_factory("raw", hold=True,
+                       response=b"HTTP/1.1 200 OK\r\nContent-Length: 1000"
+                       b"\r\n\r\n" + b"s" * 500)
+    gw = gateway({"raw": upstream(raw.port, read_timeout="1s")},
+                 [{"name": "raw", "path": "/raw/", "upstream": "raw"}])
+    with gwtest.RawConn(gw.port, timeout=4) as c:
+        c.send(b"GET /raw/s HTTP/1.1\r\nHost: t\r\n\r\n")
+        read_head(c)
+        t0 = time.monotonic()
+        try:
+            body = c.read_to_eof()
+        except OSError as e:
+            raise AssertionError("client still open 4s into a stalled body "
+                                 "with read_timeout 1s: %r" % e)
+        took = time.monotonic() - t0
+        assert body == b"s" * 500
+        assert 0.8 <= took < 2.5, "closed %.1fs after the stall" % took
+
+
+@pytest.mark.parametrize("response", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    b"HTTP/1.1 2OO OK\r\nContent-Length: 5\r\n\r\nhello",
+    b"SSH-2.0-OpenSSH_9.2\r\n",
+], ids=["bad_cl", "conflicting_cl", "bad_status", "not_http"])
+def test_invalid_response_502(gateway, stub_factory, response):
+    raw = stub_factory("raw", response=response)
+    gw = gateway({"raw": upstream(raw.port, read_timeout="2s")},
+                 [{"name": "raw", "path": "/raw/", "upstream": "raw"}])
+    r = gwtest.raw_exchange(gw.port, b"GET /raw/x HTTP/1.1\r\nHost: t\r\n\r\n",
+                            timeout=5)
+    assert r.status == 502, r

@@ -18,6 +18,9 @@ Modes:
           pattern (pattern_bytes() below); keeps the connection alive
   sink    reads the body (Content-Length or chunked) at most --read-rate
           bytes/s, answers 200 {"length": N, "sha256": "..."}
+  raw     reads the head (and any Content-Length body), sends the bytes of
+          --response-file verbatim, then closes, or with --hold keeps the
+          connection open and silent (a response cut short, bad framing)
   ws      RFC 6455 echo: a request with "Upgrade: websocket" gets 101 and
           every data frame is echoed back (ping gets pong, close gets
           close); other requests get 200 "not a websocket\\n"
@@ -192,6 +195,15 @@ class Server:
                                  b"Content-Type: application/json\r\n"
                                  b"Content-Length: %d\r\n\r\n" % len(body)
                                  + body)
+                elif mode == "raw":
+                    self.read_body(c, headers)
+                    with open(self.args.response_file, "rb") as f:
+                        sock.sendall(f.read())
+                    if self.args.hold:
+                        while True:
+                            c.buf = b""
+                            c.fill()
+                    return
                 elif mode == "ws":
                     up = (self.header(headers, "upgrade") or "").lower()
                     if up == "websocket":
@@ -256,11 +268,14 @@ class Server:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["silent", "reset", "slow", "sink", "ws"])
+    ap.add_argument("mode", choices=["silent", "reset", "slow", "sink", "raw",
+                                       "ws"])
     ap.add_argument("--log")
     ap.add_argument("--delay", type=float, default=2.0)
     ap.add_argument("--body-size", type=int, default=1024)
     ap.add_argument("--read-rate", type=int, default=0)
+    ap.add_argument("--response-file")
+    ap.add_argument("--hold", action="store_true")
     args = ap.parse_args()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -296,6 +296,14 @@ test_expect_other(void **state)
 }
 
 static void
+test_expect_ignored_in_http10(void **state)
+{
+	assert_true(parse("PUT / HTTP/1.0\r\nExpect: 100-continue\r\n"
+			  "Content-Length: 1\r\n\r\n") > 0);
+	assert_false(req.expect_continue);
+}
+
+static void
 test_leading_empty_lines_skipped(void **state)
 {
 	const char *s = "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -511,6 +519,12 @@ static void
 test_absolute_form_query_without_path(void **state)
 {
 	assert_rejected("GET http://h?x HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+}
+
+static void
+test_absolute_form_double_slash_path(void **state)
+{
+	assert_rejected("GET http://h//x HTTP/1.1\r\nHost: h\r\n\r\n", 400);
 }
 
 static void
@@ -1442,7 +1456,7 @@ test_chunked_extensions(void **state)
 {
 	struct http_chunked c;
 
-	assert_true(scan(&c, "3;a;b=c;d=\"x y\\\"z;\" ; e = f\t\r\nabc\r\n"
+	assert_true(scan(&c, "3;a;b=c;d=\"x y\\\"z;\" ; e = f;g=\"\"\r\nabc\r\n"
 			     "0;last\r\n\r\n") > 0);
 	assert_true(c.done);
 }
@@ -1460,6 +1474,11 @@ test_chunked_bad_extensions(void **state)
 	assert_int_equal(scan(&c, "3;a=b c\r\n"), -1);
 	assert_int_equal(scan(&c, "3;a\x7f\r\n"), -1);
 	assert_int_equal(scan(&c, "3 4\r\n"), -1);
+	assert_int_equal(scan(&c, "3 \r\n"), -1);
+	assert_int_equal(scan(&c, "3;a \r\n"), -1);
+	assert_int_equal(scan(&c, "3;a=b\t\r\n"), -1);
+	assert_int_equal(scan(&c, "3;a=\"b\" \r\n"), -1);
+	assert_int_equal(scan(&c, "3;a=\"b\"c\r\n"), -1);
 }
 
 static void
@@ -1624,6 +1643,7 @@ main(void)
 	    cmocka_unit_test(test_upgrade_needs_connection_option),
 	    cmocka_unit_test(test_expect_continue),
 	    cmocka_unit_test(test_expect_other),
+	    cmocka_unit_test(test_expect_ignored_in_http10),
 	    cmocka_unit_test(test_leading_empty_lines_skipped),
 	    cmocka_unit_test(test_eight_empty_lines_allowed),
 	    cmocka_unit_test(test_nine_empty_lines_rejected),
@@ -1653,6 +1673,7 @@ main(void)
 	    cmocka_unit_test(test_absolute_form_other_scheme),
 	    cmocka_unit_test(test_absolute_form_no_authority),
 	    cmocka_unit_test(test_absolute_form_query_without_path),
+	    cmocka_unit_test(test_absolute_form_double_slash_path),
 	    cmocka_unit_test(test_absolute_form_host_mismatch),
 	    cmocka_unit_test(test_version_http2_505),
 	    cmocka_unit_test(test_version_http12_505),

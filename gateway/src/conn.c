@@ -1,0 +1,474 @@
+/*
+ * conn.c - edge-triggered buffered sockets.
+ *
+ * State kept across edges: c_readable says the socket may still hold bytes
+ * (we stopped reading before EAGAIN: disabled, or the input was full);
+ * c_writable says the last write did not hit EAGAIN. An edge only sets the
+ * flag; work is done while the flag holds. A short read ends reading until
+ * the next edge, except after EPOLLRDHUP (EV_CLOSED): data and FIN can
+ * arrive in one edge, and no edge would follow to report the FIN.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define CONN_READ_SIZE (64 * 1024)
+#define CONN_MAX_ROUNDS 16 /* reads per handler call before yielding */
+
+struct conn {
+	int c_fd;
+	struct event *c_ev;
+	struct event *c_timer;
+	struct evbuffer *c_in;
+	struct evbuffer *c_out;
+	conn_read_cb c_rd;
+	conn_drain_cb c_dr;
+	conn_event_cb c_evcb;
+	void *c_arg;
+	size_t c_read_high;
+	size_t c_drain_low;
+	uint64_t c_timeout_ms;
+	int c_err;	      /* errno of a failure not yet reported */
+	int c_depth;	      /* nesting of our handler */
+	bool c_reading;	      /* reading enabled by the owner */
+	bool c_readable;      /* the socket may hold unread bytes */
+	bool c_writable;      /* the last write did not hit EAGAIN */
+	bool c_connecting;    /* connect() in progress */
+	bool c_connected_due; /* CONN_CONNECTED not yet reported */
+	bool c_rdhup;	      /* the peer shut its side (EPOLLRDHUP) */
+	bool c_eof;	      /* read returned 0 */
+	bool c_eof_due;	      /* CONN_EOF not yet reported */
+	bool c_drain_wanted;
+	bool c_dead; /* freed inside a callback: free on the way out */
+};
+
+static void conn_handler(evutil_socket_t fd, short what, void *arg);
+static bool conn_want_read(struct conn *c);
+static void conn_input_taken(struct evbuffer *b,
+			     const struct evbuffer_cb_info *info, void *arg);
+static void conn_timer(evutil_socket_t fd, short what, void *arg);
+
+static struct conn *
+conn_make(struct event_base *base, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->c_fd = fd;
+	c->c_in = evbuffer_new();
+	c->c_out = evbuffer_new();
+	c->c_ev = event_new(base, fd,
+			    EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
+			    conn_handler, c);
+	c->c_timer = evtimer_new(base, conn_timer, c);
+	if (c->c_in == NULL || c->c_out == NULL || c->c_ev == NULL ||
+	    c->c_timer == NULL ||
+	    evbuffer_add_cb(c->c_in, conn_input_taken, c) == NULL ||
+	    event_add(c->c_ev, NULL) == -1)
+		goto fail;
+	return c;
+fail:
+	if (c->c_in != NULL)
+		evbuffer_free(c->c_in);
+	if (c->c_out != NULL)
+		evbuffer_free(c->c_out);
+	if (c->c_ev != NULL)
+		event_free(c->c_ev);
+	if (c->c_timer != NULL)
+		event_free(c->c_timer);
+	free(c);
+	return NULL;
+}
+
+struct conn *
+conn_accepted(struct event_base *base, int fd)
+{
+	struct conn *c;
+
+	if (evutil_make_socket_nonblocking(fd) == -1)
+		return NULL;
+	if ((c = conn_make(base, fd)) == NULL)
+		return NULL;
+	c->c_writable = true;
+	return c;
+}
+
+struct conn *
+conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t len)
+{
+	struct conn *c;
+	int fd, one = 1, saved;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
+	if (fd == -1)
+		return NULL;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, sa, len) == -1 && errno != EINPROGRESS) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return NULL;
+	}
+	if ((c = conn_make(base, fd)) == NULL) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* Even an immediate success is reported from the handler. */
+	c->c_connecting = true;
+	return c;
+}
+
+static void
+conn_destroy(struct conn *c)
+{
+	event_free(c->c_ev);
+	event_free(c->c_timer);
+	evbuffer_free(c->c_in);
+	evbuffer_free(c->c_out);
+	close(c->c_fd);
+	free(c);
+}
+
+void
+conn_free(struct conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->c_depth > 0) {
+		c->c_dead = true;
+		c->c_rd = NULL;
+		c->c_dr = NULL;
+		c->c_evcb = NULL;
+		return;
+	}
+	conn_destroy(c);
+}
+
+void
+conn_setcb(struct conn *c, conn_read_cb rd, conn_drain_cb dr, conn_event_cb ev,
+	   void *arg)
+{
+	c->c_rd = rd;
+	c->c_dr = dr;
+	c->c_evcb = ev;
+	c->c_arg = arg;
+}
+
+struct evbuffer *
+conn_in(struct conn *c)
+{
+	return c->c_in;
+}
+
+struct evbuffer *
+conn_out(struct conn *c)
+{
+	return c->c_out;
+}
+
+int
+conn_fd(struct conn *c)
+{
+	return c->c_fd;
+}
+
+int
+conn_error(struct conn *c)
+{
+	return c->c_err;
+}
+
+/* Runs the handler on the next loop turn (callbacks never run nested);
+ * EV_TIMEOUT marks a wake-up that is not a socket edge. */
+static void
+conn_wake(struct conn *c)
+{
+	event_active(c->c_ev, EV_TIMEOUT, 0);
+}
+
+/* The owner took input: if that is what held reading back, go on. */
+static void
+conn_input_taken(struct evbuffer *b, const struct evbuffer_cb_info *info,
+		 void *arg)
+{
+	struct conn *c = arg;
+
+	if (info->n_deleted > 0 && c->c_readable && c->c_read_high > 0 &&
+	    info->orig_size >= c->c_read_high && conn_want_read(c))
+		conn_wake(c);
+}
+
+static bool
+conn_input_full(struct conn *c)
+{
+	return c->c_read_high > 0 &&
+	       evbuffer_get_length(c->c_in) >= c->c_read_high;
+}
+
+static bool
+conn_want_read(struct conn *c)
+{
+	return c->c_reading && c->c_readable && !c->c_eof && c->c_err == 0 &&
+	       !c->c_connecting && !conn_input_full(c);
+}
+
+static void
+timer_restart(struct conn *c)
+{
+	struct timeval tv;
+
+	if (c->c_timeout_ms == 0)
+		return;
+	tv.tv_sec = (time_t)(c->c_timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)((c->c_timeout_ms % 1000) * 1000);
+	evtimer_add(c->c_timer, &tv);
+}
+
+void
+conn_read(struct conn *c, bool on)
+{
+	if (c->c_reading == on)
+		return;
+	c->c_reading = on;
+	if (on && conn_want_read(c))
+		conn_wake(c);
+}
+
+void
+conn_read_limit(struct conn *c, size_t high)
+{
+	c->c_read_high = high;
+	if (conn_want_read(c))
+		conn_wake(c);
+}
+
+void
+conn_timeout(struct conn *c, uint64_t ms)
+{
+	c->c_timeout_ms = ms;
+	if (ms == 0)
+		evtimer_del(c->c_timer);
+	else
+		timer_restart(c);
+}
+
+/* Reads until EAGAIN, EOF, an error or a full input; returns bytes read. */
+static size_t
+conn_fill(struct conn *c)
+{
+	struct evbuffer_iovec v[2];
+	size_t total = 0;
+	int rounds = 0;
+
+	while (conn_want_read(c) && rounds++ < CONN_MAX_ROUNDS) {
+		int n = evbuffer_reserve_space(c->c_in, CONN_READ_SIZE, v, 2);
+		size_t want = 0, got, left;
+		struct iovec iov[2];
+		ssize_t r;
+		int i;
+
+		if (n < 1) {
+			c->c_err = ENOMEM;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+			want += v[i].iov_len;
+		}
+		r = readv(c->c_fd, iov, n);
+		if (r == -1) {
+			evbuffer_commit_space(c->c_in, v, 0);
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				c->c_readable = false;
+			else
+				c->c_err = errno;
+			break;
+		}
+		if (r == 0) {
+			evbuffer_commit_space(c->c_in, v, 0);
+			c->c_eof = true;
+			c->c_eof_due = true;
+			break;
+		}
+		got = (size_t)r;
+		for (i = 0, left = got; i < n; i++) {
+			size_t take = left < v[i].iov_len ? left : v[i].iov_len;
+
+			v[i].iov_len = take;
+			left -= take;
+		}
+		evbuffer_commit_space(c->c_in, v, n);
+		total += got;
+		/* A short read emptied the socket and the next edge says more;
+		 * not so after the peer's FIN, which came with this edge. */
+		if (got < want && !c->c_rdhup)
+			c->c_readable = false;
+	}
+	return total;
+}
+
+/* Writes until the output is empty or EAGAIN; returns bytes written. */
+static size_t
+conn_drain_out(struct conn *c)
+{
+	size_t total = 0;
+
+	while (c->c_writable && !c->c_connecting && c->c_err == 0 &&
+	       evbuffer_get_length(c->c_out) > 0) {
+		int r = evbuffer_write(c->c_out, c->c_fd);
+
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				c->c_writable = false;
+			else
+				c->c_err = errno;
+			break;
+		}
+		total += (size_t)r;
+	}
+	return total;
+}
+
+static bool
+conn_drain_due(struct conn *c)
+{
+	return c->c_drain_wanted &&
+	       evbuffer_get_length(c->c_out) <= c->c_drain_low;
+}
+
+void
+conn_flush(struct conn *c)
+{
+	if (conn_drain_out(c) > 0)
+		timer_restart(c);
+	if (c->c_err != 0 || conn_drain_due(c))
+		conn_wake(c);
+}
+
+void
+conn_notify_drain(struct conn *c, size_t low)
+{
+	c->c_drain_wanted = true;
+	c->c_drain_low = low;
+	if (conn_drain_due(c))
+		conn_wake(c);
+}
+
+/* Delivers what is due, in order; stops when the conn is freed. */
+static void
+conn_dispatch(struct conn *c, bool got_input)
+{
+	if (c->c_connected_due) {
+		c->c_connected_due = false;
+		if (c->c_evcb != NULL)
+			c->c_evcb(c, CONN_CONNECTED, c->c_arg);
+		if (c->c_dead)
+			return;
+	}
+	if (got_input && c->c_rd != NULL) {
+		c->c_rd(c, c->c_arg);
+		if (c->c_dead)
+			return;
+	}
+	if (conn_drain_due(c)) {
+		c->c_drain_wanted = false;
+		if (c->c_dr != NULL)
+			c->c_dr(c, c->c_arg);
+		if (c->c_dead)
+			return;
+	}
+	if (c->c_err != 0) {
+		evtimer_del(c->c_timer);
+		if (c->c_evcb != NULL)
+			c->c_evcb(c, CONN_ERROR, c->c_arg);
+		return;
+	}
+	if (c->c_eof_due) {
+		c->c_eof_due = false;
+		if (c->c_evcb != NULL)
+			c->c_evcb(c, CONN_EOF, c->c_arg);
+	}
+}
+
+static void
+conn_handler(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	bool input = false;
+	int rounds;
+
+	c->c_depth++;
+	if (what & EV_WRITE)
+		c->c_writable = true;
+	if (what & (EV_READ | EV_CLOSED))
+		c->c_readable = true;
+	if (what & EV_CLOSED)
+		c->c_rdhup = true;
+	if (c->c_connecting && (what & EV_WRITE)) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(c->c_fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+			err = errno;
+		if (err == EINPROGRESS || err == EALREADY)
+			err = 0; /* spurious: wait for the real edge */
+		else if (err != 0)
+			c->c_err = err;
+		else {
+			c->c_connecting = false;
+			c->c_connected_due = true;
+		}
+	}
+	/* Each round reads what the socket has and lets the owner take it;
+	 * reading on after the owner drained the input needs no new edge. */
+	for (rounds = 0; rounds < CONN_MAX_ROUNDS; rounds++) {
+		size_t wrote = conn_drain_out(c), got = conn_fill(c);
+
+		if (wrote > 0 || got > 0 || c->c_connected_due)
+			timer_restart(c);
+		input = got > 0;
+		conn_dispatch(c, input);
+		if (c->c_dead || c->c_err != 0 || !conn_want_read(c))
+			break;
+	}
+	if (!c->c_dead && rounds == CONN_MAX_ROUNDS && conn_want_read(c))
+		conn_wake(c); /* let other connections have a turn */
+	c->c_depth--;
+	if (c->c_dead && c->c_depth == 0)
+		conn_destroy(c);
+}
+
+static void
+conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	/* Time spent with reading off and nothing to send is not idleness. */
+	if (!c->c_reading && !c->c_connecting &&
+	    evbuffer_get_length(c->c_out) == 0) {
+		timer_restart(c);
+		return;
+	}
+	c->c_depth++;
+	if (c->c_evcb != NULL)
+		c->c_evcb(c, CONN_TIMEOUT, c->c_arg);
+	c->c_depth--;
+	if (c->c_dead && c->c_depth == 0)
+		conn_destroy(c);
+}

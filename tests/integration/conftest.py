@@ -624,6 +624,10 @@ def gateway(tmp_path):
                 problems.append("portcullis pid %d did not exit within 15s "
                                 "of SIGTERM and was killed\n%s"
                                 % (g.pid, g.diagnostics()))
+        rc = g.proc.popen.returncode
+        if rc not in (0, None) and not getattr(g, "expect_failure", False):
+            problems.append("portcullis pid %d exited with status %d\n%s"
+                            % (g.pid, rc, tail(g.error_log_path, 3000)))
         err = g.error_log()
         for mark in SANITIZER_MARKS:
             if mark in err:

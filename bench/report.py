@@ -7,7 +7,15 @@ RAW_DIR holds meta.tsv (key<TAB>value), runs.tsv (one line per wrk run),
 rss.tsv (VmHWM per profile and target) and the wrk outputs. Per cell
 (row x target) the reported requests/s is the median over the runs, and p50/p99
 come from the median run itself (statistics.median_low, so it is a real run).
-Ratios are against the nginx proxy in the same row. Stdlib only.
+Ratios are against the nginx proxy in the same row.
+
+Proxy CPU: runs.tsv has, per measured run of a proxy, cpu_ticks (utime+stime
+of the serving process over the run, in clock ticks; meta.tsv has clk_tck),
+wall_s (wall time between the two readings) and requests (wrk's count). Per
+run, CPU us/req = cpu_ticks / clk_tck / requests * 1e6 and CPU util =
+cpu_ticks / clk_tck / wall_s; a cell shows the median of each over its runs
+(statistics.median). Older raw directories without these columns still work
+(the columns are then empty). Stdlib only.
 """
 import csv
 import math
@@ -67,8 +75,30 @@ def fmt_rss(kb):
     return "–" if kb is None else f"{kb / 1024:.1f} MiB"
 
 
+def fmt_us(v):
+    if v is None:
+        return "–"
+    return f"{v:.2f} µs" if v < 10 else f"{v:.1f} µs" if v < 1000 else f"{v:,.0f} µs"
+
+
+def fmt_pct(v):
+    return "–" if v is None else f"{v * 100:.0f} %"
+
+
+def run_cpu(r, res, clk_tck):
+    """(CPU us per request, CPU util as a fraction) of one run, or (None, None)."""
+    ticks, wall = r.get("cpu_ticks") or "", r.get("wall_s") or ""
+    if not ticks or not wall or clk_tck <= 0:
+        return None, None
+    cpu_s = int(ticks) / clk_tck
+    reqs = int(r.get("requests") or 0) or res["requests"]
+    wall = float(wall)
+    return (cpu_s / reqs * 1e6 if reqs else None), (cpu_s / wall if wall > 0 else None)
+
+
 def summarize(raw, meta, runs, rss):
     """One dict per (row, target), rows and targets in the order of meta.tsv."""
+    clk_tck = int(meta.get("clk_tck") or 0)
     rss_kb = {(r["profile"], r["target"]): int(r["vmhwm_kb"]) for r in rss if r["vmhwm_kb"]}
     cells = {}
     for r in runs:
@@ -87,13 +117,15 @@ def summarize(raw, meta, runs, rss):
         if res is None or res["requests"] == 0:
             c["status"] = "fail"
             continue
+        res["cpu_us"], res["cpu_util"] = run_cpu(r, res, clk_tck)
         c["runs"].append(res)
         c["errors"] += res["errors"]
 
     for c in cells.values():
         c["rss_kb"] = rss_kb.get((c["profile"], c["target"]))
         if c["status"] != "ok" or not c["runs"]:
-            c.update(rps=None, p50=None, p99=None, rps_min=None, rps_max=None)
+            c.update(rps=None, p50=None, p99=None, rps_min=None, rps_max=None,
+                     cpu_us=None, cpu_util=None)
             if c["status"] == "ok":
                 c["status"] = "fail"
             continue
@@ -101,6 +133,9 @@ def summarize(raw, meta, runs, rss):
         med = statistics.median_low(rps)
         run = next(x for x in c["runs"] if x["rps"] == med)
         c.update(rps=med, p50=run["p50"], p99=run["p99"], rps_min=min(rps), rps_max=max(rps))
+        for key in ("cpu_us", "cpu_util"):
+            vals = [x[key] for x in c["runs"] if x[key] is not None]
+            c[key] = statistics.median(vals) if vals else None
 
     for c in cells.values():
         ref = cells.get((c["row"], "nginx"))
@@ -108,6 +143,8 @@ def summarize(raw, meta, runs, rss):
         c["rps_vs_nginx"] = c["rps"] / ref["rps"] if ok else None
         c["p99_vs_nginx"] = (c["p99"] / ref["p99"]
                              if ok and ref["p99"] and not math.isnan(c["p99"]) else None)
+        c["cpu_vs_nginx"] = (c["cpu_us"] / ref["cpu_us"]
+                             if ref and ref.get("cpu_us") and c["cpu_us"] is not None else None)
     rows, targets = meta["rows"].split(), meta["targets"].split()
     return sorted(cells.values(), key=lambda c: (rows.index(c["row"]), targets.index(c["target"])))
 
@@ -115,7 +152,7 @@ def summarize(raw, meta, runs, rss):
 def write_csv(path, cells):
     cols = ["row", "profile", "path", "target", "status", "runs_ok", "rps_median",
             "rps_min", "rps_max", "p50_ms", "p99_ms", "peak_rss_kb", "rps_vs_nginx",
-            "p99_vs_nginx", "errors"]
+            "p99_vs_nginx", "errors", "cpu_us_per_req", "cpu_vs_nginx", "cpu_util_pct"]
 
     def num(v, nd=3):
         return "" if v is None or (isinstance(v, float) and math.isnan(v)) else round(v, nd)
@@ -128,7 +165,9 @@ def write_csv(path, cells):
                         len(c["runs"]), num(c["rps"], 2), num(c["rps_min"], 2),
                         num(c["rps_max"], 2), num(c["p50"]), num(c["p99"]),
                         c["rss_kb"] if c["rss_kb"] is not None else "",
-                        num(c["rps_vs_nginx"]), num(c["p99_vs_nginx"]), c["errors"]])
+                        num(c["rps_vs_nginx"]), num(c["p99_vs_nginx"]), c["errors"],
+                        num(c["cpu_us"]), num(c["cpu_vs_nginx"]),
+                        num(None if c["cpu_util"] is None else c["cpu_util"] * 100, 1)])
 
 
 def write_md(path, meta, cells):
@@ -148,19 +187,27 @@ def write_md(path, meta, cells):
              "hit the same upstream nginx (1 worker, sendfile, keep-alive)")
     L.append("- requests/s: median of the runs (range: min–max); p50/p99: of the median run; "
              "peak RSS: VmHWM of the serving process; ratios: against the nginx proxy in the same row")
+    L.append("- proxy CPU µs/req: utime+stime of the serving process over the measured run "
+             "/ requests, median of the runs; it does not depend on who saturates first, so it "
+             "compares the proxies even where requests/s cannot (small bodies: wrk + upstream on "
+             f"CPU 1 are the bottleneck); CPU/req vs nginx: lower is better; proxy CPU util: CPU "
+             f"time / wall time of the run (near 100 % = the proxy was the bottleneck); "
+             f"{meta.get('clk_tck', '?')} ticks/s, so ±2 ticks of error per run")
     L.append("- shared, noisy 2-core machine: compare ratios within this run, not absolute "
              "numbers across runs\n")
-    L.append("| row | target | requests/s | range | p50 | p99 | peak RSS | req/s vs nginx | p99 vs nginx | errors |")
-    L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    L.append("| row | target | requests/s | range | p50 | p99 | peak RSS | req/s vs nginx | p99 vs nginx | errors "
+             "| proxy CPU µs/req | CPU/req vs nginx | proxy CPU util |")
+    L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for c in cells:
         name = TARGET_LABEL.get(c["target"], c["target"])
         if c["status"] != "ok":
             word = "n/a" if c["status"] == "na" else "**FAIL**"
-            L.append(f"| {c['row']} | {name} | {word} | | | | {fmt_rss(c['rss_kb'])} | | | |")
+            L.append(f"| {c['row']} | {name} | {word} | | | | {fmt_rss(c['rss_kb'])} | | | | | | |")
             continue
         L.append(f"| {c['row']} | {name} | {c['rps']:,.0f} | {c['rps_min']:,.0f}–{c['rps_max']:,.0f} "
                  f"| {fmt_ms(c['p50'])} | {fmt_ms(c['p99'])} | {fmt_rss(c['rss_kb'])} "
-                 f"| {fmt_ratio(c['rps_vs_nginx'])} | {fmt_ratio(c['p99_vs_nginx'])} | {c['errors']} |")
+                 f"| {fmt_ratio(c['rps_vs_nginx'])} | {fmt_ratio(c['p99_vs_nginx'])} | {c['errors']} "
+                 f"| {fmt_us(c['cpu_us'])} | {fmt_ratio(c['cpu_vs_nginx'])} | {fmt_pct(c['cpu_util'])} |")
     L.append("")
     seen = {}
     for c in cells:

@@ -32,8 +32,30 @@
 #     median run (median_low: always a real run). Peak RSS is VmHWM of the
 #     serving process (nginx worker, haproxy, portcullis) read from
 #     /proc/PID/status after all runs of that target.
+#   * Proxy CPU (load-independent efficiency). For small bodies the load side
+#     (wrk + upstream on CPU 1) saturates before the proxy does, so requests/s
+#     ends up the same for every proxy and says little about them. So
+#     immediately before and after every measured run (not the warm-up) of a
+#     proxy target the script reads utime+stime (fields 14+15 of
+#     /proc/PID/stat, in clock ticks, CLK_TCK from `getconf CLK_TCK`, kept in
+#     meta.tsv) of that same serving process (for portcullis this counts all
+#     of its threads; nginx's master is idle and not counted) and the wall
+#     time between the two readings, and records in runs.tsv: serving_pid,
+#     cpu_ticks (the difference), wall_s, and requests (wrk's "N requests
+#     in"). The report derives per run
+#       CPU us/req = (cpu_ticks / CLK_TCK) / requests * 1e6   (lower = cheaper)
+#       CPU util   = (cpu_ticks / CLK_TCK) / wall_s           (as %)
+#     and shows the median over the runs, plus "CPU/req vs nginx" (target /
+#     nginx, lower is better). CPU util tells whether the proxy was the
+#     bottleneck (near 100 %) or was waiting for the load side (well below).
+#     Ticks are 10 ms at CLK_TCK=100 and utime and stime are truncated
+#     separately, so a difference is off by up to ~2 ticks (20 ms): with runs
+#     of >= 4 s (hundreds of ticks) and thousands of requests that is ~1 % or
+#     less; with shorter runs or a nearly idle proxy it grows. No value is
+#     recorded for "direct" (no proxy), or if the serving PID changed.
 #   * Outputs in bench/results/ (BENCH_RESULTS): bench.md, bench.csv,
-#     bench.png (gnuplot), and raw/ with every wrk output and the configs.
+#     bench.png (gnuplot), and raw/ with every wrk output, the configs and
+#     the tables (meta.tsv, runs.tsv incl. the CPU ticks, rss.tsv).
 #
 # Rows are (name, URL path, config profile); a profile is the per-target
 # config tweak (plain today; tls, tls_auth, metrics_off later). Each target's
@@ -305,9 +327,11 @@ EOF
 }
 
 # ---------------------------------------------------------------- preflight
-for tool in "$NGINX" "$HAPROXY" "$WRK" "$PY" /usr/bin/gnuplot taskset pgrep; do
+for tool in "$NGINX" "$HAPROXY" "$WRK" "$PY" /usr/bin/gnuplot taskset pgrep getconf; do
   command -v "$tool" >/dev/null || die "missing $tool"
 done
+CLK_TCK=$(getconf CLK_TCK)   # units of utime/stime in /proc/PID/stat
+[[ $CLK_TCK =~ ^[1-9][0-9]*$ ]] || die "getconf CLK_TCK gave '$CLK_TCK'"
 for t in "${TARGETS[@]}"; do
   declare -F "${t}_start" >/dev/null || die "unknown target '$t'"
 done
@@ -343,6 +367,7 @@ rm -rf "$RAW"; mkdir -p "$RAW"
   printf 'runs\t%s\n' "$RUNS"
   printf 'duration\t%s\n' "$DURATION"
   printf 'warmup\t%s\n' "$WARMUP"
+  printf 'clk_tck\t%s\n' "$CLK_TCK"
   printf 'wrk_args\t-t%s -c%s -d%ss --latency (keep-alive, 127.0.0.1)\n' "$THREADS" "$CONNECTIONS" "$DURATION"
   printf 'pinning\tproxy under test on CPU %s; upstream nginx and wrk on CPU %s\n' "$PROXY_CPU" "$LOAD_CPU"
   printf 'wrk\t%s\n' "$("$WRK" -v 2>&1 | head -n 1 | sed 's/ Copyright.*//')"
@@ -350,7 +375,7 @@ rm -rf "$RAW"; mkdir -p "$RAW"
   for t in "${TARGETS[@]}"; do printf 'version_%s\t%s\n' "$t" "$("${t}_version")"; done
   printf 'rows\t'; for r in "${ROWS[@]}"; do read -r n _ _ <<<"$r"; printf '%s ' "$n"; done; echo
 } >"$RAW/meta.tsv"
-printf 'profile\trow\tpath\ttarget\trun\tstatus\tfile\n' >"$RAW/runs.tsv"
+printf 'profile\trow\tpath\ttarget\trun\tstatus\tfile\tserving_pid\tcpu_ticks\twall_s\trequests\n' >"$RAW/runs.tsv"
 printf 'profile\ttarget\tvmhwm_kb\n' >"$RAW/rss.tsv"
 
 ncells=$(( ${#ROWS[@]} * ${#TARGETS[@]} ))
@@ -361,6 +386,18 @@ start_upstream
 cp "$WORK/upstream-nginx.conf" "$RAW/"
 
 # ---------------------------------------------------------------- measure
+# cpu_ticks PID VAR: set VAR to utime+stime (fields 14+15 of /proc/PID/stat)
+# in clock ticks, or to "" if the process is gone. Bash builtins only, so the
+# reading itself is quick. Fields are counted after the ")" that closes the
+# command name (field 2), which may itself contain spaces.
+cpu_ticks() {
+  local st f
+  printf -v "$2" '%s' ""
+  { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 0
+  read -r -a f <<<"${st##*) }"   # f[0] is field 3 (state): utime = f[11], stime = f[12]
+  printf -v "$2" '%s' "$(( f[11] + f[12] ))"
+}
+
 # run_wrk URL OUTFILE SECONDS EXTRA...
 run_wrk() {
   local url=$1 out=$2 secs=$3; shift 3
@@ -408,7 +445,7 @@ for profile in $profiles; do
     for r in "${ROWS[@]}"; do
       read -r name path p <<<"$r"; [[ $p == "$profile" ]] || continue
       for t in "${order[@]}"; do
-        out="$RAW/$name.$t.run$run.txt"; status=ok
+        out="$RAW/$name.$t.run$run.txt"; status=ok; spid=""; cpu=""; wall=""; reqs=""
         case ${STATE[$t]} in
           na) status=na; out="" ;;
           fail) status=fail; out="" ;;
@@ -421,12 +458,27 @@ for profile in $profiles; do
               if ((WARMUP > 0)); then
                 run_wrk "${URL[$t]}$path" /dev/null "$WARMUP" "${HDR_ARGS[@]}" || true
               fi
+              # CPU time of the serving process right around the measured run.
+              spid=""; t0=""; t1=""; w0=""; w1=""
+              [[ -n ${SERVING[$t]} ]] && spid=$(${SERVING[$t]} || true)
+              if [[ -n $spid ]]; then cpu_ticks "$spid" t0; w0=$EPOCHREALTIME; fi
               run_wrk "${URL[$t]}$path" "$out" "$DURATION" "${HDR_ARGS[@]}" || status=fail
+              if [[ -n $spid ]]; then
+                cpu_ticks "$spid" t1; w1=$EPOCHREALTIME
+                # a different (respawned) serving process makes the difference meaningless
+                [[ $(${SERVING[$t]} || true) == "$spid" ]] || t1=""
+              fi
+              if [[ -n $t0 && -n $t1 ]]; then
+                cpu=$((t1 - t0))
+                wall=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", b - a }')
+              fi
+              reqs=$(awk '/ requests in / {print $1; exit}' "$out")
               rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-              log "run $run/$RUNS  $name  $t  ${rps:-?} req/s"
+              log "run $run/$RUNS  $name  $t  ${rps:-?} req/s${cpu:+  proxy CPU ${cpu} ticks in ${wall} s}"
             fi ;;
         esac
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$name" "$path" "$t" "$run" "$status" "${out##*/}" >>"$RAW/runs.tsv"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$name" "$path" "$t" "$run" \
+          "$status" "${out##*/}" "$spid" "$cpu" "$wall" "$reqs" >>"$RAW/runs.tsv"
       done
     done
   done

@@ -18,6 +18,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CONN_READ_SIZE (64 * 1024)
@@ -36,6 +37,7 @@ struct conn {
 	size_t c_read_high;
 	size_t c_drain_low;
 	uint64_t c_timeout_ms;
+	uint64_t c_progress;  /* conn_now_ms() of the last progress */
 	int c_err;	      /* errno of a failure not yet reported */
 	int c_depth;	      /* nesting of our handler */
 	bool c_reading;	      /* reading enabled by the owner */
@@ -52,8 +54,6 @@ struct conn {
 
 static void conn_handler(evutil_socket_t fd, short what, void *arg);
 static bool conn_want_read(struct conn *c);
-static void conn_input_taken(struct evbuffer *b,
-			     const struct evbuffer_cb_info *info, void *arg);
 static void conn_timer(evutil_socket_t fd, short what, void *arg);
 
 static struct conn *
@@ -71,9 +71,7 @@ conn_make(struct event_base *base, int fd)
 			    conn_handler, c);
 	c->c_timer = evtimer_new(base, conn_timer, c);
 	if (c->c_in == NULL || c->c_out == NULL || c->c_ev == NULL ||
-	    c->c_timer == NULL ||
-	    evbuffer_add_cb(c->c_in, conn_input_taken, c) == NULL ||
-	    event_add(c->c_ev, NULL) == -1)
+	    c->c_timer == NULL || event_add(c->c_ev, NULL) == -1)
 		goto fail;
 	return c;
 fail:
@@ -197,18 +195,6 @@ conn_wake(struct conn *c)
 	event_active(c->c_ev, EV_TIMEOUT, 0);
 }
 
-/* The owner took input: if that is what held reading back, go on. */
-static void
-conn_input_taken(struct evbuffer *b, const struct evbuffer_cb_info *info,
-		 void *arg)
-{
-	struct conn *c = arg;
-
-	if (info->n_deleted > 0 && c->c_readable && c->c_read_high > 0 &&
-	    info->orig_size >= c->c_read_high && conn_want_read(c))
-		conn_wake(c);
-}
-
 static bool
 conn_input_full(struct conn *c)
 {
@@ -224,22 +210,50 @@ conn_want_read(struct conn *c)
 }
 
 static void
-timer_restart(struct conn *c)
+timer_arm(struct conn *c, uint64_t ms)
 {
 	struct timeval tv;
 
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	evtimer_add(c->c_timer, &tv);
+}
+
+/*
+ * Progress restarts the idle clock. The timer itself is not moved on every
+ * read (a heap operation each time); it fires at the old deadline, sees the
+ * recorded progress and re-arms for what is left.
+ */
+static void
+timer_restart(struct conn *c)
+{
 	if (c->c_timeout_ms == 0)
 		return;
-	tv.tv_sec = (time_t)(c->c_timeout_ms / 1000);
-	tv.tv_usec = (suseconds_t)((c->c_timeout_ms % 1000) * 1000);
-	evtimer_add(c->c_timer, &tv);
+	c->c_progress = conn_now_ms();
+	if (!evtimer_pending(c->c_timer, NULL))
+		timer_arm(c, c->c_timeout_ms);
+}
+
+uint64_t
+conn_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+idle_ms(struct conn *c)
+{
+	uint64_t now = conn_now_ms();
+
+	return now > c->c_progress ? now - c->c_progress : 0;
 }
 
 void
 conn_read(struct conn *c, bool on)
 {
-	if (c->c_reading == on)
-		return;
 	c->c_reading = on;
 	if (on && conn_want_read(c))
 		conn_wake(c);
@@ -257,10 +271,11 @@ void
 conn_timeout(struct conn *c, uint64_t ms)
 {
 	c->c_timeout_ms = ms;
-	if (ms == 0)
-		evtimer_del(c->c_timer);
-	else
-		timer_restart(c);
+	evtimer_del(c->c_timer);
+	if (ms > 0) {
+		c->c_progress = conn_now_ms();
+		timer_arm(c, ms);
+	}
 }
 
 /* Reads until EAGAIN, EOF, an error or a full input; returns bytes read. */
@@ -458,7 +473,15 @@ static void
 conn_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	uint64_t idle = idle_ms(c);
 
+	if (c->c_timeout_ms == 0)
+		return;
+	/* Progress since the timer was set: wait for the rest. */
+	if (idle < c->c_timeout_ms) {
+		timer_arm(c, c->c_timeout_ms - idle);
+		return;
+	}
 	/* Time spent with reading off and nothing to send is not idleness. */
 	if (!c->c_reading && !c->c_connecting &&
 	    evbuffer_get_length(c->c_out) == 0) {

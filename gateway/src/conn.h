@@ -66,12 +66,12 @@ struct evbuffer *conn_out(struct conn *c);
 int conn_fd(struct conn *c);
 int conn_error(struct conn *c); /* errno of the last CONN_ERROR */
 
-/* Enables or disables reading. Enabling picks up bytes that arrived while
- * reading was off. */
+/* Enables or disables reading. Enabling (also when already on) picks up
+ * bytes that arrived while reading was off or the input was full. */
 void conn_read(struct conn *c, bool on);
 
-/* Reading pauses while the input holds `high` bytes or more (0: no limit)
- * and resumes by itself once the caller takes bytes out of it. */
+/* Reading pauses while the input holds `high` bytes or more (0: no limit);
+ * after taking input, the owner resumes it with conn_read(c, true). */
 void conn_read_limit(struct conn *c, size_t high);
 
 /* Writes as much of the output as the socket takes now; the rest goes as
@@ -89,5 +89,9 @@ void conn_notify_drain(struct conn *c, size_t low);
  * clock restarts on progress and whenever this is called.
  */
 void conn_timeout(struct conn *c, uint64_t ms);
+
+/* Milliseconds of a coarse monotonic clock (vDSO, no lock): cheap enough
+ * to read on every request for idle bookkeeping. */
+uint64_t conn_now_ms(void);
 
 #endif

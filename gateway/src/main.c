@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <openssl/opensslv.h>
 #include <signal.h>
 #include <stdio.h>
@@ -228,8 +227,10 @@ run(const char *path)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (evthread_use_pthreads() == -1 ||
-	    (gw.base = event_base_new()) == NULL) {
+	/* No evthread_use_pthreads(): no event base is touched by two
+	 * threads (workers are woken through an eventfd), so libevent runs
+	 * without locks. */
+	if ((gw.base = event_base_new()) == NULL) {
 		log_error("cannot set up the event loop");
 		return 1;
 	}

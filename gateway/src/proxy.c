@@ -47,7 +47,9 @@ struct session {
 	struct worker *s_w;
 	unsigned s_lidx;
 	struct conn *s_c;      /* the client */
-	struct event *s_timer; /* head/idle timeout, linger */
+	struct event *s_timer; /* head/idle timeout, linger; see timer_arm() */
+	uint64_t s_deadline;   /* conn_now_ms() when it is due; 0: none */
+	uint64_t s_fires_at;   /* when the pending event fires */
 	struct event *s_kick;  /* next pipelined request */
 	enum session_state s_state;
 	char s_client[INET6_ADDRSTRLEN];
@@ -154,13 +156,31 @@ read_limit(struct session *s)
 	conn_read_limit(s->s_c, high > PROXY_HIGH ? high : PROXY_HIGH);
 }
 
+/*
+ * The session timer is lazy like conn's: arming records a deadline and only
+ * touches the event when the new deadline is earlier than the pending one;
+ * an early firing re-arms for what is left. Two requests on a keep-alive
+ * connection then cost no timer operation at all most of the time.
+ */
 static void
 timer_arm(struct session *s, uint64_t ms)
 {
+	uint64_t now = conn_now_ms();
 	struct timeval tv;
 
+	s->s_deadline = now + ms;
+	if (evtimer_pending(s->s_timer, NULL) && s->s_fires_at <= s->s_deadline)
+		return;
+	s->s_fires_at = s->s_deadline;
 	ms_to_tv(ms, &tv);
 	evtimer_add(s->s_timer, &tv);
+}
+
+/* No deadline; a pending firing finds none and does nothing. */
+static void
+timer_off(struct session *s)
+{
+	s->s_deadline = 0;
 }
 
 /* Shut our write side and discard input for a while, then close. */
@@ -175,7 +195,6 @@ session_linger(struct session *s)
 	conn_timeout(s->s_c, 0);
 	conn_read_limit(s->s_c, 0);
 	conn_read(s->s_c, true);
-	evtimer_del(s->s_timer);
 	timer_arm(s, PROXY_LINGER_MS);
 }
 
@@ -185,7 +204,7 @@ session_close_after_flush(struct session *s)
 {
 	s->s_state = S_CLOSING;
 	conn_read(s->s_c, false);
-	evtimer_del(s->s_timer);
+	timer_off(s);
 	conn_flush(s->s_c);
 	if (evbuffer_get_length(conn_out(s->s_c)) == 0)
 		session_linger(s);
@@ -212,6 +231,20 @@ request_id_valid(const char *v, size_t len)
 	return true;
 }
 
+/* 32 hex digits: the worker's random prefix, then its request counter. */
+static void
+request_id_generate(struct worker *w, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t n = ++w->w_idseq;
+	int i;
+
+	memcpy(out, w->w_idprefix, 16);
+	for (i = 15; i >= 0; i--, n >>= 4)
+		out[16 + i] = hex[n & 15];
+	out[32] = '\0';
+}
+
 static void
 request_id_make(struct session *s, const struct http_request *req)
 {
@@ -223,8 +256,7 @@ request_id_make(struct session *s, const struct http_request *req)
 		s->s_reqid[h->value_len] = '\0';
 		return;
 	}
-	snprintf(s->s_reqid, sizeof(s->s_reqid), "%s%016llx",
-		 s->s_w->w_idprefix, (unsigned long long)++s->s_w->w_idseq);
+	request_id_generate(s->s_w, s->s_reqid);
 }
 
 static void
@@ -339,59 +371,165 @@ method_idempotent(const char *m, size_t len)
 	return false;
 }
 
-/* Headers never forwarded as received: hop-by-hop (RFC 9110 section
- * 7.6.1) and the ones the gateway sets itself. */
-static bool
-header_dropped(const struct http_header *h, const struct http_header *conn)
+/*
+ * Head writer: a head is written into space reserved in an evbuffer and
+ * committed once, instead of an evbuffer_add per piece. `cap` is an upper
+ * bound of the head's size computed by the caller.
+ */
+struct headw {
+	struct evbuffer *hw_b;
+	struct evbuffer_iovec hw_v;
+	size_t hw_len;
+};
+
+static int
+headw_begin(struct headw *w, struct evbuffer *b, size_t cap)
 {
-	static const char *const drop[] = {
-	    "connection",	  "keep-alive",
-	    "proxy-connection",	  "te",
-	    "transfer-encoding",  "upgrade",
-	    "http2-settings",	  "x-forwarded-for",
-	    "x-forwarded-proto",  "x-forwarded-host",
-	    "x-real-ip",	  "x-request-id",
-	    "proxy-authorization"};
+	w->hw_b = b;
+	w->hw_len = 0;
+	return evbuffer_reserve_space(b, (ev_ssize_t)cap, &w->hw_v, 1) == 1
+		   ? 0
+		   : -1;
+}
+
+static void
+headw_put(struct headw *w, const void *p, size_t n)
+{
+	if (n > w->hw_v.iov_len - w->hw_len)
+		n = w->hw_v.iov_len - w->hw_len; /* cannot happen: cap holds */
+	memcpy((char *)w->hw_v.iov_base + w->hw_len, p, n);
+	w->hw_len += n;
+}
+
+#define headw_lit(w, lit) headw_put((w), (lit), sizeof(lit) - 1)
+
+static void
+headw_field(struct headw *w, const char *name, size_t nlen, const char *v,
+	    size_t vlen)
+{
+	headw_put(w, name, nlen);
+	headw_lit(w, ": ");
+	headw_put(w, v, vlen);
+	headw_lit(w, "\r\n");
+}
+
+static void
+headw_end(struct headw *w)
+{
+	w->hw_v.iov_len = w->hw_len;
+	evbuffer_commit_space(w->hw_b, &w->hw_v, 1);
+}
+
+struct name {
+	const char *n_str;
+	size_t n_len;
+};
+#define NAME(lit)                                                              \
+	{                                                                      \
+		lit, sizeof(lit) - 1                                           \
+	}
+
+static bool
+name_in(const struct http_header *h, const struct name *set, size_t n)
+{
 	size_t i;
 
-	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-		if (strlen(drop[i]) == h->name_len &&
-		    strncasecmp(drop[i], h->name, h->name_len) == 0)
+	for (i = 0; i < n; i++)
+		if (set[i].n_len == h->name_len &&
+		    strncasecmp(set[i].n_str, h->name, h->name_len) == 0)
 			return true;
-	if (conn != NULL) {
-		char name[128];
+	return false;
+}
 
-		if (h->name_len >= sizeof(name))
-			return false;
-		memcpy(name, h->name, h->name_len);
-		name[h->name_len] = '\0';
-		return http_list_has(conn->value, conn->value_len, name);
+/* Hop-by-hop (RFC 9110 section 7.6.1) and the ones the gateway sets. */
+static const struct name request_drop[] = {
+    NAME("connection"),		NAME("keep-alive"),
+    NAME("proxy-connection"),	NAME("te"),
+    NAME("transfer-encoding"),	NAME("upgrade"),
+    NAME("http2-settings"),	NAME("x-forwarded-for"),
+    NAME("x-forwarded-proto"),	NAME("x-forwarded-host"),
+    NAME("x-real-ip"),		NAME("x-request-id"),
+    NAME("proxy-authorization")};
+
+/* Hop-by-hop in a response; a tunnel keeps Connection and Upgrade. */
+static const struct name response_drop[] = {
+    NAME("keep-alive"), NAME("proxy-connection"), NAME("te"),
+    NAME("transfer-encoding")};
+static const struct name response_drop_unless_tunnel[] = {NAME("connection"),
+							  NAME("upgrade")};
+
+/*
+ * Whether a Connection field names options beyond close, keep-alive and
+ * upgrade (whose fields are dropped anyway): only then must every other
+ * field be looked up in it (RFC 9110 section 7.6.1).
+ */
+static bool
+connection_names_more(const struct http_header *conn)
+{
+	const char *p, *end;
+
+	if (conn == NULL)
+		return false;
+	p = conn->value;
+	end = p + conn->value_len;
+	while (p < end) {
+		const char *tok, *q;
+		size_t n;
+
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		tok = p;
+		while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+			p++;
+		n = (size_t)(p - tok);
+		for (q = p; q < end && (*q == ' ' || *q == '\t'); q++)
+			;
+		if (n == 0)
+			continue;
+		if (!((n == 5 && strncasecmp(tok, "close", 5) == 0) ||
+		      (n == 10 && strncasecmp(tok, "keep-alive", 10) == 0) ||
+		      (n == 7 && strncasecmp(tok, "upgrade", 7) == 0)))
+			return true;
 	}
 	return false;
 }
 
-static void
-add_header(struct evbuffer *b, const char *name, const char *v, size_t vlen)
+static bool
+named_by_connection(const struct http_header *h, const struct http_header *conn)
 {
-	evbuffer_add(b, name, strlen(name));
-	evbuffer_add(b, ": ", 2);
-	evbuffer_add(b, v, vlen);
-	evbuffer_add(b, "\r\n", 2);
+	char name[128];
+
+	if (h->name_len >= sizeof(name))
+		return false;
+	memcpy(name, h->name, h->name_len);
+	name[h->name_len] = '\0';
+	return http_list_has(conn->value, conn->value_len, name);
 }
 
-/* Writes the request head as the upstream gets it into s->s_head. */
-static void
+/*
+ * Writes the request head as the upstream gets it into s->s_head. `len` is
+ * the size of the client's head: every forwarded piece comes from it, and
+ * what the gateway adds is bounded by the extra room.
+ */
+static int
 build_upstream_head(struct session *s, const struct http_request *req,
-		    const struct http_header *upgrade)
+		    size_t len, const struct http_header *upgrade)
 {
-	struct evbuffer *b = s->s_head;
 	const struct http_header *conn =
 	    http_find(req->headers, req->nheaders, "connection");
+	bool conn_more = connection_names_more(conn);
+	size_t client_len = strlen(s->s_client);
 	const char *path = req->path;
 	size_t plen = req->path_len, i;
+	struct headw w;
 
-	evbuffer_add(b, req->method, req->method_len);
-	evbuffer_add(b, " ", 1);
+	if (headw_begin(&w, s->s_head,
+			len + 512 + 2 * client_len + sizeof(s->s_reqid) +
+			    req->host_len +
+			    (upgrade != NULL ? upgrade->value_len : 0)) == -1)
+		return -1;
+	headw_put(&w, req->method, req->method_len);
+	headw_lit(&w, " ");
 	if (s->s_route->strip_prefix) {
 		size_t cut = s->s_route->path_len;
 
@@ -401,36 +539,41 @@ build_upstream_head(struct session *s, const struct http_request *req,
 		path += cut;
 		plen -= cut;
 		if (plen == 0 || path[0] != '/')
-			evbuffer_add(b, "/", 1);
+			headw_lit(&w, "/");
 	}
-	evbuffer_add(b, path, plen);
-	evbuffer_add(b, req->minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n",
-		     11);
+	headw_put(&w, path, plen);
+	if (req->minor == 0)
+		headw_lit(&w, " HTTP/1.0\r\n");
+	else
+		headw_lit(&w, " HTTP/1.1\r\n");
 	for (i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
 
-		if (header_dropped(h, conn))
+		if (name_in(h, request_drop,
+			    sizeof(request_drop) / sizeof(request_drop[0])) ||
+		    (conn_more && named_by_connection(h, conn)))
 			continue;
-		evbuffer_add(b, h->name, h->name_len);
-		evbuffer_add(b, ": ", 2);
-		evbuffer_add(b, h->value, h->value_len);
-		evbuffer_add(b, "\r\n", 2);
+		headw_field(&w, h->name, h->name_len, h->value, h->value_len);
 	}
-	add_header(b, "X-Forwarded-For", s->s_client, strlen(s->s_client));
-	add_header(b, "X-Real-IP", s->s_client, strlen(s->s_client));
-	add_header(b, "X-Forwarded-Proto", "http", 4);
+	headw_field(&w, "X-Forwarded-For", 15, s->s_client, client_len);
+	headw_field(&w, "X-Real-IP", 9, s->s_client, client_len);
+	headw_lit(&w, "X-Forwarded-Proto: http\r\n");
 	if (req->host != NULL)
-		add_header(b, "X-Forwarded-Host", req->host, req->host_len);
-	add_header(b, "X-Request-Id", s->s_reqid, strlen(s->s_reqid));
+		headw_field(&w, "X-Forwarded-Host", 16, req->host,
+			    req->host_len);
+	headw_field(&w, "X-Request-Id", 12, s->s_reqid, strlen(s->s_reqid));
 	if (req->body == HTTP_BODY_CHUNKED)
-		evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
+		headw_lit(&w, "Transfer-Encoding: chunked\r\n");
 	if (upgrade != NULL) {
-		evbuffer_add(b, "Connection: upgrade\r\n", 21);
-		add_header(b, "Upgrade", upgrade->value, upgrade->value_len);
+		headw_lit(&w, "Connection: upgrade\r\n");
+		headw_field(&w, "Upgrade", 7, upgrade->value,
+			    upgrade->value_len);
 	} else if (req->minor == 0) {
-		evbuffer_add(b, "Connection: keep-alive\r\n", 24);
+		headw_lit(&w, "Connection: keep-alive\r\n");
 	}
-	evbuffer_add(b, "\r\n", 2);
+	headw_lit(&w, "\r\n");
+	headw_end(&w);
+	return 0;
 }
 
 static void
@@ -468,21 +611,29 @@ upstream_send(struct session *s)
 static void forward_request_body(struct session *s);
 
 /*
- * Makes the head at the front of `in` contiguous without touching the body
- * behind it: up to the blank line if there is one, else everything (at most
- * `limit` + 1 bytes, so the parser can tell the head is too long).
+ * A contiguous view of the front of `in` for the head parser: at most
+ * `limit` + 1 bytes (so the parser can tell a head is too long). Usually
+ * the first chain holds it all and nothing is copied; otherwise the head is
+ * made contiguous, up to its blank line if there is one, so a body behind
+ * it is not copied along.
  */
 static const char *
 pullup_head(struct evbuffer *in, size_t limit, size_t *n)
 {
+	struct evbuffer_iovec v;
 	struct evbuffer_ptr end;
 	size_t avail = evbuffer_get_length(in);
+	size_t want = avail < limit + 1 ? avail : limit + 1;
 
+	if (evbuffer_peek(in, -1, NULL, &v, 1) >= 1 && v.iov_len >= want) {
+		*n = want;
+		return v.iov_base;
+	}
 	end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
 	if (end.pos != -1 && (size_t)end.pos + 4 <= limit + 1)
 		*n = (size_t)end.pos + 4;
 	else
-		*n = avail < limit + 1 ? avail : limit + 1;
+		*n = want;
 	return (const char *)evbuffer_pullup(in, (ssize_t)*n);
 }
 
@@ -496,7 +647,7 @@ request_start(struct session *s, struct http_request *req, size_t len)
 	enum metrics_upstream_error why;
 	char loc[600];
 
-	evtimer_del(s->s_timer);
+	timer_off(s);
 	s->s_gen = wgen_acquire(s->s_w);
 	s->s_lc = &s->s_gen->g_cfg->listeners[s->s_lidx];
 	s->s_http10 = req->minor == 0;
@@ -556,7 +707,11 @@ request_start(struct session *s, struct http_request *req, size_t len)
 	}
 	s->s_retryable = s->s_req_done && !s->s_tunnel_req &&
 			 method_idempotent(req->method, req->method_len);
-	build_upstream_head(s, req, upgrade);
+	if (build_upstream_head(s, req, len, upgrade) == -1) {
+		evbuffer_drain(in, len);
+		answer(s, 500, NULL, true);
+		return;
+	}
 	evbuffer_drain(in, len);
 
 	s->s_up = s->s_gen->g_up[route->upstream];
@@ -653,73 +808,56 @@ forward_request_body(struct session *s)
 	if (evbuffer_get_length(out) >= PROXY_HIGH) {
 		conn_read(s->s_c, false);
 		conn_notify_drain(s->s_uc->uc_conn, PROXY_HIGH / 2);
+	} else {
+		conn_read(s->s_c, true); /* we took input: read on */
 	}
 }
 
-/* Response headers the client must not get as received. */
-static bool
-response_header_dropped(const struct http_header *h,
-			const struct http_header *conn, bool tunnel)
-{
-	static const char *const drop[] = {
-	    "connection",	 "keep-alive", "proxy-connection", "te",
-	    "transfer-encoding", "upgrade",    "trailer"};
-	size_t i;
-
-	for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
-		if (strlen(drop[i]) != h->name_len ||
-		    strncasecmp(drop[i], h->name, h->name_len) != 0)
-			continue;
-		if (tunnel && (i == 0 || i == 5))
-			return false;
-		if (i == 6)
-			return false; /* Trailer is end-to-end */
-		return true;
-	}
-	if (conn != NULL && !tunnel) {
-		char name[128];
-
-		if (h->name_len >= sizeof(name))
-			return false;
-		memcpy(name, h->name, h->name_len);
-		name[h->name_len] = '\0';
-		return http_list_has(conn->value, conn->value_len, name);
-	}
-	return false;
-}
-
+/* Writes the head the client gets for `res` (whose own head took `len`
+ * bytes upstream) into the client's output. */
 static void
 write_response_head(struct session *s, const struct http_response *res,
-		    bool tunnel)
+		    size_t len, bool tunnel)
 {
-	struct evbuffer *out = conn_out(s->s_c);
 	const struct http_header *conn =
 	    http_find(res->headers, res->nheaders, "connection");
-	size_t before = evbuffer_get_length(out), i;
+	bool conn_more = !tunnel && connection_names_more(conn);
+	char status[4] = {(char)('0' + res->status / 100),
+			  (char)('0' + res->status / 10 % 10),
+			  (char)('0' + res->status % 10), ' '};
+	struct headw w;
+	size_t i;
 
-	evbuffer_add_printf(out, "HTTP/1.1 %d ", res->status);
-	evbuffer_add(out, res->reason, res->reason_len);
-	evbuffer_add(out, "\r\n", 2);
+	if (headw_begin(&w, conn_out(s->s_c), len + 128) == -1)
+		return; /* out of memory: the client sees a truncated answer */
+	headw_lit(&w, "HTTP/1.1 ");
+	headw_put(&w, status, 4);
+	headw_put(&w, res->reason, res->reason_len);
+	headw_lit(&w, "\r\n");
 	for (i = 0; i < res->nheaders; i++) {
 		const struct http_header *h = &res->headers[i];
 
-		if (response_header_dropped(h, conn, tunnel))
+		if (name_in(h, response_drop,
+			    sizeof(response_drop) / sizeof(response_drop[0])) ||
+		    (!tunnel &&
+		     name_in(h, response_drop_unless_tunnel,
+			     sizeof(response_drop_unless_tunnel) /
+				 sizeof(response_drop_unless_tunnel[0]))) ||
+		    (conn_more && named_by_connection(h, conn)))
 			continue;
-		evbuffer_add(out, h->name, h->name_len);
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, h->value, h->value_len);
-		evbuffer_add(out, "\r\n", 2);
+		headw_field(&w, h->name, h->name_len, h->value, h->value_len);
 	}
 	if (!tunnel && res->status >= 200) {
 		if (res->body == HTTP_BODY_CHUNKED)
-			evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+			headw_lit(&w, "Transfer-Encoding: chunked\r\n");
 		if (!s->s_keepalive)
-			evbuffer_add(out, "Connection: close\r\n", 19);
+			headw_lit(&w, "Connection: close\r\n");
 		else if (s->s_http10)
-			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+			headw_lit(&w, "Connection: keep-alive\r\n");
 	}
-	evbuffer_add(out, "\r\n", 2);
-	s->s_bytes_out += evbuffer_get_length(out) - before;
+	headw_lit(&w, "\r\n");
+	s->s_bytes_out += w.hw_len;
+	headw_end(&w);
 }
 
 /* Moves what `from` received to `to`, with the same backpressure as
@@ -732,6 +870,8 @@ tunnel_pump(struct conn *from, struct conn *to)
 	if (evbuffer_get_length(conn_out(to)) >= PROXY_HIGH) {
 		conn_read(from, false);
 		conn_notify_drain(to, PROXY_HIGH / 2);
+	} else {
+		conn_read(from, true);
 	}
 }
 
@@ -789,7 +929,7 @@ response_head(struct session *s)
 				return -1;
 			}
 			s->s_status = 101;
-			write_response_head(s, &res, true);
+			write_response_head(s, &res, (size_t)rc, true);
 			evbuffer_drain(in, (size_t)rc);
 			s->s_resp_head = true;
 			tunnel_start(s);
@@ -799,7 +939,7 @@ response_head(struct session *s)
 			/* 100 Continue, 103 Early Hints: pass on to 1.1 clients
 			 */
 			if (!s->s_http10) {
-				write_response_head(s, &res, false);
+				write_response_head(s, &res, (size_t)rc, false);
 				conn_flush(
 				    s->s_c); /* the client may wait on it */
 			}
@@ -818,7 +958,7 @@ response_head(struct session *s)
 			s->s_keepalive = false;
 		if (!s->s_req_done)
 			s->s_keepalive = false;
-		write_response_head(s, &res, false);
+		write_response_head(s, &res, (size_t)rc, false);
 		evbuffer_drain(in, (size_t)rc);
 		s->s_resp_head = true;
 		return 1;
@@ -854,6 +994,8 @@ forward_response_body(struct session *s)
 		conn_read(s->s_uc->uc_conn,
 			  false); /* see the top of the file */
 		conn_notify_drain(s->s_c, PROXY_HIGH / 2);
+	} else {
+		conn_read(s->s_uc->uc_conn, true); /* we took input: read on */
 	}
 }
 
@@ -935,7 +1077,19 @@ static void
 timer_fired(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
+	uint64_t now = conn_now_ms();
 
+	if (s->s_deadline == 0)
+		return;
+	if (now < s->s_deadline) {
+		struct timeval tv;
+
+		s->s_fires_at = s->s_deadline;
+		ms_to_tv(s->s_deadline - now, &tv);
+		evtimer_add(s->s_timer, &tv);
+		return;
+	}
+	s->s_deadline = 0;
 	if (s->s_state == S_LINGER) {
 		session_free(s, "linger done");
 		return;

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -150,7 +152,13 @@ static void
 notify_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	struct config *cfg = atomic_exchange(&w->w_pending, NULL);
+	struct config *cfg;
+	uint64_t n;
+
+	if (read(w->w_notify_fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+		log_warn("worker %u: eventfd read: %s", w->w_id,
+			 strerror(errno));
+	cfg = atomic_exchange(&w->w_pending, NULL);
 
 	if (cfg != NULL) {
 		struct wgen *g = wgen_new(w, cfg);
@@ -205,7 +213,17 @@ worker_init(struct worker *w, unsigned id, struct config *cfg)
 					  EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (w->w_dns == NULL)
 		w->w_dns = evdns_base_new(w->w_base, 0);
-	w->w_notify = event_new(w->w_base, -1, 0, notify_cb, w);
+	/* An eventfd, not event_active() from the main thread: libevent then
+	 * needs no locks, and the request path takes none. */
+	w->w_notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->w_notify_fd == -1) {
+		log_error("worker %u: eventfd: %s", id, strerror(errno));
+		return -1;
+	}
+	w->w_notify = event_new(w->w_base, w->w_notify_fd, EV_READ | EV_PERSIST,
+				notify_cb, w);
+	if (w->w_notify != NULL)
+		event_add(w->w_notify, NULL);
 	w->w_metrics = metrics_shard_new();
 	w->w_gen = wgen_new(w, cfg);
 	w->w_nlisteners = cfg->nlisteners;
@@ -265,20 +283,31 @@ worker_start(struct worker *w)
 	return 0;
 }
 
+/* Wakes the worker's loop from another thread. */
+static void
+worker_poke(struct worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->w_notify_fd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_error("worker %u: eventfd write: %s", w->w_id,
+			  strerror(errno));
+}
+
 void
 worker_publish(struct worker *w, struct config *cfg)
 {
 	struct config *old = atomic_exchange(&w->w_pending, config_ref(cfg));
 
 	config_unref(old); /* one the worker never took */
-	event_active(w->w_notify, EV_READ, 0);
+	worker_poke(w);
 }
 
 void
 worker_drain(struct worker *w)
 {
 	atomic_store(&w->w_drain_req, true);
-	event_active(w->w_notify, EV_READ, 0);
+	worker_poke(w);
 }
 
 void
@@ -303,6 +332,7 @@ worker_join(struct worker *w)
 	free(w->w_lctx);
 	w->w_lctx = NULL;
 	event_free(w->w_notify);
+	close(w->w_notify_fd);
 	if (w->w_dns != NULL)
 		evdns_base_free(w->w_dns, 0);
 	event_base_free(w->w_base);

@@ -42,6 +42,7 @@ struct worker {
 	struct event_base *w_base;
 	struct evdns_base *w_dns;
 	struct event *w_notify; /* main -> worker: reload or drain */
+	int w_notify_fd;	/* eventfd behind w_notify */
 	_Atomic(struct config *) w_pending; /* a new config to take */
 	atomic_bool w_drain_req;
 	struct wgen *w_gen; /* current generation */

@@ -7,6 +7,7 @@
 #   make deps   install the Debian packages the project needs
 
 BUILD ?= build
+MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc)
 
 .PHONY: all deps build run test unit fuzz integration sanitize bench format lint clean

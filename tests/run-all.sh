@@ -34,7 +34,8 @@ count_ctest() {
 # count_pytest LOG: adds the numbers from pytest's summary line.
 count_pytest() {
 	local line p f e
-	line=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$1" | tail -1)
+	# "99 passed in 52.8s" (-q) or "=== 1 failed, 98 passed in 50.1s ==="
+	line=$(grep -E '[0-9]+ (passed|failed|errors?)\b.* in [0-9.]+s' "$1" | tail -1)
 	if [ -z "$line" ]; then
 		failed=$((failed + 1))
 		return

@@ -889,6 +889,51 @@ cfg_listeners(struct config_errors *err, const cJSON *v, struct config *c)
 	}
 }
 
+/* "resolvers": DNS servers for upstream names, numeric "ip:port" (nginx's
+ * "resolver"); without it, /etc/resolv.conf. The hosts file is read
+ * either way. */
+static void
+cfg_resolvers(struct config_errors *err, const cJSON *v, struct config *c)
+{
+	const cJSON *s;
+	const char *str, *why;
+	char p[CFG_PATH_LEN], q[CFG_QUOTE_LEN];
+	size_t i = 0;
+	int n;
+
+	if (v == NULL)
+		return;
+	if (!cJSON_IsArray(v)) {
+		cfg_err(err, "resolvers", "must be an array");
+		return;
+	}
+	n = cJSON_GetArraySize(v);
+	if (n < 1 || n > CFG_MAX_SERVERS) {
+		cfg_err(err, "resolvers", "must list 1 to %d servers",
+			CFG_MAX_SERVERS);
+		return;
+	}
+	if ((c->resolvers =
+		 cfg_calloc(err, (size_t)n, sizeof(*c->resolvers))) == NULL)
+		return;
+	c->nresolvers = (size_t)n;
+	cJSON_ArrayForEach (s, v) {
+		cfg_path_index(p, "resolvers", i);
+		if ((str = cfg_string(err, s, p)) != NULL) {
+			if (config_parse_hostport(str, &c->resolvers[i],
+						  &why) == -1)
+				cfg_err(err, p, "%s: %s",
+					cfg_quote(q, sizeof(q), str), why);
+			else if (!c->resolvers[i].numeric)
+				cfg_err(err, p,
+					"%s: must be a numeric address (a "
+					"resolver cannot be found by name)",
+					cfg_quote(q, sizeof(q), str));
+		}
+		i++;
+	}
+}
+
 /* "admin": the metrics and health listener. */
 static void
 cfg_admin(struct config_errors *err, const cJSON *v, struct config *c)
@@ -953,6 +998,7 @@ enum {
 	K_ACCESS_LOG,
 	K_DRAIN_TIMEOUT,
 	K_ADMIN,
+	K_RESOLVERS,
 	K_UPSTREAMS,
 	K_LISTENERS,
 	K_N
@@ -968,6 +1014,7 @@ cfg_root(struct config_errors *err, const cJSON *root, struct config *c)
 	    [K_ACCESS_LOG] = {"access_log", NULL},
 	    [K_DRAIN_TIMEOUT] = {"drain_timeout", NULL},
 	    [K_ADMIN] = {"admin", NULL},
+	    [K_RESOLVERS] = {"resolvers", NULL},
 	    [K_UPSTREAMS] = {"upstreams", NULL},
 	    [K_LISTENERS] = {"listeners", NULL},
 	};
@@ -989,6 +1036,7 @@ cfg_root(struct config_errors *err, const cJSON *root, struct config *c)
 	c->drain_timeout_ms = cfg_duration(err, k[K_DRAIN_TIMEOUT].val,
 					   "drain_timeout", &r_drain_timeout);
 	cfg_admin(err, k[K_ADMIN].val, c);
+	cfg_resolvers(err, k[K_RESOLVERS].val, c);
 	cfg_upstreams(err, k[K_UPSTREAMS].val, c);
 	cfg_listeners(err, k[K_LISTENERS].val, c);
 	cfg_admin_clash(err, c);
@@ -1125,6 +1173,9 @@ config_free(struct config *c)
 		free(l->listen);
 	}
 	free(c->listeners);
+	for (i = 0; i < c->nresolvers; i++)
+		free(c->resolvers[i].host);
+	free(c->resolvers);
 	free(c->admin_listen);
 	free(c);
 }

@@ -78,6 +78,9 @@ struct config {
 	size_t max_connections; /* client connections, whole process */
 	bool access_log;	/* JSON access log on stdout */
 	uint64_t drain_timeout_ms;
+	struct config_hostport *resolvers; /* DNS servers, numeric; none:
+					      the system's resolv.conf */
+	size_t nresolvers;
 	char *admin_listen; /* as written */
 	struct sockaddr_storage admin_addr;
 	socklen_t admin_addrlen;

@@ -78,6 +78,17 @@ reload_compatible(const struct config *old, const struct config *new)
 		log_error("admin.listen: changing it needs a restart");
 		ok = -1;
 	}
+	for (i = 0; i < old->nresolvers || i < new->nresolvers; i++) {
+		if (i >= old->nresolvers || i >= new->nresolvers ||
+		    strcmp(old->resolvers[i].host, new->resolvers[i].host) !=
+			0 ||
+		    strcmp(old->resolvers[i].port, new->resolvers[i].port) !=
+			0) {
+			log_warn("resolvers: changes take effect at the next "
+				 "restart");
+			break;
+		}
+	}
 	if (old->workers != new->workers)
 		log_warn("workers: the new count (%u) takes effect at the next "
 			 "restart; keeping %u",

@@ -42,6 +42,7 @@ struct upstream {
 };
 
 static void resolve(struct server *sv);
+static void upstream_drop_idle(struct upstream *u);
 
 static void
 format_addr(const struct sockaddr *sa, char *out, size_t len)
@@ -72,9 +73,13 @@ resolved(int err, struct evutil_addrinfo *res, void *arg)
 	struct server *sv = arg;
 	struct upstream *u = sv->sv_up;
 	struct timeval tv;
+	struct sockaddr_storage new_addr[ADDRS_PER_SERVER];
+	socklen_t new_len[ADDRS_PER_SERVER];
 	struct evutil_addrinfo *ai;
 	size_t n = 0;
 
+	memset(new_addr, 0, sizeof(new_addr));
+	memset(new_len, 0, sizeof(new_len));
 	sv->sv_req = NULL;
 	if (err == EVUTIL_EAI_CANCEL) {
 		if (res != NULL)
@@ -93,16 +98,29 @@ resolved(int err, struct evutil_addrinfo *res, void *arg)
 	} else {
 		for (ai = res; ai != NULL && n < ADDRS_PER_SERVER;
 		     ai = ai->ai_next) {
-			if (ai->ai_addrlen > sizeof(sv->sv_addr[0]))
+			if (ai->ai_addrlen > sizeof(new_addr[0]))
 				continue;
-			memcpy(&sv->sv_addr[n], ai->ai_addr, ai->ai_addrlen);
-			sv->sv_addrlen[n++] = (socklen_t)ai->ai_addrlen;
+			memcpy(&new_addr[n], ai->ai_addr, ai->ai_addrlen);
+			new_len[n++] = (socklen_t)ai->ai_addrlen;
 		}
 		if (n > 0) {
-			if (sv->sv_logged_fail || sv->sv_naddr == 0)
+			bool changed = n != sv->sv_naddr;
+			size_t i;
+
+			for (i = 0; i < n && !changed; i++)
+				changed = sv->sv_addrlen[i] != new_len[i] ||
+					  memcmp(&sv->sv_addr[i], &new_addr[i],
+						 new_len[i]) != 0;
+			/* Idle connections may lead to an address that is
+			 * gone; new ones use the new set. */
+			if (changed && sv->sv_naddr > 0)
+				upstream_drop_idle(u);
+			if (changed || sv->sv_logged_fail)
 				log_info("upstream %s: \"%s\" resolved to %zu "
 					 "address(es)",
 					 u->u_cfg->name, sv->sv_hp->host, n);
+			memcpy(sv->sv_addr, new_addr, sizeof(new_addr));
+			memcpy(sv->sv_addrlen, new_len, sizeof(new_len));
 			sv->sv_naddr = n;
 			sv->sv_logged_fail = false;
 		}
@@ -193,6 +211,16 @@ uconn_free(struct upstream_conn *c)
 	}
 	conn_free(c->uc_conn);
 	free(c);
+}
+
+/* Closes every idle connection of the pool. */
+static void
+upstream_drop_idle(struct upstream *u)
+{
+	struct upstream_conn *c;
+
+	while ((c = TAILQ_FIRST(&u->u_idle)) != NULL)
+		uconn_free(c);
 }
 
 void

@@ -179,6 +179,41 @@ notify_cb(evutil_socket_t fd, short what, void *arg)
 		drain_start(w);
 }
 
+/*
+ * The worker's resolver: the configured servers, or the system's. Without
+ * either (a bare container) names fail to resolve and their routes answer
+ * 502 until they do; numeric upstreams are unaffected.
+ */
+static struct evdns_base *
+worker_resolver(struct event_base *base, const struct config *cfg)
+{
+	struct evdns_base *dns;
+	size_t i;
+
+	if (cfg->nresolvers == 0) {
+		dns =
+		    evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+					     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+		if (dns == NULL) /* no usable resolv.conf */
+			dns = evdns_base_new(base, 0);
+		return dns;
+	}
+	if ((dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE)) ==
+	    NULL)
+		return NULL;
+	evdns_base_load_hosts(dns, NULL);
+	for (i = 0; i < cfg->nresolvers; i++) {
+		const struct config_hostport *r = &cfg->resolvers[i];
+
+		if (evdns_base_nameserver_sockaddr_add(
+			dns, (const struct sockaddr *)&r->addr, r->addrlen,
+			0) != 0)
+			log_warn("resolvers[%zu]: cannot use %s:%s", i, r->host,
+				 r->port);
+	}
+	return dns;
+}
+
 int
 worker_init(struct worker *w, unsigned id, struct config *cfg)
 {
@@ -206,13 +241,8 @@ worker_init(struct worker *w, unsigned id, struct config *cfg)
 		log_error("worker %u: cannot make an event base", id);
 		return -1;
 	}
-	/* Without resolv.conf (a bare container) names fail to resolve and
-	 * their routes answer 502; numeric upstreams are unaffected. */
-	w->w_dns =
-	    evdns_base_new(w->w_base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-					  EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (w->w_dns == NULL)
-		w->w_dns = evdns_base_new(w->w_base, 0);
+	if ((w->w_dns = worker_resolver(w->w_base, cfg)) == NULL)
+		return -1;
 	/* An eventfd, not event_active() from the main thread: libevent then
 	 * needs no locks, and the request path takes none. */
 	w->w_notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -156,3 +156,35 @@ def test_invalid_response_502(gateway, stub_factory, response):
     r = gwtest.raw_exchange(gw.port, b"GET /raw/x HTTP/1.1\r\nHost: t\r\n\r\n",
                             timeout=5)
     assert r.status == 502, r
+
+
+def test_stale_keepalive_connection_is_retried_once(gateway, stub_factory):
+    """The upstream drops a pooled connection just as the next request goes
+    out on it. An idempotent request without a body is sent again on a new
+    connection and the client never sees the race; a POST is not resent
+    (it may have had effects) and gets 502."""
+    once = stub_factory("once")
+    gw = gateway({"once": upstream(once.port, keepalive=4)},
+                 [{"name": "once", "path": "/once/", "upstream": "once"}],
+                 workers=1)
+    with gwtest.RawConn(gw.port) as c:
+        for i in range(3):
+            c.send(b"GET /once/%d HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+            r = c.read_response()
+            assert (r.status, r.body) == (200, b"once\n"), (i, r)
+    lines = [h["request_line"] for h in once.log()]
+    # each request after the first reached the stub twice: on the stale
+    # connection (dropped unanswered), then on a fresh one
+    assert lines == ["GET /once/0 HTTP/1.1",
+                     "GET /once/1 HTTP/1.1", "GET /once/1 HTTP/1.1",
+                     "GET /once/2 HTTP/1.1", "GET /once/2 HTTP/1.1"], lines
+
+    r = gwtest.raw_exchange(gw.port, b"POST /once/p HTTP/1.1\r\nHost: t\r\n"
+                            b"Content-Length: 2\r\n\r\nhi")
+    assert r.status == 502, r
+    posts = [l for l in (h["request_line"] for h in once.log())
+             if l.startswith("POST")]
+    assert posts == ["POST /once/p HTTP/1.1"], posts
+    m = gw.metrics()
+    assert gwtest.metric(m, "portcullis_upstream_errors_total",
+                         route="once", reason="reset") == 1

@@ -21,6 +21,10 @@ Modes:
   raw     reads the head (and any Content-Length body), sends the bytes of
           --response-file verbatim, then closes, or with --hold keeps the
           connection open and silent (a response cut short, bad framing)
+  once    answers the first request on each connection (200 "once\\n",
+          keep-alive), then reads the next request's head and closes
+          without answering: the race a keep-alive pool meets when an
+          upstream drops an idle connection as a request is sent
   ws      RFC 6455 echo: a request with "Upgrade: websocket" gets 101 and
           every data frame is echoed back (ping gets pong, close gets
           close); other requests get 200 "not a websocket\\n"
@@ -167,9 +171,18 @@ class Server:
     def handle(self, sock):
         c = Conn(sock)
         mode = self.args.mode
+        served = 0
         try:
             while True:
                 request_line, headers = self.read_head(c)
+                if mode == "once":
+                    if served:
+                        return  # close without answering
+                    self.read_body(c, headers)
+                    served += 1
+                    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5"
+                                 b"\r\n\r\nonce\n")
+                    continue
                 if mode == "silent":
                     while True:
                         c.buf = b""
@@ -268,7 +281,7 @@ class Server:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["silent", "reset", "slow", "sink", "raw",
+    ap.add_argument("mode", choices=["silent", "reset", "slow", "sink", "raw", "once",
                                        "ws"])
     ap.add_argument("--log")
     ap.add_argument("--delay", type=float, default=2.0)

@@ -299,6 +299,35 @@ test_null_errors_pointer_ok(void **state)
 }
 
 static void
+test_resolvers_parsed(void **state)
+{
+	struct config *c =
+	    parse(WITH_ROOT("'resolvers': ['127.0.0.11:53', '[::1]:5353']"));
+
+	assert_non_null(c);
+	assert_int_equal(c->nresolvers, 2);
+	assert_string_equal(c->resolvers[0].host, "127.0.0.11");
+	assert_string_equal(c->resolvers[0].port, "53");
+	assert_true(c->resolvers[1].numeric);
+	config_unref(c);
+	c = parse(MINIMAL);
+	assert_int_equal(c->nresolvers, 0);
+	config_unref(c);
+}
+
+static void
+test_resolvers_errors(void **state)
+{
+	EXPECT_ERRORS(WITH_ROOT("'resolvers': ['dns.local:53', '10.0.0.1', 5]"),
+		      "resolvers[0]: \"dns.local:53\": must be a numeric "
+		      "address (a resolver cannot be found by name)",
+		      "resolvers[1]: \"10.0.0.1\": missing port",
+		      "resolvers[2]: must be a string");
+	EXPECT_ERRORS(WITH_ROOT("'resolvers': []"),
+		      "resolvers: must list 1 to 64 servers");
+}
+
+static void
 test_ref_unref_counts(void **state)
 {
 	struct config *c = parse(MINIMAL);
@@ -1174,6 +1203,8 @@ main(void)
 	    cmocka_unit_test(test_listen_colon_port_is_any_ipv4),
 	    cmocka_unit_test(test_same_route_name_on_two_listeners_ok),
 	    cmocka_unit_test(test_null_errors_pointer_ok),
+	    cmocka_unit_test(test_resolvers_parsed),
+	    cmocka_unit_test(test_resolvers_errors),
 	    cmocka_unit_test(test_ref_unref_counts),
 	    cmocka_unit_test(test_not_terminated_input),
 	    cmocka_unit_test(test_example_file_is_valid),

@@ -994,6 +994,10 @@ forward_response_body(struct session *s)
 		conn_read(s->s_uc->uc_conn,
 			  false); /* see the top of the file */
 		conn_notify_drain(s->s_c, PROXY_HIGH / 2);
+		/* A client that stops reading must not hold the session and
+		 * an upstream connection forever: timeouts.body, between two
+		 * writes that make progress (nginx's send_timeout). */
+		conn_timeout(s->s_c, s->s_lc->body_timeout_ms);
 	} else {
 		conn_read(s->s_uc->uc_conn, true); /* we took input: read on */
 	}
@@ -1145,6 +1149,7 @@ client_drained(struct conn *c, void *arg)
 		break;
 	case S_PROXY:
 		/* Take more of the response. */
+		conn_timeout(c, 0);
 		if (s->s_uc != NULL)
 			conn_read(s->s_uc->uc_conn, true);
 		break;
@@ -1180,6 +1185,10 @@ client_event(struct conn *c, int what, void *arg)
 		shutdown(conn_fd(s->s_uc->uc_conn), SHUT_WR);
 		return;
 	}
+	if (s->s_state == S_PROXY && (what & CONN_TIMEOUT))
+		log_info("client %s: stopped reading the response to %s %s; "
+			 "closed after timeouts.body",
+			 s->s_client, s->s_method_str, s->s_path);
 	session_free(s, (what & CONN_TIMEOUT) ? "client timeout"
 			: (what & CONN_EOF)   ? "client closed"
 					      : "client error");

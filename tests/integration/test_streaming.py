@@ -159,3 +159,47 @@ def test_large_prometheus_response(gateway, prometheus):
     assert doc["status"] == "success"
     assert len(doc["data"]["result"]) == 30
     assert all(len(s["values"]) == 11000 for s in doc["data"]["result"])
+
+
+def test_client_that_stops_reading_is_closed(gateway, nginx):
+    """A client takes 1 MB of a 50 MB response and then reads nothing: once
+    nothing could be written for timeouts.body (2 s here), the gateway
+    closes the connection, logs why, and frees the session (the connection
+    gauge drops back to 0)."""
+    gw = gateway({"static": upstream(nginx.port)},
+                 [{"name": "static", "path": "/static/", "upstream": "static",
+                   "strip_prefix": True}],
+                 listener={"timeouts": {"header": "2s", "body": "2s",
+                                        "keepalive": "10s"}})
+    listen = gw.config["listeners"][0]["listen"]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.settimeout(20)
+    sock.connect(("127.0.0.1", gw.port))
+    sock.sendall(b"GET /static/50m.bin HTTP/1.1\r\nHost: s.test\r\n\r\n")
+    got = 0
+    while got < MB:
+        data = sock.recv(65536)
+        assert data
+        got += len(data)
+    assert gwtest.metric(gw.metrics(), "portcullis_connections_active",
+                         listener=listen) == 1
+
+    time.sleep(4.5)  # read nothing: longer than timeouts.body, with margin
+    gwtest.wait_until(
+        lambda: gwtest.metric(gw.metrics(), "portcullis_connections_active",
+                              listener=listen) == 0, 5, 0.1,
+        "the stalled client's session to be freed")
+    assert "stopped reading the response to GET /static/50m.bin" in \
+        gw.error_log()
+    # what was in flight arrives, then the close: far less than 50 MB
+    while True:
+        try:
+            data = sock.recv(1 << 20)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        got += len(data)
+    sock.close()
+    assert got < 20 * MB, got

@@ -2,6 +2,7 @@
 and recovery once it listens; accepts but never answers -> 504 after
 read_timeout; resets -> 502. The gateway keeps serving other routes."""
 
+import socket
 import time
 
 import pytest
@@ -188,3 +189,32 @@ def test_stale_keepalive_connection_is_retried_once(gateway, stub_factory):
     m = gw.metrics()
     assert gwtest.metric(m, "portcullis_upstream_errors_total",
                          route="once", reason="reset") == 1
+
+
+def test_connect_timeout_504(gateway):
+    """An upstream whose accept queue is full: Linux drops the SYNs, so the
+    connect hangs (on loopback, without any black hole). The gateway gives
+    up after connect_timeout with 504 and says why."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)  # a queue of one, filled below, never accepted
+    port = lsock.getsockname()[1]
+    filler = socket.socket()
+    filler.connect(("127.0.0.1", port))
+    try:
+        gw = gateway({"full": upstream(port, connect_timeout="1s",
+                                       read_timeout="10s")},
+                     [{"name": "full", "path": "/full/", "upstream": "full"}])
+        t0 = time.monotonic()
+        st, _, _ = gwtest.get(gw.port, "/full/x", timeout=10)
+        took = time.monotonic() - t0
+        assert st == 504
+        assert 0.9 <= took < 3.0, "504 after %.2fs, connect_timeout 1s" % took
+        gwtest.wait_until(lambda: "connect timeout before answering GET "
+                          "/full/x" in gw.error_log(), 2, 0.05,
+                          "the connect timeout in the error log")
+        assert gwtest.metric(gw.metrics(), "portcullis_upstream_errors_total",
+                             route="full", reason="timeout") == 1
+    finally:
+        filler.close()
+        lsock.close()

@@ -278,7 +278,7 @@ measure() {
       status=fail; ir=""
     fi
   fi
-  for f in "$WORK/$t-$tag".{conf,cfg,json}; do [[ -f $f ]] && cp "$f" "$RAW/"; done
+  for f in "$WORK/$t-$tag".{conf,cfg,json,error.log}; do [[ -f $f ]] && cp "$f" "$RAW/"; done
   [[ $status == ok ]] || FAILED=1
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$row" "$path" "$t" "$kind" "$count" "$status" "$ir" >>"$RAW/runs.tsv"
 }

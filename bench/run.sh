@@ -93,10 +93,12 @@ ALL_ROWS=(
   "small    /small      plain"
   "64k      /64k.bin    plain"
   "1m       /1m.bin     plain"
+  # portcullis alone, request metrics off: compare with its "small" row to
+  # see what recording the SLI metrics costs
+  "small-nometrics /small metrics_off"
   # Later, for example:
   # "tls-small     /small  tls"          (targets terminate TLS, wrk uses https)
   # "tls-auth      /small  tls_auth"     (TLS + basic auth, bcrypt cost 10)
-  # "metrics-off   /small  metrics_off"  (portcullis without metrics)
 )
 
 # Request headers per profile, one "Name: value" per line (e.g. for tls_auth:
@@ -305,13 +307,18 @@ EOF
 
 portcullis_version() { "$PORTCULLIS" --version 2>&1 | head -n 1; }
 portcullis_start() {
-  local profile=$1 port admin conf
-  [[ $profile == plain ]] || return 2
+  local profile=$1 port admin conf metrics=true
+  case $profile in
+    plain) ;;
+    metrics_off) metrics=false ;;  # what recording the SLI metrics costs
+    *) return 2 ;;
+  esac
   alloc_port port; alloc_port admin; conf=$WORK/portcullis-$profile.json
   cat >"$conf" <<EOF
 {
   "workers": 1,
   "access_log": false,
+  "metrics": $metrics,
   "admin": {"listen": "127.0.0.1:$admin"},
   "upstreams": {"up": {"servers": ["127.0.0.1:$UP_PORT"], "keepalive": 32}},
   "listeners": [

@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
 	libevent-dev libssl-dev libcjson-dev libcmocka-dev
-	libcurl4-openssl-dev libcrypt-dev
+	libcurl4-openssl-dev libcrypt-dev zlib1g-dev
 	prometheus prometheus-alertmanager prometheus-node-exporter
 	python3-pytest python3-websocket
 	nginx-light haproxy wrk varnish gnuplot-nox

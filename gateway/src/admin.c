@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -26,6 +27,7 @@ static struct config *admin_cfg;
 static struct metrics_shard *const *admin_shards;
 static unsigned admin_nshards;
 static bool admin_draining;
+static bool admin_started; /* every worker runs */
 static bool admin_reload_ok = true;
 static time_t admin_reload_time;
 
@@ -103,6 +105,76 @@ render_process(struct evbuffer *b)
 	    (unsigned long long)rl.rlim_cur);
 }
 
+/*
+ * Whether the client takes gzip: an Accept-Encoding element "gzip" (or
+ * "*") whose q is not zero (RFC 9110 section 12.5.3).
+ */
+static bool
+accepts_gzip(struct evhttp_request *req)
+{
+	const char *p = evhttp_find_header(
+	    evhttp_request_get_input_headers(req), "Accept-Encoding");
+
+	while (p != NULL && *p != '\0') {
+		size_t n;
+		const char *q;
+
+		p += strspn(p, " \t,");
+		n = strcspn(p, " \t;,");
+		q = p + n;
+		q += strspn(q, " \t");
+		if ((n == 4 && strncasecmp(p, "gzip", 4) == 0) ||
+		    (n == 1 && *p == '*')) {
+			/* ";q=0", ";q=0.0"... refuse; any other weight takes */
+			if (*q == ';') {
+				q++;
+				q += strspn(q, " \t");
+				if (strncasecmp(q, "q=", 2) == 0 &&
+				    strtod(q + 2, NULL) == 0.0)
+					return false;
+			}
+			return true;
+		}
+		p = strchr(p, ',');
+	}
+	return false;
+}
+
+/* Replaces the contents of b with their gzip encoding; 0 or -1. */
+static int
+gzip_buffer(struct evbuffer *b)
+{
+	size_t len = evbuffer_get_length(b);
+	uLong cap = compressBound((uLong)len) + 32;
+	unsigned char *in = evbuffer_pullup(b, -1), *out;
+	z_stream z;
+	int rc;
+
+	memset(&z, 0, sizeof(z));
+	if ((out = malloc(cap)) == NULL)
+		return -1;
+	/* windowBits 15 + 16: a gzip wrapper rather than zlib's. */
+	if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+	    Z_OK) {
+		free(out);
+		return -1;
+	}
+	z.next_in = in;
+	z.avail_in = (uInt)len;
+	z.next_out = out;
+	z.avail_out = (uInt)cap;
+	rc = deflate(&z, Z_FINISH);
+	deflateEnd(&z);
+	if (rc != Z_STREAM_END) {
+		free(out);
+		return -1;
+	}
+	evbuffer_drain(b, len);
+	evbuffer_add(b, out, z.total_out);
+	free(out);
+	return 0;
+}
+
 static void
 serve_metrics(struct evhttp_request *req, void *arg)
 {
@@ -137,6 +209,11 @@ serve_metrics(struct evhttp_request *req, void *arg)
 	    admin_reload_ok ? 1 : 0, (long long)admin_reload_time,
 	    (unsigned long long)log_dropped(), PORTCULLIS_VERSION,
 	    OPENSSL_VERSION_STR, event_get_version());
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Vary",
+			  "Accept-Encoding");
+	if (accepts_gzip(req) && gzip_buffer(b) == 0)
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+				  "Content-Encoding", "gzip");
 	reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 	evbuffer_free(b);
 }
@@ -164,8 +241,18 @@ serve_healthz(struct evhttp_request *req, void *arg)
 static void
 serve_readyz(struct evhttp_request *req, void *arg)
 {
+	/* Every reason that applies, one per line, so an operator sees them
+	 * all at once. */
+	char why[512] = "";
+
+	if (!admin_started)
+		strcat(why,
+		       "not ready: starting: workers are not running yet\n");
 	if (admin_draining)
-		serve_text(req, 503, "not ready: draining\n");
+		strcat(why, "not ready: draining: SIGTERM received, finishing "
+			    "in-flight requests\n");
+	if (why[0] != '\0')
+		serve_text(req, 503, why);
 	else
 		serve_text(req, 200, "ready\n");
 }
@@ -216,6 +303,12 @@ admin_set_config(struct config *cfg)
 {
 	config_unref(admin_cfg);
 	admin_cfg = config_ref(cfg);
+}
+
+void
+admin_set_started(void)
+{
+	admin_started = true;
 }
 
 void

@@ -18,6 +18,9 @@ int admin_start(struct event_base *base, struct config *cfg,
 /* The config whose labels /metrics uses after a reload (takes a ref). */
 void admin_set_config(struct config *cfg);
 
+/* Marks every worker as running: /readyz may answer 200 from now on. */
+void admin_set_started(void);
+
 /* Marks the gateway as draining: /readyz answers 503 from now on. */
 void admin_set_draining(void);
 

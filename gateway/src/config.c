@@ -996,6 +996,7 @@ enum {
 	K_WORKERS,
 	K_MAX_CONNECTIONS,
 	K_ACCESS_LOG,
+	K_METRICS,
 	K_DRAIN_TIMEOUT,
 	K_ADMIN,
 	K_RESOLVERS,
@@ -1012,6 +1013,7 @@ cfg_root(struct config_errors *err, const cJSON *root, struct config *c)
 	    [K_WORKERS] = {"workers", NULL},
 	    [K_MAX_CONNECTIONS] = {"max_connections", NULL},
 	    [K_ACCESS_LOG] = {"access_log", NULL},
+	    [K_METRICS] = {"metrics", NULL},
 	    [K_DRAIN_TIMEOUT] = {"drain_timeout", NULL},
 	    [K_ADMIN] = {"admin", NULL},
 	    [K_RESOLVERS] = {"resolvers", NULL},
@@ -1033,6 +1035,7 @@ cfg_root(struct config_errors *err, const cJSON *root, struct config *c)
 			     &r_max_connections);
 	c->access_log = cfg_bool(err, k[K_ACCESS_LOG].val, "access_log",
 				 ACCESS_LOG_DEFAULT);
+	c->metrics = cfg_bool(err, k[K_METRICS].val, "metrics", true);
 	c->drain_timeout_ms = cfg_duration(err, k[K_DRAIN_TIMEOUT].val,
 					   "drain_timeout", &r_drain_timeout);
 	cfg_admin(err, k[K_ADMIN].val, c);

@@ -77,6 +77,7 @@ struct config {
 	unsigned workers;	/* resolved: 0 in the file becomes nproc */
 	size_t max_connections; /* client connections, whole process */
 	bool access_log;	/* JSON access log on stdout */
+	bool metrics;		/* record request metrics (off: cost bench) */
 	uint64_t drain_timeout_ms;
 	struct config_hostport *resolvers; /* DNS servers, numeric; none:
 					      the system's resolv.conf */

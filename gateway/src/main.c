@@ -272,6 +272,7 @@ run(const char *path)
 	for (i = 0; i < gw.nworkers; i++)
 		if (worker_start(&gw.workers[i]) == -1)
 			return 1;
+	admin_set_started();
 	log_info("portcullis %s: %u worker(s), %zu listener(s), admin on %s",
 		 PORTCULLIS_VERSION, gw.nworkers, gw.cfg->nlisteners,
 		 gw.cfg->admin_listen);

@@ -290,13 +290,19 @@ request_reset(struct session *s)
 static void
 request_account(struct session *s)
 {
+	const struct config *cfg = s->s_gen->g_cfg;
 	unsigned id =
 	    s->s_route != NULL ? s->s_route->metric_id : METRICS_NO_ROUTE;
-	double secs = s->s_started ? since(&s->s_t0) : 0;
+	double secs;
 
-	metrics_request(s->s_w->w_metrics, id, s->s_method, s->s_status, secs,
-			s->s_up_seconds, s->s_bytes_in, s->s_bytes_out);
-	if (s->s_gen == NULL || !s->s_gen->g_cfg->access_log)
+	if (!cfg->metrics && !cfg->access_log)
+		return;
+	secs = s->s_started ? since(&s->s_t0) : 0;
+	if (cfg->metrics)
+		metrics_request(s->s_w->w_metrics, id, s->s_method, s->s_status,
+				secs, s->s_up_seconds, s->s_bytes_in,
+				s->s_bytes_out);
+	if (!cfg->access_log)
 		return;
 	accesslog_write(&(struct accesslog_entry){
 	    .request_id = s->s_reqid,

@@ -299,6 +299,20 @@ test_null_errors_pointer_ok(void **state)
 }
 
 static void
+test_metrics_switch(void **state)
+{
+	struct config *c = parse(MINIMAL);
+
+	assert_true(c->metrics);
+	config_unref(c);
+	c = parse(WITH_ROOT("'metrics': false"));
+	assert_false(c->metrics);
+	config_unref(c);
+	EXPECT_ERRORS(WITH_ROOT("'metrics': 'no'"),
+		      "metrics: must be true or false");
+}
+
+static void
 test_resolvers_parsed(void **state)
 {
 	struct config *c =
@@ -1203,6 +1217,7 @@ main(void)
 	    cmocka_unit_test(test_listen_colon_port_is_any_ipv4),
 	    cmocka_unit_test(test_same_route_name_on_two_listeners_ok),
 	    cmocka_unit_test(test_null_errors_pointer_ok),
+	    cmocka_unit_test(test_metrics_switch),
 	    cmocka_unit_test(test_resolvers_parsed),
 	    cmocka_unit_test(test_resolvers_errors),
 	    cmocka_unit_test(test_ref_unref_counts),

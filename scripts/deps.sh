@@ -10,7 +10,7 @@ pkgs=(
 	prometheus prometheus-alertmanager prometheus-node-exporter
 	python3-pytest python3-websocket
 	nginx-light haproxy wrk varnish gnuplot-nox
-	openssl curl procps iproute2 ca-certificates dnsmasq-base
+	openssl curl procps iproute2 ca-certificates dnsmasq-base sslscan
 )
 
 missing=()

@@ -101,6 +101,8 @@ accesslog_format(char *buf, size_t cap, const struct accesslog_entry *e,
 	put_str(&o, e->route);
 	put(&o, ",\"upstream\":", 12);
 	put_str(&o, e->upstream);
+	put(&o, ",\"tls\":", 7);
+	put_str(&o, e->tls);
 	put(&o, "}", 1);
 	return o.len;
 }

@@ -18,6 +18,7 @@ struct accesslog_entry {
 	double upstream_duration; /* seconds; < 0: none */
 	const char *route;	  /* NULL: no route */
 	const char *upstream;	  /* "ip:port" or NULL */
+	const char *tls;	  /* "TLSv1.3" or NULL (plain HTTP) */
 };
 
 /* Formats and queues one line; strings are JSON-escaped. Never blocks. */

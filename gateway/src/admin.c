@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "tls.h"
 
 static struct evhttp *admin_http;
 static struct config *admin_cfg;
@@ -175,6 +176,51 @@ gzip_buffer(struct evbuffer *b)
 	return 0;
 }
 
+/* A label value with \\, " and newlines escaped (exposition format). */
+static void
+add_label_value(struct evbuffer *b, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		if (*v == '\\' || *v == '"')
+			evbuffer_add_printf(b, "\\%c", *v);
+		else if (*v == '\n')
+			evbuffer_add(b, "\\n", 2);
+		else
+			evbuffer_add(b, v, 1);
+	}
+}
+
+/* When each TLS listener's certificates expire. */
+static void
+render_certificates(struct evbuffer *b)
+{
+	const struct tls_cert_info *info;
+	size_t i, j, n;
+
+	evbuffer_add_printf(
+	    b, "# HELP portcullis_tls_certificate_expiry_timestamp_seconds "
+	       "When a served certificate expires (notAfter).\n"
+	       "# TYPE portcullis_tls_certificate_expiry_timestamp_seconds "
+	       "gauge\n");
+	if (admin_cfg->tls_ctx == NULL)
+		return;
+	n = tls_context_certs(admin_cfg->tls_ctx, &info);
+	for (i = 0; i < admin_cfg->nlisteners; i++) {
+		if (!admin_cfg->listeners[i].tls)
+			continue;
+		for (j = 0; j < n; j++) {
+			evbuffer_add_printf(
+			    b,
+			    "portcullis_tls_certificate_expiry_timestamp_"
+			    "seconds{listener=\"%s\",subject=\"",
+			    admin_cfg->listeners[i].listen);
+			add_label_value(b, info[j].subject);
+			evbuffer_add_printf(b, "\"} %lld\n",
+					    (long long)info[j].not_after);
+		}
+	}
+}
+
 static void
 serve_metrics(struct evhttp_request *req, void *arg)
 {
@@ -186,6 +232,7 @@ serve_metrics(struct evhttp_request *req, void *arg)
 	}
 	metrics_render(b, admin_shards, admin_nshards, admin_cfg);
 	render_process(b);
+	render_certificates(b);
 	evbuffer_add_printf(
 	    b,
 	    "# HELP portcullis_config_last_reload_successful Whether the "

@@ -68,6 +68,10 @@ static const struct cfg_range r_max_header_size = {16 * KIB, KIB, MIB};
 /* The default is lowered to max_header_size when that is smaller. */
 static const struct cfg_range r_max_uri_size = {8 * KIB, 256, MIB};
 static const struct cfg_range r_max_body_size = {MIB, 0, 64 * GIB};
+static const struct cfg_range r_https_port = {443, 1, 65535};
+static const struct cfg_range r_hsts_max_age = {0, 0, 2 * 365 * DAY};
+static const struct cfg_range r_ticket_rotation = {12 * HOUR, MIN, 7 * DAY};
+static const struct cfg_range r_cert_days = {365, 1, 3650};
 
 /* A key an object may hold, and the value found for it. */
 struct cfg_key {
@@ -721,6 +725,9 @@ enum {
 	LK_MAX_HEADER_SIZE,
 	LK_MAX_URI_SIZE,
 	LK_ROUTES,
+	LK_TLS,
+	LK_REDIRECT_HTTPS,
+	LK_HTTPS_PORT,
 	LK_N
 };
 
@@ -735,6 +742,9 @@ cfg_listener(struct config_errors *err, const cJSON *v, const char *path,
 	    [LK_MAX_HEADER_SIZE] = {"max_header_size", NULL},
 	    [LK_MAX_URI_SIZE] = {"max_uri_size", NULL},
 	    [LK_ROUTES] = {"routes", NULL},
+	    [LK_TLS] = {"tls", NULL},
+	    [LK_REDIRECT_HTTPS] = {"redirect_https", NULL},
+	    [LK_HTTPS_PORT] = {"https_port", NULL},
 	};
 	char p[CFG_PATH_LEN], sz[24];
 	const char *s;
@@ -777,8 +787,28 @@ cfg_listener(struct config_errors *err, const cJSON *v, const char *path,
 			    cfg_fmt_size(sz, sizeof(sz), l->max_header_size));
 	}
 
+	cfg_path_key(p, path, "tls");
+	l->tls = cfg_bool(err, k[LK_TLS].val, p, false);
+	cfg_path_key(p, path, "redirect_https");
+	l->redirect_https = cfg_bool(err, k[LK_REDIRECT_HTTPS].val, p, false);
+	cfg_path_key(p, path, "https_port");
+	l->https_port =
+	    (unsigned)cfg_uint(err, k[LK_HTTPS_PORT].val, p, &r_https_port);
+	if (l->tls && l->redirect_https)
+		cfg_err(err, p, "a TLS listener cannot redirect to https");
+	if (l->tls && c->tls.settings.ncerts == 0) {
+		cfg_path_key(p, path, "tls");
+		cfg_err(err, p, "needs certificates in tls.certificates");
+	}
+
 	cfg_path_key(p, path, "routes");
-	if (k[LK_ROUTES].val == NULL)
+	if (l->redirect_https) {
+		if (k[LK_ROUTES].val != NULL)
+			cfg_err(err, p,
+				"a redirect_https listener has no routes (it "
+				"answers every request with 308, /healthz with "
+				"200)");
+	} else if (k[LK_ROUTES].val == NULL)
 		cfg_err(err, p, "required");
 	else
 		cfg_routes(err, k[LK_ROUTES].val, p, c, l);
@@ -934,6 +964,144 @@ cfg_resolvers(struct config_errors *err, const cJSON *v, struct config *c)
 	}
 }
 
+/* tls.certificates[i].self_signed */
+static struct tls_self_signed *
+cfg_self_signed(struct config_errors *err, const cJSON *v, const char *path)
+{
+	struct cfg_key k[] = {{"common_name", NULL},
+			      {"alt_names", NULL},
+			      {"key_type", NULL},
+			      {"days", NULL}};
+	struct tls_self_signed *ss;
+	char p[CFG_PATH_LEN];
+	const cJSON *e;
+	const char *str;
+	size_t i = 0;
+
+	if (cfg_object(err, v, path, k, 4) == -1)
+		return NULL;
+	if ((ss = cfg_calloc(err, 1, sizeof(*ss))) == NULL)
+		return NULL;
+	ss->key_type = TLS_KEY_ECDSA_P256;
+	cfg_path_key(p, path, "common_name");
+	if (k[0].val == NULL)
+		cfg_err(err, p, "required");
+	else if ((str = cfg_string(err, k[0].val, p)) != NULL)
+		ss->common_name = cfg_strdup(err, str);
+	cfg_path_key(p, path, "alt_names");
+	if (k[1].val != NULL) {
+		if (!cJSON_IsArray(k[1].val)) {
+			cfg_err(err, p, "must be an array");
+		} else if ((ss->alt_names = cfg_calloc(
+				err, (size_t)cJSON_GetArraySize(k[1].val) + 1,
+				sizeof(char *))) != NULL) {
+			cJSON_ArrayForEach (e, k[1].val) {
+				char ep[CFG_PATH_LEN];
+
+				cfg_path_index(ep, p, i);
+				if ((str = cfg_string(err, e, ep)) != NULL)
+					ss->alt_names[ss->nalt_names++] =
+					    cfg_strdup(err, str);
+				i++;
+			}
+		}
+	}
+	cfg_path_key(p, path, "key_type");
+	if (k[2].val != NULL && (str = cfg_string(err, k[2].val, p)) != NULL) {
+		if (strcmp(str, "rsa") == 0)
+			ss->key_type = TLS_KEY_RSA_2048;
+		else if (strcmp(str, "ecdsa") != 0)
+			cfg_err(err, p, "must be \"ecdsa\" or \"rsa\"");
+	}
+	cfg_path_key(p, path, "days");
+	ss->days = (unsigned)cfg_uint(err, k[3].val, p, &r_cert_days);
+	return ss;
+}
+
+/* tls.certificates: cert/key pairs, the first the default. */
+static void
+cfg_certificates(struct config_errors *err, const cJSON *v, const char *path,
+		 struct tls_settings *ts)
+{
+	const cJSON *e;
+	char p[CFG_PATH_LEN], kp[CFG_PATH_LEN];
+	const char *str;
+	size_t i = 0;
+	int n;
+
+	if (!cJSON_IsArray(v)) {
+		cfg_err(err, path, "must be an array");
+		return;
+	}
+	n = cJSON_GetArraySize(v);
+	if (n < 1 || n > CFG_MAX_SERVERS) {
+		cfg_err(err, path, "must list 1 to %d certificates",
+			CFG_MAX_SERVERS);
+		return;
+	}
+	if ((ts->certs = cfg_calloc(err, (size_t)n, sizeof(*ts->certs))) ==
+	    NULL)
+		return;
+	ts->ncerts = (size_t)n;
+	cJSON_ArrayForEach (e, v) {
+		struct cfg_key k[] = {
+		    {"cert", NULL}, {"key", NULL}, {"self_signed", NULL}};
+		struct tls_cert_config *cc = &ts->certs[i];
+
+		cfg_path_index(p, path, i++);
+		if (cfg_object(err, e, p, k, 3) == -1)
+			continue;
+		cfg_path_key(kp, p, "cert");
+		if (k[0].val == NULL)
+			cfg_err(err, kp, "required");
+		else if ((str = cfg_string(err, k[0].val, kp)) != NULL)
+			cc->cert_path = cfg_strdup(err, str);
+		cfg_path_key(kp, p, "key");
+		if (k[1].val == NULL)
+			cfg_err(err, kp, "required");
+		else if ((str = cfg_string(err, k[1].val, kp)) != NULL)
+			cc->key_path = cfg_strdup(err, str);
+		if (k[2].val != NULL) {
+			cfg_path_key(kp, p, "self_signed");
+			cc->self_signed = cfg_self_signed(err, k[2].val, kp);
+		}
+	}
+}
+
+/* "tls": certificates and policy shared by every TLS listener. */
+static void
+cfg_tls(struct config_errors *err, const cJSON *v, struct config *c)
+{
+	struct cfg_key k[] = {
+	    {"certificates", NULL},	   {"ciphers", NULL},
+	    {"ciphersuites", NULL},	   {"session_tickets", NULL},
+	    {"ticket_key_rotation", NULL}, {"hsts_max_age", NULL}};
+	struct tls_settings *ts = &c->tls.settings;
+	const char *str;
+
+	ts->session_tickets = true;
+	ts->ticket_key_rotation_ms = r_ticket_rotation.def;
+	if (v == NULL || cfg_object(err, v, "tls", k, 6) == -1)
+		return;
+	if (k[0].val == NULL)
+		cfg_err(err, "tls.certificates", "required");
+	else
+		cfg_certificates(err, k[0].val, "tls.certificates", ts);
+	if (k[1].val != NULL &&
+	    (str = cfg_string(err, k[1].val, "tls.ciphers")) != NULL)
+		ts->ciphers = cfg_strdup(err, str);
+	if (k[2].val != NULL &&
+	    (str = cfg_string(err, k[2].val, "tls.ciphersuites")) != NULL)
+		ts->ciphersuites = cfg_strdup(err, str);
+	ts->session_tickets =
+	    cfg_bool(err, k[3].val, "tls.session_tickets", true);
+	ts->ticket_key_rotation_ms = cfg_duration(
+	    err, k[4].val, "tls.ticket_key_rotation", &r_ticket_rotation);
+	c->tls.hsts_max_age_s =
+	    cfg_duration(err, k[5].val, "tls.hsts_max_age", &r_hsts_max_age) /
+	    1000;
+}
+
 /* "admin": the metrics and health listener. */
 static void
 cfg_admin(struct config_errors *err, const cJSON *v, struct config *c)
@@ -1000,6 +1168,7 @@ enum {
 	K_DRAIN_TIMEOUT,
 	K_ADMIN,
 	K_RESOLVERS,
+	K_TLS,
 	K_UPSTREAMS,
 	K_LISTENERS,
 	K_N
@@ -1017,6 +1186,7 @@ cfg_root(struct config_errors *err, const cJSON *root, struct config *c)
 	    [K_DRAIN_TIMEOUT] = {"drain_timeout", NULL},
 	    [K_ADMIN] = {"admin", NULL},
 	    [K_RESOLVERS] = {"resolvers", NULL},
+	    [K_TLS] = {"tls", NULL},
 	    [K_UPSTREAMS] = {"upstreams", NULL},
 	    [K_LISTENERS] = {"listeners", NULL},
 	};
@@ -1040,6 +1210,7 @@ cfg_root(struct config_errors *err, const cJSON *root, struct config *c)
 					   "drain_timeout", &r_drain_timeout);
 	cfg_admin(err, k[K_ADMIN].val, c);
 	cfg_resolvers(err, k[K_RESOLVERS].val, c);
+	cfg_tls(err, k[K_TLS].val, c);
 	cfg_upstreams(err, k[K_UPSTREAMS].val, c);
 	cfg_listeners(err, k[K_LISTENERS].val, c);
 	cfg_admin_clash(err, c);
@@ -1179,6 +1350,23 @@ config_free(struct config *c)
 	for (i = 0; i < c->nresolvers; i++)
 		free(c->resolvers[i].host);
 	free(c->resolvers);
+	for (i = 0; i < c->tls.settings.ncerts; i++) {
+		struct tls_cert_config *cc = &c->tls.settings.certs[i];
+
+		free(cc->cert_path);
+		free(cc->key_path);
+		if (cc->self_signed != NULL) {
+			for (j = 0; j < cc->self_signed->nalt_names; j++)
+				free(cc->self_signed->alt_names[j]);
+			free(cc->self_signed->alt_names);
+			free(cc->self_signed->common_name);
+			free(cc->self_signed);
+		}
+	}
+	free(c->tls.settings.certs);
+	free((char *)c->tls.settings.ciphers);
+	free((char *)c->tls.settings.ciphersuites);
+	tls_context_unref(c->tls_ctx);
 	free(c->admin_listen);
 	free(c);
 }
@@ -1308,6 +1496,21 @@ config_load(const char *path, struct config_errors *err)
 	c = config_parse(buf, len, err);
 	free(buf);
 	return c;
+}
+
+int
+config_build_tls(struct config *c, char *err)
+{
+	size_t i;
+
+	for (i = 0; i < c->nlisteners; i++)
+		if (c->listeners[i].tls)
+			break;
+	if (i == c->nlisteners)
+		return 0;
+	if ((c->tls_ctx = tls_context_new(&c->tls.settings, err)) == NULL)
+		return -1;
+	return 0;
 }
 
 struct config *

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "tls.h"
+
 #define CONFIG_MAX_ERRORS 64
 #define CONFIG_ERROR_LEN 256
 #define CONFIG_MAX_WORKERS 256
@@ -70,6 +72,15 @@ struct config_listener {
 	uint64_t keepalive_timeout_ms; /* idle client between requests */
 	size_t max_header_size;	       /* head bytes; 431 over it */
 	size_t max_uri_size;	       /* request-target bytes; 414 over it */
+	bool tls;		       /* terminate TLS (config.tls) */
+	bool redirect_https;	       /* only 308 to https (no routes) */
+	unsigned https_port;	       /* port in those redirects */
+};
+
+/* The "tls" block: certificates and policy for every TLS listener. */
+struct config_tls {
+	struct tls_settings settings; /* certs, ciphers, tickets */
+	uint64_t hsts_max_age_s;      /* 0: no Strict-Transport-Security */
 };
 
 struct config {
@@ -89,6 +100,10 @@ struct config {
 	size_t nupstreams;
 	struct config_listener *listeners;
 	size_t nlisteners;
+	struct config_tls tls;
+	/* Built from `tls` by config_build_tls(), not by the parser: it reads
+	 * and may write certificate files. NULL without TLS listeners. */
+	struct tls_context *tls_ctx;
 };
 
 /*
@@ -99,6 +114,13 @@ struct config {
  */
 struct config *config_parse(const char *json, size_t len,
 			    struct config_errors *err);
+
+/*
+ * Loads (or makes, where self_signed allows) the certificates of a parsed
+ * config into c->tls_ctx, when a listener needs TLS. 0, or -1 with the
+ * reason in err[TLS_ERR_LEN]. Main thread, before the config is shared.
+ */
+int config_build_tls(struct config *c, char *err);
 
 /* Reads `path` and parses it; a read error is reported as an error too. */
 struct config *config_load(const char *path, struct config_errors *err);

@@ -16,13 +16,17 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #define CONN_READ_SIZE (64 * 1024)
-#define CONN_MAX_ROUNDS 16 /* reads per handler call before yielding */
+#define CONN_MAX_ROUNDS 16    /* reads per handler call before yielding */
+#define CONN_TLS_RECORD 16384 /* a full TLS record of plaintext */
 
 struct conn {
 	int c_fd;
@@ -50,6 +54,10 @@ struct conn {
 	bool c_eof_due;	      /* CONN_EOF not yet reported */
 	bool c_drain_wanted;
 	bool c_dead; /* freed inside a callback: free on the way out */
+	SSL *c_ssl;  /* NULL: plain TCP */
+	bool c_handshaking;
+	bool c_handshake_due; /* CONN_HANDSHAKE not yet reported */
+	char c_tls_err[128];  /* why the handshake failed; "" if it did not */
 };
 
 static void conn_handler(evutil_socket_t fd, short what, void *arg);
@@ -101,6 +109,88 @@ conn_accepted(struct event_base *base, int fd)
 }
 
 struct conn *
+conn_accepted_tls(struct event_base *base, int fd, SSL *ssl)
+{
+	struct conn *c;
+
+	if ((c = conn_accepted(base, fd)) == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	if (SSL_set_fd(ssl, fd) != 1) {
+		SSL_free(ssl);
+		conn_free(c); /* closes fd: the caller must not */
+		return NULL;
+	}
+	SSL_set_accept_state(ssl);
+	c->c_ssl = ssl;
+	c->c_handshaking = true;
+	return c;
+}
+
+bool
+conn_tls_handshaking(struct conn *c)
+{
+	return c->c_handshaking;
+}
+
+const char *
+conn_tls_error(struct conn *c)
+{
+	return c->c_tls_err[0] != '\0' ? c->c_tls_err : NULL;
+}
+
+const char *
+conn_tls_version(struct conn *c)
+{
+	return c->c_ssl != NULL ? SSL_get_version(c->c_ssl) : NULL;
+}
+
+void
+conn_shutdown_write(struct conn *c)
+{
+	if (c->c_ssl != NULL && !c->c_handshaking)
+		SSL_shutdown(c->c_ssl); /* sends close_notify; no waiting */
+	shutdown(c->c_fd, SHUT_WR);
+}
+
+/* Keeps OpenSSL's reason for a failure, and clears its error queue (it is
+ * per thread: a leftover would be blamed on the next connection). */
+static void
+tls_fail(struct conn *c, int ssl_err)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+	if (why == NULL)
+		why = ssl_err == SSL_ERROR_SYSCALL ? "connection closed"
+						   : "protocol error";
+	snprintf(c->c_tls_err, sizeof(c->c_tls_err), "%s", why);
+	ERR_clear_error();
+	c->c_err = EPROTO;
+}
+
+/* One handshake step; the edges drive it on. */
+static void
+tls_handshake(struct conn *c)
+{
+	int r = SSL_do_handshake(c->c_ssl), e;
+
+	if (r == 1) {
+		c->c_handshaking = false;
+		c->c_handshake_due = true;
+		return;
+	}
+	e = SSL_get_error(c->c_ssl, r);
+	if (e == SSL_ERROR_WANT_READ)
+		c->c_readable = false;
+	else if (e == SSL_ERROR_WANT_WRITE)
+		c->c_writable = false;
+	else
+		tls_fail(c, e);
+}
+
+struct conn *
 conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t len)
 {
 	struct conn *c;
@@ -130,6 +220,12 @@ conn_connect(struct event_base *base, const struct sockaddr *sa, socklen_t len)
 static void
 conn_destroy(struct conn *c)
 {
+	if (c->c_ssl != NULL) {
+		if (!c->c_handshaking && c->c_err == 0)
+			SSL_shutdown(c->c_ssl);
+		SSL_free(c->c_ssl);
+		ERR_clear_error();
+	}
 	event_free(c->c_ev);
 	event_free(c->c_timer);
 	evbuffer_free(c->c_in);
@@ -206,7 +302,7 @@ static bool
 conn_want_read(struct conn *c)
 {
 	return c->c_reading && c->c_readable && !c->c_eof && c->c_err == 0 &&
-	       !c->c_connecting && !conn_input_full(c);
+	       !c->c_connecting && !c->c_handshaking && !conn_input_full(c);
 }
 
 static void
@@ -297,6 +393,37 @@ conn_fill(struct conn *c)
 			c->c_err = ENOMEM;
 			break;
 		}
+		if (c->c_ssl != NULL) {
+			size_t got_tls = 0;
+			int rc = SSL_read_ex(c->c_ssl, v[0].iov_base,
+					     v[0].iov_len, &got_tls);
+
+			if (rc != 1) {
+				int e = SSL_get_error(c->c_ssl, rc);
+
+				evbuffer_commit_space(c->c_in, v, 0);
+				if (e == SSL_ERROR_WANT_READ ||
+				    e == SSL_ERROR_WANT_WRITE) {
+					c->c_readable = false;
+				} else if (e == SSL_ERROR_ZERO_RETURN ||
+					   (e == SSL_ERROR_SYSCALL &&
+					    ERR_peek_error() == 0)) {
+					/* close_notify, or a plain FIN */
+					ERR_clear_error();
+					c->c_eof = true;
+					c->c_eof_due = true;
+				} else {
+					tls_fail(c, e);
+				}
+				break;
+			}
+			v[0].iov_len = got_tls;
+			evbuffer_commit_space(c->c_in, v, 1);
+			total += got_tls;
+			/* OpenSSL may hold decrypted bytes the socket no
+			 * longer shows: read until it says WANT_READ. */
+			continue;
+		}
 		for (i = 0; i < n; i++) {
 			iov[i].iov_base = v[i].iov_base;
 			iov[i].iov_len = v[i].iov_len;
@@ -342,9 +469,36 @@ conn_drain_out(struct conn *c)
 {
 	size_t total = 0;
 
-	while (c->c_writable && !c->c_connecting && c->c_err == 0 &&
-	       evbuffer_get_length(c->c_out) > 0) {
-		int r = evbuffer_write(c->c_out, c->c_fd);
+	while (c->c_writable && !c->c_connecting && !c->c_handshaking &&
+	       c->c_err == 0 && evbuffer_get_length(c->c_out) > 0) {
+		int r;
+
+		if (c->c_ssl != NULL) {
+			size_t len = evbuffer_get_length(c->c_out), done = 0;
+			unsigned char *p;
+			int rc;
+
+			/* Whole records: a small first chain would make a
+			 * small record; join up to one record's worth. */
+			if (len > CONN_TLS_RECORD)
+				len = CONN_TLS_RECORD;
+			p = evbuffer_pullup(c->c_out, (ev_ssize_t)len);
+			rc = SSL_write_ex(c->c_ssl, p, len, &done);
+			if (rc != 1) {
+				int e = SSL_get_error(c->c_ssl, rc);
+
+				if (e == SSL_ERROR_WANT_WRITE ||
+				    e == SSL_ERROR_WANT_READ)
+					c->c_writable = false;
+				else
+					tls_fail(c, e);
+				break;
+			}
+			evbuffer_drain(c->c_out, done);
+			total += done;
+			continue;
+		}
+		r = evbuffer_write(c->c_out, c->c_fd);
 
 		if (r == -1) {
 			if (errno == EINTR)
@@ -389,6 +543,13 @@ conn_notify_drain(struct conn *c, size_t low)
 static void
 conn_dispatch(struct conn *c, bool got_input)
 {
+	if (c->c_handshake_due) {
+		c->c_handshake_due = false;
+		if (c->c_evcb != NULL)
+			c->c_evcb(c, CONN_HANDSHAKE, c->c_arg);
+		if (c->c_dead)
+			return;
+	}
 	if (c->c_connected_due) {
 		c->c_connected_due = false;
 		if (c->c_evcb != NULL)
@@ -435,6 +596,9 @@ conn_handler(evutil_socket_t fd, short what, void *arg)
 		c->c_readable = true;
 	if (what & EV_CLOSED)
 		c->c_rdhup = true;
+	if (c->c_handshaking &&
+	    (what & (EV_READ | EV_WRITE | EV_CLOSED | EV_TIMEOUT)))
+		tls_handshake(c);
 	if (c->c_connecting && (what & EV_WRITE)) {
 		int err = 0;
 		socklen_t len = sizeof(err);
@@ -455,7 +619,8 @@ conn_handler(evutil_socket_t fd, short what, void *arg)
 	for (rounds = 0; rounds < CONN_MAX_ROUNDS; rounds++) {
 		size_t wrote = conn_drain_out(c), got = conn_fill(c);
 
-		if (wrote > 0 || got > 0 || c->c_connected_due)
+		if (wrote > 0 || got > 0 || c->c_connected_due ||
+		    c->c_handshake_due)
 			timer_restart(c);
 		input = got > 0;
 		conn_dispatch(c, input);

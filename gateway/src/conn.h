@@ -24,6 +24,7 @@
 struct conn;
 struct event_base;
 struct evbuffer;
+struct ssl_st;
 
 /* Events reported to the event callback. */
 #define CONN_EOF                                                               \
@@ -34,6 +35,7 @@ struct evbuffer;
 			       conn_error() */
 #define CONN_TIMEOUT 0x04   /* no progress for the timeout (see conn_timeout) */
 #define CONN_CONNECTED 0x08 /* an outgoing connect finished */
+#define CONN_HANDSHAKE 0x10 /* the TLS handshake finished (server side) */
 
 /* New input arrived (reading is enabled). */
 typedef void (*conn_read_cb)(struct conn *c, void *arg);
@@ -45,6 +47,25 @@ typedef void (*conn_event_cb)(struct conn *c, int what, void *arg);
 /* Wraps an accepted socket (made non-blocking here). NULL: out of memory;
  * the fd is then left open for the caller. */
 struct conn *conn_accepted(struct event_base *base, int fd);
+
+/*
+ * Wraps an accepted socket that speaks TLS; takes ownership of `ssl` (a
+ * server SSL not yet bound to a socket). The handshake runs first and is
+ * reported with CONN_HANDSHAKE, or with CONN_ERROR and conn_tls_error()
+ * saying why. NULL: out of memory (fd left open, ssl freed).
+ */
+struct conn *conn_accepted_tls(struct event_base *base, int fd,
+			       struct ssl_st *ssl);
+
+/* TLS: whether the handshake is still going on, why it failed (NULL if it
+ * did not), and the protocol ("TLSv1.3"; NULL without TLS). */
+bool conn_tls_handshaking(struct conn *c);
+const char *conn_tls_error(struct conn *c);
+const char *conn_tls_version(struct conn *c);
+
+/* Ends our side of the stream: close_notify first on TLS, then a TCP FIN.
+ * Reading goes on (for a lingering close). */
+void conn_shutdown_write(struct conn *c);
 
 /*
  * Starts a connection to sa. Returns a conn that reports CONN_CONNECTED or

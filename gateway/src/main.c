@@ -100,6 +100,7 @@ static void
 reload(struct gateway *gw)
 {
 	struct config_errors *err = calloc(1, sizeof(*err));
+	char tls_err[TLS_ERR_LEN];
 	struct config *cfg;
 	unsigned i;
 
@@ -118,6 +119,16 @@ reload(struct gateway *gw)
 		return;
 	}
 	free(err);
+	/* Certificates are re-read too; a broken new pair keeps the old
+	 * config (and its certificates) whole. */
+	if (config_build_tls(cfg, tls_err) == -1) {
+		log_error("reload: %s; keeping the running config and "
+			  "certificates",
+			  tls_err);
+		config_unref(cfg);
+		admin_reload_result(false);
+		return;
+	}
 	if (reload_compatible(gw->cfg, cfg) == -1 ||
 	    metrics_register(cfg) == -1) {
 		log_error("reload: keeping the running config");
@@ -192,6 +203,64 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(gw->drain_poll, &poll);
 }
 
+static void
+rotate_tickets(evutil_socket_t fd, short what, void *arg)
+{
+	struct gateway *gw = arg;
+
+	if (gw->cfg->tls_ctx != NULL)
+		tls_context_rotate_tickets(gw->cfg->tls_ctx);
+}
+
+/*
+ * -t checks certificates without making any: a pair that exists is loaded
+ * and matched; a missing pair is fine only with self_signed.
+ */
+static int
+check_certificates(const char *path, const struct config *cfg)
+{
+	const struct tls_settings *ts = &cfg->tls.settings;
+	struct tls_settings probe = *ts;
+	char err[TLS_ERR_LEN];
+	struct tls_context *t;
+	size_t i, n = 0;
+	int bad = 0;
+
+	for (i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].tls)
+			break;
+	if (i == cfg->nlisteners)
+		return 0;
+	probe.certs = calloc(ts->ncerts, sizeof(*probe.certs));
+	if (probe.certs == NULL)
+		return -1;
+	for (i = 0; i < ts->ncerts; i++) {
+		const struct tls_cert_config *cc = &ts->certs[i];
+		bool have_cert = access(cc->cert_path, F_OK) == 0;
+		bool have_key = access(cc->key_path, F_OK) == 0;
+
+		if (have_cert || have_key || cc->self_signed == NULL) {
+			probe.certs[n++] = *cc; /* must load as it is */
+			continue;
+		}
+		printf("portcullis: %s: tls.certificates[%zu]: %s and %s will "
+		       "be made at start (self_signed)\n",
+		       path, i, cc->cert_path, cc->key_path);
+	}
+	probe.ncerts = n;
+	if (n > 0) {
+		for (i = 0; i < n; i++)
+			probe.certs[i].self_signed = NULL;
+		if ((t = tls_context_new(&probe, err)) == NULL) {
+			log_error("%s: %s", path, err);
+			bad = -1;
+		}
+		tls_context_unref(t);
+	}
+	free(probe.certs);
+	return bad;
+}
+
 static int
 check_config(const char *path)
 {
@@ -207,6 +276,10 @@ check_config(const char *path)
 		return 1;
 	}
 	free(err);
+	if (check_certificates(path, cfg) == -1) {
+		config_unref(cfg);
+		return 1;
+	}
 	config_unref(cfg);
 	printf("portcullis: %s: configuration is valid\n", path);
 	return 0;
@@ -217,8 +290,10 @@ run(const char *path)
 {
 	struct gateway gw;
 	struct config_errors *err;
-	struct event *sigs[4];
+	struct event *sigs[4], *tickets;
 	static const int signos[4] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
+	struct timeval minute = {60, 0};
+	char tls_err[TLS_ERR_LEN];
 	unsigned i;
 
 	memset(&gw, 0, sizeof(gw));
@@ -232,6 +307,10 @@ run(const char *path)
 		return 1;
 	}
 	free(err);
+	if (config_build_tls(gw.cfg, tls_err) == -1) {
+		log_error("%s", tls_err);
+		return 1;
+	}
 	metrics_init();
 	if (metrics_register(gw.cfg) == -1) {
 		log_error("too many distinct route names");
@@ -265,6 +344,12 @@ run(const char *path)
 			return 1;
 		}
 	}
+	/* Session-ticket keys rotate on their interval, checked each minute. */
+	tickets = event_new(gw.base, -1, EV_PERSIST, rotate_tickets, &gw);
+	if (tickets == NULL || evtimer_add(tickets, &minute) == -1) {
+		log_error("cannot set up the ticket key timer");
+		return 1;
+	}
 	if (log_start() == -1) {
 		log_error("cannot start the log writer");
 		return 1;
@@ -285,6 +370,7 @@ run(const char *path)
 	admin_stop();
 	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);
+	event_free(tickets);
 	if (gw.drain_timer != NULL)
 		event_free(gw.drain_timer);
 	if (gw.drain_poll != NULL)

@@ -21,6 +21,7 @@ static const char *const bucket_label[NBUCKETS] = {
     "1",     "2.5",  "5",     "10",   "30",  "60",   "120"};
 static const char *const method_label[METRICS_NMETHODS] = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"};
+static const char *const tls_label[METRICS_TLS_N] = {"ok", "failed", "timeout"};
 static const char *const uperr_label[METRICS_UPERR_N] = {"connect", "timeout",
 							 "reset", "dns"};
 
@@ -44,6 +45,7 @@ struct metrics_shard {
 	_Atomic(struct route_stats *) routes[METRICS_MAX_ROUTES];
 	_Atomic int64_t conn_active[MAX_LISTENERS];
 	counter_t conn_accepted[MAX_LISTENERS];
+	counter_t tls[MAX_LISTENERS][METRICS_TLS_N];
 };
 
 /* Registry of route names; written by the main thread only. */
@@ -192,6 +194,14 @@ metrics_upstream_error(struct metrics_shard *s, unsigned id,
 
 	if (r != NULL)
 		bump(&r->upstream_errors[why], 1);
+}
+
+void
+metrics_tls_handshake(struct metrics_shard *s, unsigned listener,
+		      enum metrics_tls_result r)
+{
+	if (listener < MAX_LISTENERS)
+		bump(&s->tls[listener][r], 1);
 }
 
 void
@@ -395,5 +405,27 @@ metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
 				    "listener=\"%s\"} %llu\n",
 				    c->listeners[l].listen,
 				    (unsigned long long)v);
+	}
+	evbuffer_add_printf(
+	    out, "# HELP portcullis_tls_handshakes_total TLS handshakes, by "
+		 "listener and result (ok, failed, timeout).\n"
+		 "# TYPE portcullis_tls_handshakes_total counter\n");
+	for (l = 0; l < c->nlisteners && l < MAX_LISTENERS; l++) {
+		int r;
+
+		if (!c->listeners[l].tls)
+			continue;
+		for (r = 0; r < METRICS_TLS_N; r++) {
+			uint64_t v = 0;
+
+			for (i = 0; i < nshards; i++)
+				v += get(&shards[i]->tls[l][r]);
+			evbuffer_add_printf(
+			    out,
+			    "portcullis_tls_handshakes_total{listener=\"%s\","
+			    "result=\"%s\"} %llu\n",
+			    c->listeners[l].listen, tls_label[r],
+			    (unsigned long long)v);
+		}
 	}
 }

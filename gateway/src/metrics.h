@@ -73,6 +73,17 @@ enum metrics_upstream_error {
 void metrics_upstream_error(struct metrics_shard *s, unsigned id,
 			    enum metrics_upstream_error why);
 
+/* TLS handshake outcomes, as labelled. */
+enum metrics_tls_result {
+	METRICS_TLS_OK,
+	METRICS_TLS_FAILED,
+	METRICS_TLS_TIMEOUT,
+	METRICS_TLS_N
+};
+
+void metrics_tls_handshake(struct metrics_shard *s, unsigned listener,
+			   enum metrics_tls_result r);
+
 /* Connection gauges and counters, per listener index. */
 void metrics_connection(struct metrics_shard *s, unsigned listener, int delta,
 			bool accepted);

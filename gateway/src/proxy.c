@@ -32,6 +32,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
+#include "tls.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -190,7 +191,7 @@ session_linger(struct session *s)
 	struct evbuffer *in = conn_in(s->s_c);
 
 	s->s_state = S_LINGER;
-	shutdown(conn_fd(s->s_c), SHUT_WR);
+	conn_shutdown_write(s->s_c);
 	evbuffer_drain(in, evbuffer_get_length(in));
 	conn_timeout(s->s_c, 0);
 	conn_read_limit(s->s_c, 0);
@@ -316,7 +317,40 @@ request_account(struct session *s)
 	    .upstream_duration = s->s_up_seconds,
 	    .route = s->s_route != NULL ? s->s_route->name : NULL,
 	    .upstream = s->s_uc != NULL ? s->s_uc->uc_addr : NULL,
+	    .tls = conn_tls_version(s->s_c),
 	});
+}
+
+/* The Strict-Transport-Security field for TLS listeners when configured
+ * (RFC 6797); "" otherwise. */
+static const char *
+hsts_field(struct session *s, char *buf, size_t len)
+{
+	const struct config *cfg = s->s_w->w_gen->g_cfg;
+
+	if (!current_listener(s)->tls || cfg->tls.hsts_max_age_s == 0)
+		return "";
+	snprintf(buf, len, "Strict-Transport-Security: max-age=%llu\r\n",
+		 (unsigned long long)cfg->tls.hsts_max_age_s);
+	return buf;
+}
+
+/* Once a minute per client address at most: a scanner or a broken client
+ * must not flood the log with one line per attempt. */
+static bool
+tls_log_allowed(struct session *s)
+{
+	uint64_t now = conn_now_ms(), h = 1469598103934665603ull;
+	const char *p;
+
+	for (p = s->s_client; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	h &= 255;
+	if (s->s_w->w_tls_logged[h] != 0 &&
+	    now - s->s_w->w_tls_logged[h] < 60 * 1000)
+		return false;
+	s->s_w->w_tls_logged[h] = now;
+	return true;
 }
 
 /*
@@ -327,7 +361,7 @@ static void
 answer(struct session *s, int status, const char *extra, bool close)
 {
 	struct evbuffer *out = conn_out(s->s_c);
-	char body[256];
+	char body[256], hsts[80];
 	int blen;
 	size_t before = evbuffer_get_length(out);
 
@@ -340,11 +374,11 @@ answer(struct session *s, int status, const char *extra, bool close)
 	evbuffer_add_printf(
 	    out,
 	    "HTTP/1.1 %d %s\r\nContent-Type: text/plain; "
-	    "charset=utf-8\r\nContent-Length: %d\r\n%s%s\r\n",
+	    "charset=utf-8\r\nContent-Length: %d\r\n%s%s%s\r\n",
 	    status, http_reason(status), blen,
 	    close ? "Connection: close\r\n"
 		  : (s->s_http10 ? "Connection: keep-alive\r\n" : ""),
-	    extra != NULL ? extra : "");
+	    hsts_field(s, hsts, sizeof(hsts)), extra != NULL ? extra : "");
 	if (!s->s_is_head)
 		evbuffer_add(out, body, (size_t)blen);
 	s->s_status = status;
@@ -563,7 +597,10 @@ build_upstream_head(struct session *s, const struct http_request *req,
 	}
 	headw_field(&w, "X-Forwarded-For", 15, s->s_client, client_len);
 	headw_field(&w, "X-Real-IP", 9, s->s_client, client_len);
-	headw_lit(&w, "X-Forwarded-Proto: http\r\n");
+	if (s->s_lc->tls)
+		headw_lit(&w, "X-Forwarded-Proto: https\r\n");
+	else
+		headw_lit(&w, "X-Forwarded-Proto: http\r\n");
 	if (req->host != NULL)
 		headw_field(&w, "X-Forwarded-Host", 16, req->host,
 			    req->host_len);
@@ -643,6 +680,44 @@ pullup_head(struct evbuffer *in, size_t limit, size_t *n)
 	return (const char *)evbuffer_pullup(in, (ssize_t)*n);
 }
 
+/*
+ * A redirect_https listener: 308 to the same host and path over https
+ * (RFC 9110 section 15.4.9: the method and body are kept), except
+ * /healthz, answered here with 200 for load balancers' checks.
+ */
+static void
+redirect_https(struct session *s, const struct http_request *req, size_t len)
+{
+	char loc[9000];
+	size_t hlen = req->host_len;
+	const char *host = req->host;
+
+	evbuffer_drain(conn_in(s->s_c), len);
+	if (req->path_len == 8 && memcmp(req->path, "/healthz", 8) == 0) {
+		answer(s, 200, NULL, false);
+		return;
+	}
+	if (host == NULL || hlen == 0) {
+		answer(s, 400, NULL, true);
+		return;
+	}
+	/* Drop a port from Host, keeping an IPv6 literal's brackets. */
+	if (host[hlen - 1] != ']') {
+		const char *colon = memrchr(host, ':', hlen);
+
+		if (colon != NULL && memchr(host, ']', hlen) == NULL)
+			hlen = (size_t)(colon - host);
+	}
+	if (s->s_lc->https_port == 443)
+		snprintf(loc, sizeof(loc), "Location: https://%.*s%.*s\r\n",
+			 (int)hlen, host, (int)req->path_len, req->path);
+	else
+		snprintf(loc, sizeof(loc), "Location: https://%.*s:%u%.*s\r\n",
+			 (int)hlen, host, s->s_lc->https_port,
+			 (int)req->path_len, req->path);
+	answer(s, 308, loc, s->s_req_body != HTTP_BODY_NONE);
+}
+
 /* A complete request head of `len` bytes is at the front of the input. */
 static void
 request_start(struct session *s, struct http_request *req, size_t len)
@@ -673,6 +748,10 @@ request_start(struct session *s, struct http_request *req, size_t len)
 	s->s_bytes_in = len;
 	request_id_make(s, req);
 
+	if (s->s_lc->redirect_https) {
+		redirect_https(s, req, len);
+		return;
+	}
 	switch (router_match(s->s_lc, req->path, req->path_len, &route)) {
 	case ROUTER_NONE:
 		evbuffer_drain(in, len);
@@ -854,6 +933,10 @@ write_response_head(struct session *s, const struct http_response *res,
 		headw_field(&w, h->name, h->name_len, h->value, h->value_len);
 	}
 	if (!tunnel && res->status >= 200) {
+		char hsts[80];
+		const char *f = hsts_field(s, hsts, sizeof(hsts));
+
+		headw_put(&w, f, strlen(f));
 		if (res->body == HTTP_BODY_CHUNKED)
 			headw_lit(&w, "Transfer-Encoding: chunked\r\n");
 		if (!s->s_keepalive)
@@ -1107,6 +1190,16 @@ timer_fired(evutil_socket_t fd, short what, void *arg)
 	if (s->s_state != S_HEAD)
 		return;
 	if (!s->s_started) {
+		if (conn_tls_handshaking(s->s_c)) {
+			metrics_tls_handshake(s->s_w->w_metrics, s->s_lidx,
+					      METRICS_TLS_TIMEOUT);
+			if (tls_log_allowed(s))
+				log_info("client %s: TLS handshake timed out "
+					 "on %s (logged once a minute per "
+					 "client)",
+					 s->s_client,
+					 current_listener(s)->listen);
+		}
 		session_free(s, "idle timeout");
 		return;
 	}
@@ -1172,6 +1265,22 @@ client_event(struct conn *c, int what, void *arg)
 {
 	struct session *s = arg;
 
+	if (what & CONN_HANDSHAKE) {
+		metrics_tls_handshake(s->s_w->w_metrics, s->s_lidx,
+				      METRICS_TLS_OK);
+		return;
+	}
+	if ((what & CONN_ERROR) && conn_tls_error(c) != NULL) {
+		metrics_tls_handshake(s->s_w->w_metrics, s->s_lidx,
+				      METRICS_TLS_FAILED);
+		if (tls_log_allowed(s))
+			log_info("client %s: TLS handshake failed on %s: %s "
+				 "(logged once a minute per client)",
+				 s->s_client, current_listener(s)->listen,
+				 conn_tls_error(c));
+		session_free(s, "TLS handshake failed");
+		return;
+	}
 	if (s->s_state == S_PROXY && (what & CONN_TIMEOUT) && !s->s_req_done &&
 	    !s->s_resp_head) {
 		/* The body stalled longer than timeouts.body. */
@@ -1188,7 +1297,7 @@ client_event(struct conn *c, int what, void *arg)
 	if (s->s_state == S_TUNNEL && (what & CONN_EOF)) {
 		/* Pass the half-close on; the upstream's EOF ends the tunnel.
 		 */
-		shutdown(conn_fd(s->s_uc->uc_conn), SHUT_WR);
+		conn_shutdown_write(s->s_uc->uc_conn);
 		return;
 	}
 	if (s->s_state == S_PROXY && (what & CONN_TIMEOUT))
@@ -1318,7 +1427,14 @@ proxy_accept(struct worker *w, unsigned lidx, evutil_socket_t fd,
 	else
 		strcpy(s->s_client, "unknown");
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	s->s_c = conn_accepted(w->w_base, fd);
+	if (current_listener(s)->tls) {
+		SSL *ssl = tls_context_new_ssl(w->w_gen->g_cfg->tls_ctx);
+
+		s->s_c =
+		    ssl != NULL ? conn_accepted_tls(w->w_base, fd, ssl) : NULL;
+	} else {
+		s->s_c = conn_accepted(w->w_base, fd);
+	}
 	s->s_timer = evtimer_new(w->w_base, timer_fired, s);
 	s->s_kick = event_new(w->w_base, -1, 0, kick, s);
 	s->s_head = evbuffer_new();

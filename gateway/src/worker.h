@@ -53,7 +53,9 @@ struct worker {
 	TAILQ_HEAD(, session) w_sessions;
 	size_t w_nsessions;
 	bool w_draining;
-	char w_idprefix[17]; /* random, for generated request ids */
+	char w_idprefix[17];	    /* random, for generated request ids */
+	uint64_t w_tls_logged[256]; /* when a client's handshake failure was
+				       last logged, by address hash */
 	uint64_t w_idseq;
 };
 

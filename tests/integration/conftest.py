@@ -259,6 +259,7 @@ http {{
         listen 127.0.0.1:{port};
         root {root};
         location = /__ready {{ access_log off; return 200 "ready\\n"; }}
+        location = /__status/503 {{ return 503 "unavailable\\n"; }}
         location / {{ }}
     }}
 }}
@@ -267,7 +268,8 @@ http {{
 
 class Nginx:
     """nginx serving the docroot; access_log() tells what it received.
-    Values of absent request headers are "" (escape=json)."""
+    Values of absent request headers are "" (escape=json).
+    GET /__status/503 answers 503 (an upstream failing a request)."""
 
     def __init__(self, workdir, docroot, port):
         self.port = port
@@ -636,3 +638,79 @@ def gateway(tmp_path):
                 break
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+# ------------------------------------------------------------------ TLS
+
+
+class Certs:
+    """Certificates made at run time under one directory (never
+    committed): a small CA and server pairs it signed, cached by what they
+    hold. A test that rewrites a pair copies it first."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.ca_crt, self.ca_key = gwtest.make_ca(self.dir)
+        self._made = {}
+
+    def pair(self, cn, key_type="ecdsa", sans=None, subject=None):
+        """(cert path, key path) for CN=cn (or the whole `subject`, e.g.
+        "/O=Org/CN=cn"), SANs `sans` (default [cn]), signed by the CA."""
+        subject = subject or "/CN=" + cn
+        sans = list(sans or [cn])
+        k = (subject, tuple(sans), key_type)
+        if k not in self._made:
+            stem = "c%d-%s-%s" % (len(self._made), cn, key_type)
+            self._made[k] = gwtest.make_cert(self.dir, stem, subject, sans,
+                                             key_type, (self.ca_crt,
+                                                        self.ca_key))
+        return self._made[k]
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory):
+    return Certs(tmp_path_factory.mktemp("certs"))
+
+
+def tls_entry(pair, **self_signed):
+    """A tls.certificates entry for (cert, key); self_signed=... adds that
+    block."""
+    e = {"cert": str(pair[0]), "key": str(pair[1])}
+    if self_signed:
+        e["self_signed"] = self_signed
+    return e
+
+
+@pytest.fixture
+def tls_gateway(gateway, nginx):
+    """tls_gateway(certs, tls=None, listener=None, redirect=None, **top)
+    starts portcullis with one TLS listener (the first; route /static/ to
+    nginx, prefix stripped) whose tls block is {"certificates": certs} plus
+    `tls`; with redirect (a dict), a second, plain listener made of it and
+    {"listen": ...}. The Gateway gets .nginx, .tls_port and .plain_port."""
+
+    def start(certs, tls=None, listener=None, redirect=None, **top):
+        lst = {"tls": True}
+        lst.update(listener or {})
+        cfg = make_config(free_port(), free_port(),
+                          {"static": upstream(nginx.port, keepalive=8)},
+                          [{"name": "static", "path": "/static/",
+                            "upstream": "static", "strip_prefix": True}],
+                          lst, **top)
+        block = {"certificates": [c if isinstance(c, dict) else tls_entry(c)
+                                  for c in certs]}
+        block.update(tls or {})
+        cfg["tls"] = block
+        plain_port = None
+        if redirect is not None:
+            plain_port = free_port()
+            red = {"listen": "127.0.0.1:%d" % plain_port}
+            red.update(redirect)
+            cfg["listeners"].append(red)
+        g = gateway.start_config(cfg)
+        g.nginx = nginx
+        g.tls_port = g.port
+        g.plain_port = plain_port
+        return g
+
+    return start

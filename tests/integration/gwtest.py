@@ -261,3 +261,233 @@ def count_lines(path):
             return sum(1 for line in f if line.strip())
     except FileNotFoundError:
         return 0
+
+
+# ------------------------------------------------------------------ TLS
+#
+# Real tools only: /usr/bin/openssl for certificates and s_client, Python's
+# ssl module for clients that keep a connection. Certificates and keys are
+# made at run time in the test's temporary directory, never committed.
+
+OPENSSL = "/usr/bin/openssl"
+
+
+def openssl(*args, data=None, timeout=30.0, check=True):
+    """Runs /usr/bin/openssl; returns (exit status, stdout+stderr text).
+    With check, a non-zero exit raises with the output."""
+    import subprocess
+    p = subprocess.run([OPENSSL] + [str(a) for a in args], input=data,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout)
+    out = p.stdout.decode("utf-8", "replace")
+    if check and p.returncode != 0:
+        raise AssertionError("openssl %s: exit %d\n%s"
+                             % (" ".join(map(str, args)), p.returncode, out))
+    return p.returncode, out
+
+
+def _keygen_args(key_type):
+    if key_type == "rsa":
+        return ["-newkey", "rsa:2048"]
+    assert key_type == "ecdsa", key_type
+    return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+
+
+def make_ca(directory, cn="Portcullis Test CA"):
+    """A small CA (ECDSA P-256, 2 days): returns (cert path, key path)."""
+    from pathlib import Path
+    d = Path(directory)
+    crt, key = d / "ca.crt", d / "ca.key"
+    openssl("req", "-x509", *_keygen_args("ecdsa"), "-nodes", "-sha256",
+            "-subj", "/CN=" + cn, "-days", "2",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout", key, "-out", crt)
+    return crt, key
+
+
+def make_cert(directory, stem, subject, sans, key_type="ecdsa", ca=None,
+              days=30):
+    """A server certificate for `subject` ("/O=x/CN=y") with DNS or IP
+    `sans`, signed by ca=(crt, key), or self-signed when ca is None.
+    Returns (cert path, key path); the key is written 0600."""
+    import os
+    from pathlib import Path
+    d = Path(directory)
+    crt, key, csr = d / (stem + ".crt"), d / (stem + ".key"), \
+        d / (stem + ".csr")
+    san = ",".join(("IP:" if all(c.isdigit() or c == "." for c in n)
+                    else "DNS:") + n for n in sans)
+    ext = d / (stem + ".ext")
+    ext.write_text("basicConstraints=critical,CA:FALSE\n"
+                   "keyUsage=critical,digitalSignature%s\n"
+                   "extendedKeyUsage=serverAuth\n"
+                   "subjectAltName=%s\n"
+                   % (",keyEncipherment" if key_type == "rsa" else "", san))
+    if ca is None:
+        openssl("req", "-x509", *_keygen_args(key_type), "-nodes", "-sha256",
+                "-subj", subject, "-days", days, "-keyout", key, "-out", crt,
+                "-extensions", "v3_srv", "-config", _req_config(d, ext))
+    else:
+        openssl("req", "-new", *_keygen_args(key_type), "-nodes",
+                "-subj", subject, "-keyout", key, "-out", csr)
+        openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1],
+                "-CAcreateserial", "-sha256", "-days", days,
+                "-extfile", ext, "-out", crt)
+    os.chmod(key, 0o600)
+    return crt, key
+
+
+def _req_config(d, ext):
+    conf = d / "req.cnf"
+    conf.write_text("[req]\ndistinguished_name=dn\n[dn]\n[v3_srv]\n"
+                    + ext.read_text())
+    return conf
+
+
+def cert_subject(path):
+    """The subject of a PEM certificate in RFC 2253 form ("CN=a,O=b")."""
+    _, out = openssl("x509", "-in", path, "-noout", "-subject",
+                     "-nameopt", "RFC2253")
+    return out.strip().split("=", 1)[1]
+
+
+def cert_not_after(path):
+    """notAfter of a PEM certificate as unix seconds."""
+    import ssl
+    _, out = openssl("x509", "-in", path, "-noout", "-enddate")
+    return int(ssl.cert_time_to_seconds(out.strip().split("=", 1)[1]))
+
+
+def cert_not_before(path):
+    import ssl
+    _, out = openssl("x509", "-in", path, "-noout", "-startdate")
+    return int(ssl.cert_time_to_seconds(out.strip().split("=", 1)[1]))
+
+
+def cert_fingerprint(path):
+    """SHA-256 fingerprint, upper-case hex with colons (as openssl says)."""
+    _, out = openssl("x509", "-in", path, "-noout", "-fingerprint",
+                     "-sha256")
+    return out.strip().split("=", 1)[1]
+
+
+def cert_sans(path):
+    """The subjectAltName entries as openssl prints them, as a set
+    ({"DNS:a.test", "IP Address:127.0.0.1"})."""
+    _, out = openssl("x509", "-in", path, "-noout", "-ext",
+                     "subjectAltName")
+    lines = out.strip().splitlines()
+    if len(lines) < 2:
+        return set()
+    return {s.strip() for s in lines[1].split(",")}
+
+
+def cert_der(path):
+    """The first certificate of a PEM file, DER bytes (compare with
+    SSLSocket.getpeercert(binary_form=True))."""
+    import ssl
+    text = open(path).read()
+    end = "-----END CERTIFICATE-----"
+    return ssl.PEM_cert_to_DER_cert(text[:text.index(end) + len(end)] + "\n")
+
+
+def tls_client_context(cafile=None, minimum=None, maximum=None):
+    """A client context; verifies against cafile when given (hostname
+    checks included), else accepts any certificate."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cafile is not None:
+        ctx.load_verify_locations(cafile)
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+def tls_connect(port, server_hostname="gw.test", context=None, timeout=10.0):
+    """A TLS connection to 127.0.0.1:port, handshake done; an SSLSocket."""
+    ctx = context or tls_client_context()
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        return ctx.wrap_socket(raw, server_hostname=server_hostname)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def tls_request(port, method, path, headers=None, body=None,
+                server_hostname="gw.test", context=None, timeout=10.0):
+    """One request over a new TLS connection; returns a Response, with
+    .tls_version and .peer_der (the served certificate) set."""
+    s = tls_connect(port, server_hostname, context, timeout)
+    with RawConn.wrap(s) as c:
+        hs = {"Host": "gw.test", "Connection": "close"}
+        hs.update(headers or {})
+        if body is not None:
+            hs["Content-Length"] = str(len(body))
+        head = "%s %s HTTP/1.1\r\n" % (method, path) + "".join(
+            "%s: %s\r\n" % kv for kv in hs.items()) + "\r\n"
+        c.send(head.encode() + (body or b""))
+        r = c.read_response(method)
+        r.tls_version = s.version()
+        r.peer_der = s.getpeercert(binary_form=True)
+        return r
+
+
+def client_hello(server_hostname="gw.test"):
+    """The bytes of a real ClientHello (Python's ssl through a memory BIO),
+    never sent anywhere."""
+    import ssl
+    ctx = tls_client_context()
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=server_hostname)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = out.read()
+    assert hello[:1] == b"\x16" and len(hello) > 100, hello[:20]
+    return hello
+
+
+def s_client(port, *args, request=None, timeout=20.0):
+    """Runs `openssl s_client -connect 127.0.0.1:port -nameopt RFC2253
+    ARGS`; with `request` (bytes) it is sent after the handshake and
+    s_client waits for the server to close (-ign_eof), so the request should
+    say "Connection: close". Returns (exit status, output)."""
+    argv = ["s_client", "-connect", "127.0.0.1:%d" % port,
+            "-nameopt", "RFC2253"]
+    if request is not None:
+        argv.append("-ign_eof")
+    argv += list(args)
+    return openssl(*argv, data=request or b"", timeout=timeout, check=False)
+
+
+def http_get_bytes(path, host="gw.test"):
+    return ("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+            % (path, host)).encode()
+
+
+def s_client_session(out):
+    """(`New` or `Reused`, protocol, cipher) from s_client's
+    "New, TLSv1.3, Cipher is X" line, or None if there is none."""
+    m = re.search(r"^(New|Reused), (\S+), Cipher is (\S+)$", out, re.M)
+    return m.groups() if m else None
+
+
+def s_client_subject(out):
+    """The served certificate's subject (RFC 2253) from s_client's output."""
+    m = re.search(r"^subject=(.*)$", out, re.M)
+    return m.group(1).strip() if m else None
+
+
+def s_client_refused(out):
+    """True if s_client's output shows the server refused the handshake with
+    an alert (not a local failure of the client): no cipher, an alert."""
+    return ("Cipher is (NONE)" in out
+            and re.search(r"SSL alert number \d+", out) is not None)

@@ -68,7 +68,8 @@ def test_name_resolves_late_then_moves(gateway, dnsmasq, nginx, tmp_path):
     # started although the name does not resolve; its route answers 502
     st, _, _ = get_small(gw)
     assert st == 502
-    assert 'cannot resolve "app.test"' in gw.error_log()
+    gwtest.wait_until(lambda: 'cannot resolve "app.test"' in gw.error_log(),
+                      3, 0.05, "the resolution failure in the error log")
     assert gwtest.metric(gw.metrics(), "portcullis_upstream_errors_total",
                          route="app", reason="dns") >= 1
 
@@ -99,6 +100,8 @@ def test_name_resolves_late_then_moves(gateway, dnsmasq, nginx, tmp_path):
             lambda: (lambda r: r if r[2] == b"second server\n" else None)(
                 get_small(gw)), 8, 0.2, "the gateway to follow the move")
         assert st == 200
-        assert "resolved to 1 address(es)" in gw.error_log()
+        gwtest.wait_until(
+            lambda: gw.error_log().count("resolved to 1 address(es)") >= 2,
+            3, 0.05, "both resolutions in the error log")
     finally:
         second.stop()

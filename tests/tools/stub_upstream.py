@@ -14,7 +14,8 @@ Modes:
           peer closes): the gateway must answer 504 after its read timeout
   reset   reads the head, then closes with a TCP RST (SO_LINGER 0): 502
   slow    reads the head (and any Content-Length body), sleeps --delay
-          seconds, then answers 200 with --body-size bytes of a known
+          seconds (or, if the request has an "X-Stub-Delay: S" header, S
+          seconds), then answers 200 with --body-size bytes of a known
           pattern (pattern_bytes() below); keeps the connection alive
   sink    reads the body (Content-Length or chunked) at most --read-rate
           bytes/s, answers 200 {"length": N, "sha256": "..."}
@@ -193,7 +194,9 @@ class Server:
                     return
                 elif mode == "slow":
                     self.read_body(c, headers)
-                    time.sleep(self.args.delay)
+                    delay = self.header(headers, "x-stub-delay")
+                    time.sleep(self.args.delay if delay is None
+                               else float(delay))
                     body = pattern_bytes(self.args.body_size)
                     sock.sendall(b"HTTP/1.1 200 OK\r\n"
                                  b"Content-Type: application/octet-stream\r\n"

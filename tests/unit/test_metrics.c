@@ -163,7 +163,7 @@ test_access_log_line_is_escaped_json(void **state)
 	    "\"/a\\\"b\\\\c\\u0001\",\"status\":200,\"bytes_in\":10,"
 	    "\"bytes_out\":20,\"duration\":0.250000,"
 	    "\"upstream_duration\":null,\"route\":\"prometheus\","
-	    "\"upstream\":null}");
+	    "\"upstream\":null,\"tls\":null}");
 }
 
 int

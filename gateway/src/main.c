@@ -129,6 +129,8 @@ reload(struct gateway *gw)
 		admin_reload_result(false);
 		return;
 	}
+	/* Tickets issued before the reload still resume after it. */
+	tls_context_keep_tickets(cfg->tls_ctx, gw->cfg->tls_ctx);
 	if (reload_compatible(gw->cfg, cfg) == -1 ||
 	    metrics_register(cfg) == -1) {
 		log_error("reload: keeping the running config");

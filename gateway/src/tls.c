@@ -55,15 +55,22 @@
 #define TLS_DAYS_DEFAULT 365
 
 /*
- * Session-ticket keys: a fixed ring written only by the main thread.
- * tc_key_gen counts rotations; the newest key is slot gen % SLOTS and the
- * previous one slot (gen - 1) % SLOTS. A rotation fills slot (gen + 1) %
- * SLOTS, which is three generations old, then publishes gen + 1 with a
- * release store. A handshake reads gen with an acquire load and then only
- * the two slots it names, so the slot being written is never one a
- * concurrent handshake reads unless that handshake stayed inside the ticket
- * callback across two whole rotations (hours apart): no lock on the
- * handshake path, and no key is ever freed while the context lives.
+ * Session-ticket keys: a fixed ring of slots, written only by the main
+ * thread, read by handshakes in every worker, without a lock. tc_key_gen
+ * counts rotations; the newest key is in slot gen % SLOTS, the previous
+ * one in slot (gen - 1) % SLOTS. A rotation writes the slot of generation
+ * gen + 1 (three generations old, read by no current handshake) and then
+ * publishes gen + 1 with a release store. No key is freed while the
+ * context lives.
+ *
+ * A handshake would meet a rotation writing one of its slots only if it
+ * stalled across two whole rotations (hours), but even that must not be a
+ * data race: the slots are arrays of atomic words read as a seqlock. The
+ * reader loads gen (acquire), copies its two slots (relaxed), fences
+ * (acquire) and loads gen again; the writer fences (release) before it
+ * stores a slot (relaxed). If gen moved so far that the writer may have
+ * reached one of the reader's slots, the copy, maybe torn, is retried
+ * (tls_ticket_keys_get). Relaxed loads of aligned words are plain loads.
  */
 #define TLS_TICKET_SLOTS 4
 #define TLS_TICKET_NAME_LEN 16
@@ -73,6 +80,10 @@ struct tls_ticket_key {
 	unsigned char tk_aes[32];		    /* AES-256-CBC key */
 	unsigned char tk_hmac[32];		    /* HMAC-SHA256 key */
 };
+
+#define TLS_TICKET_WORDS (sizeof(struct tls_ticket_key) / sizeof(uint64_t))
+_Static_assert(sizeof(struct tls_ticket_key) % sizeof(uint64_t) == 0,
+	       "a ticket key is a whole number of words");
 
 struct tls_names {
 	char **tn_v; /* lower case, sorted, unique */
@@ -93,7 +104,7 @@ struct tls_context {
 	size_t tc_ncerts;
 	bool tc_tickets;
 	EVP_CIPHER *tc_cipher; /* AES-256-CBC, fetched once */
-	struct tls_ticket_key tc_keys[TLS_TICKET_SLOTS];
+	_Atomic uint64_t tc_keys[TLS_TICKET_SLOTS][TLS_TICKET_WORDS];
 	_Atomic uint64_t tc_key_gen;
 	uint64_t tc_rotation_ms;
 	uint64_t tc_rotated_ms; /* main thread only */
@@ -414,6 +425,64 @@ tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
+static void
+tls_ticket_slot_get(const struct tls_context *t, uint64_t gen,
+		    struct tls_ticket_key *k)
+{
+	uint64_t w[TLS_TICKET_WORDS];
+	size_t i;
+
+	for (i = 0; i < TLS_TICKET_WORDS; i++)
+		w[i] =
+		    atomic_load_explicit(&t->tc_keys[gen % TLS_TICKET_SLOTS][i],
+					 memory_order_relaxed);
+	memcpy(k, w, sizeof(*k));
+	OPENSSL_cleanse(w, sizeof(w));
+}
+
+/* Main thread only; see the ring's comment for the fence. */
+static void
+tls_ticket_slot_put(struct tls_context *t, uint64_t gen,
+		    const struct tls_ticket_key *k)
+{
+	uint64_t w[TLS_TICKET_WORDS];
+	size_t i;
+
+	memcpy(w, k, sizeof(w));
+	atomic_thread_fence(memory_order_release);
+	for (i = 0; i < TLS_TICKET_WORDS; i++)
+		atomic_store_explicit(&t->tc_keys[gen % TLS_TICKET_SLOTS][i],
+				      w[i], memory_order_relaxed);
+	OPENSSL_cleanse(w, sizeof(w));
+}
+
+/*
+ * Copies the newest key into k[0] and the previous one into k[1] (zeroes
+ * before the first rotation). Returns the generation of k[0].
+ *
+ * While gen reads g2, a rotation may be writing the slot of generation
+ * g2 + 1; those of g1 + 1 .. g2 were written during the copy. The copy of
+ * the slots of g1 and g1 - 1 is whole if none of those is the same slot:
+ * g2 + 1 < g1 - 1 + SLOTS.
+ */
+static uint64_t
+tls_ticket_keys_get(struct tls_context *t, struct tls_ticket_key k[2])
+{
+	uint64_t g1, g2;
+
+	do {
+		g1 = atomic_load_explicit(&t->tc_key_gen, memory_order_acquire);
+		tls_ticket_slot_get(t, g1, &k[0]);
+		if (g1 > 0)
+			tls_ticket_slot_get(t, g1 - 1, &k[1]);
+		else
+			memset(&k[1], 0, sizeof(k[1]));
+		atomic_thread_fence(memory_order_acquire);
+		g2 = atomic_load_explicit(&t->tc_key_gen, memory_order_relaxed);
+	} while (g2 + 2 >= g1 + TLS_TICKET_SLOTS);
+	return g1;
+}
+
 /*
  * Session tickets (RFC 5077 format, OpenSSL's framing): encrypts under the
  * newest key; decrypts under the newest (returns 1) or the previous one
@@ -426,42 +495,48 @@ tls_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
 	      EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
 	struct tls_context *t = SSL_get_ex_data(ssl, tls_ssl_idx);
-	const struct tls_ticket_key *k;
+	struct tls_ticket_key keys[2];
+	const struct tls_ticket_key *k = &keys[0];
 	OSSL_PARAM params[2];
 	uint64_t gen;
 	int ivlen, rc = 1;
 
 	if (t == NULL)
 		return 0;
-	gen = atomic_load_explicit(&t->tc_key_gen, memory_order_acquire);
-	k = &t->tc_keys[gen % TLS_TICKET_SLOTS];
+	gen = tls_ticket_keys_get(t, keys);
 	if (enc) {
 		ivlen = EVP_CIPHER_get_iv_length(t->tc_cipher);
-		if (ivlen <= 0 || RAND_bytes(iv, ivlen) != 1)
-			return -1;
+		if (ivlen <= 0 || RAND_bytes(iv, ivlen) != 1 ||
+		    !EVP_EncryptInit_ex2(cctx, t->tc_cipher, k->tk_aes, iv,
+					 NULL)) {
+			rc = -1;
+			goto done;
+		}
 		memcpy(name, k->tk_name, TLS_TICKET_NAME_LEN);
-		if (!EVP_EncryptInit_ex2(cctx, t->tc_cipher, k->tk_aes, iv,
-					 NULL))
-			return -1;
 	} else {
 		if (CRYPTO_memcmp(name, k->tk_name, TLS_TICKET_NAME_LEN) != 0) {
-			if (gen == 0)
-				return 0;
-			k = &t->tc_keys[(gen - 1) % TLS_TICKET_SLOTS];
-			if (CRYPTO_memcmp(name, k->tk_name,
-					  TLS_TICKET_NAME_LEN) != 0)
-				return 0;
+			k = &keys[1];
+			if (gen == 0 ||
+			    CRYPTO_memcmp(name, k->tk_name,
+					  TLS_TICKET_NAME_LEN) != 0) {
+				rc = 0;
+				goto done;
+			}
 			rc = 2;
 		}
 		if (!EVP_DecryptInit_ex2(cctx, t->tc_cipher, k->tk_aes, iv,
-					 NULL))
-			return -1;
+					 NULL)) {
+			rc = -1;
+			goto done;
+		}
 	}
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 						     (char *)"SHA256", 0);
 	params[1] = OSSL_PARAM_construct_end();
 	if (!EVP_MAC_init(hctx, k->tk_hmac, sizeof(k->tk_hmac), params))
-		return -1;
+		rc = -1;
+done:
+	OPENSSL_cleanse(keys, sizeof(keys));
 	return rc;
 }
 
@@ -844,6 +919,8 @@ tls_self_signed_check(const struct tls_self_signed *ss, char *err)
 
 	if (ss->common_name == NULL || ss->common_name[0] == '\0')
 		return tls_fail(err, "self_signed.common_name: missing");
+	if (ss->nalt_names > 0 && ss->alt_names == NULL)
+		return tls_fail(err, "self_signed.alt_names: missing");
 	if (strlen(ss->common_name) > 64)
 		return tls_fail(err,
 				"self_signed.common_name \"%s\": longer than "
@@ -1365,6 +1442,7 @@ tls_context_free(struct tls_context *t)
 struct tls_context *
 tls_context_new(const struct tls_settings *s, char *err)
 {
+	struct tls_ticket_key key;
 	struct tls_loaded *ld = NULL;
 	struct tls_context *t;
 	size_t i;
@@ -1392,11 +1470,12 @@ tls_context_new(const struct tls_settings *s, char *err)
 	t->tc_rotated_ms = tls_now_ms();
 	if (s->session_tickets) {
 		t->tc_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
-		if (t->tc_cipher == NULL ||
-		    tls_ticket_key_make(&t->tc_keys[0]) == -1) {
+		if (t->tc_cipher == NULL || tls_ticket_key_make(&key) == -1) {
 			tls_fail(err, "tls: cannot make a session ticket key");
 			goto fail;
 		}
+		tls_ticket_slot_put(t, 0, &key);
+		OPENSSL_cleanse(&key, sizeof(key));
 	}
 	for (i = 0; i < s->ncerts; i++)
 		if (tls_cert_load(&s->certs[i], &ld[i], &t->tc_info[i], err) ==
@@ -1476,8 +1555,27 @@ tls_context_rotate_tickets(struct tls_context *t)
 		return;
 	}
 	gen = atomic_load_explicit(&t->tc_key_gen, memory_order_relaxed);
-	memcpy(&t->tc_keys[(gen + 1) % TLS_TICKET_SLOTS], &k, sizeof(k));
+	tls_ticket_slot_put(t, gen + 1, &k);
 	OPENSSL_cleanse(&k, sizeof(k));
 	atomic_store_explicit(&t->tc_key_gen, gen + 1, memory_order_release);
 	t->tc_rotated_ms = now;
+}
+
+void
+tls_context_keep_tickets(struct tls_context *t, const struct tls_context *old)
+{
+	struct tls_ticket_key k;
+	uint64_t gen, g;
+
+	if (t == NULL || old == NULL || !t->tc_tickets || !old->tc_tickets)
+		return;
+	/* old's only writer is this thread: its ring holds still. */
+	gen = atomic_load_explicit(&old->tc_key_gen, memory_order_relaxed);
+	for (g = 0; g < TLS_TICKET_SLOTS; g++) {
+		tls_ticket_slot_get(old, g, &k);
+		tls_ticket_slot_put(t, g, &k);
+	}
+	OPENSSL_cleanse(&k, sizeof(k));
+	atomic_store_explicit(&t->tc_key_gen, gen, memory_order_relaxed);
+	t->tc_rotated_ms = old->tc_rotated_ms;
 }

@@ -99,6 +99,15 @@ size_t tls_context_certs(const struct tls_context *t,
 void tls_context_rotate_tickets(struct tls_context *t);
 
 /*
+ * Gives t, not yet serving, the ticket keys of old (the context a reload
+ * replaces), so tickets issued before the reload still resume. Call it on
+ * the main thread before t is published. A NULL or ticketless t or old is
+ * a no-op.
+ */
+void tls_context_keep_tickets(struct tls_context *t,
+			      const struct tls_context *old);
+
+/*
  * Makes a self-signed certificate and key in-process (no shell-out) and
  * writes them: the key with mode 0600 (created with O_EXCL, so an existing
  * file is never replaced), the certificate with 0644. Fills info. Returns

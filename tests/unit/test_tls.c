@@ -894,6 +894,25 @@ test_rotation_waits_for_interval(void **state)
 	tls_context_unref(t);
 }
 
+static void
+test_reload_keeps_ticket_keys_when_asked(void **state)
+{
+	struct tls_context *old = resumption_context(true);
+	struct tls_context *kept = resumption_context(true);
+	struct tls_context *fresh = resumption_context(true);
+	struct client c = {0};
+	SSL_SESSION *sess;
+
+	sess = first_session(old, &c);
+	tls_context_keep_tickets(kept, old);
+	assert_int_equal(resumes(kept, &c, sess), 1);
+	assert_int_equal(resumes(fresh, &c, sess), 0);
+	SSL_SESSION_free(sess);
+	tls_context_unref(old);
+	tls_context_unref(kept);
+	tls_context_unref(fresh);
+}
+
 /* Without tickets: the session cache, across the SNI switch. */
 static void
 test_session_cache_resumes_after_sni_switch(void **state)
@@ -1052,6 +1071,7 @@ main(void)
 	    cmocka_unit_test(test_ticket_resumes),
 	    cmocka_unit_test(test_ticket_survives_one_rotation_not_two),
 	    cmocka_unit_test(test_rotation_waits_for_interval),
+	    cmocka_unit_test(test_reload_keeps_ticket_keys_when_asked),
 	    cmocka_unit_test(test_session_cache_resumes_after_sni_switch),
 	    cmocka_unit_test(test_ssl_outlives_context_unref),
 	};

@@ -16,6 +16,15 @@ run, CPU us/req = cpu_ticks / clk_tck / requests * 1e6 and CPU util =
 cpu_ticks / clk_tck / wall_s; a cell shows the median of each over its runs
 (statistics.median). Older raw directories without these columns still work
 (the columns are then empty). Stdlib only.
+
+TLS rows: runs.tsv also has, per https run, the handshakes wrk completed
+(hs_full, hs_resumed, hs_other_cipher, counted by bench/wrk_tls_shim.c), what
+the first one negotiated (tls), the connections the proxy accepted and the TLS
+handshakes it counted over the run (srv_conns, srv_tls; empty where the proxy
+has no such counter) and, for a failed new-connection check, why (note).
+bench.md gets a second table with their sums per cell; for the profiles in
+meta.tsv's newconn_profiles (one request per connection) requests/s is new
+TLS connections/s.
 """
 import csv
 import math
@@ -96,6 +105,23 @@ def run_cpu(r, res, clk_tck):
     return (cpu_s / reqs * 1e6 if reqs else None), (cpu_s / wall if wall > 0 else None)
 
 
+TLS_SUMS = ("requests", "hs_full", "hs_resumed", "hs_other_cipher", "srv_conns", "srv_tls")
+
+
+def add_tls(t, r):
+    """Sum one run's handshake and connection counts into t (None = unknown)."""
+    if not r.get("tls") and not r.get("hs_full"):
+        return
+    for k in TLS_SUMS:
+        v = r.get(k) or ""
+        if k not in t:
+            t[k] = 0
+        t[k] = None if t[k] is None or not v.isdigit() else t[k] + int(v)
+    t.setdefault("negotiated", [])
+    if r.get("tls") and r["tls"] not in t["negotiated"]:
+        t["negotiated"].append(r["tls"])
+
+
 def summarize(raw, meta, runs, rss):
     """One dict per (row, target), rows and targets in the order of meta.tsv."""
     clk_tck = int(meta.get("clk_tck") or 0)
@@ -105,11 +131,15 @@ def summarize(raw, meta, runs, rss):
         key = (r["row"], r["target"])
         if key not in cells:
             cells[key] = {"row": r["row"], "path": r["path"], "profile": r["profile"],
-                          "target": r["target"], "runs": [], "status": "ok", "errors": 0}
+                          "target": r["target"], "runs": [], "status": "ok", "errors": 0,
+                          "tls": {}, "notes": []}
         c = cells[key]
         if r["status"] == "na":
             c["status"] = "na"
             continue
+        add_tls(c["tls"], r)
+        if r.get("note"):
+            c["notes"].append(f"run {r['run']}: {r['note']}")
         res = None
         if r["status"] == "ok" and r["file"]:
             with open(os.path.join(raw, r["file"])) as f:
@@ -152,7 +182,9 @@ def summarize(raw, meta, runs, rss):
 def write_csv(path, cells):
     cols = ["row", "profile", "path", "target", "status", "runs_ok", "rps_median",
             "rps_min", "rps_max", "p50_ms", "p99_ms", "peak_rss_kb", "rps_vs_nginx",
-            "p99_vs_nginx", "errors", "cpu_us_per_req", "cpu_vs_nginx", "cpu_util_pct"]
+            "p99_vs_nginx", "errors", "cpu_us_per_req", "cpu_vs_nginx", "cpu_util_pct",
+            "tls_negotiated", "tls_requests", "tls_handshakes_full", "tls_handshakes_resumed",
+            "tls_other_cipher", "proxy_conns_accepted", "proxy_tls_handshakes", "note"]
 
     def num(v, nd=3):
         return "" if v is None or (isinstance(v, float) and math.isnan(v)) else round(v, nd)
@@ -167,11 +199,19 @@ def write_csv(path, cells):
                         c["rss_kb"] if c["rss_kb"] is not None else "",
                         num(c["rps_vs_nginx"]), num(c["p99_vs_nginx"]), c["errors"],
                         num(c["cpu_us"]), num(c["cpu_vs_nginx"]),
-                        num(None if c["cpu_util"] is None else c["cpu_util"] * 100, 1)])
+                        num(None if c["cpu_util"] is None else c["cpu_util"] * 100, 1),
+                        " | ".join(c["tls"].get("negotiated", []))]
+                       + [num(c["tls"].get(k)) for k in TLS_SUMS]
+                       + ["; ".join(c["notes"])])
+
+
+def fmt_count(v):
+    return "–" if v is None else f"{v:,}"
 
 
 def write_md(path, meta, cells):
     targets = meta["targets"].split()
+    newconn = set(meta.get("newconn_profiles", "").split())
     L = []
     L.append("# portcullis benchmark\n")
     L.append(f"- date: {meta['date']}")
@@ -193,6 +233,15 @@ def write_md(path, meta, cells):
              f"CPU 1 are the bottleneck); CPU/req vs nginx: lower is better; proxy CPU util: CPU "
              f"time / wall time of the run (near 100 % = the proxy was the bottleneck); "
              f"{meta.get('clk_tck', '?')} ticks/s, so ±2 ticks of error per run")
+    if meta.get("tls_settings"):
+        L.append(f"- TLS rows ({meta.get('openssl', 'OpenSSL ?')}): the proxies terminate TLS "
+                 f"and talk plain HTTP to the upstream (direct: n/a); {meta['tls_settings']}")
+    if newconn:
+        L.append(f"- new-connection rows (profiles {', '.join(sorted(newconn))}): wrk sends "
+                 "`Connection: close`, so every request is on a new connection with a full TLS "
+                 "handshake (wrk's session resumption disabled by bench/wrk_tls_shim.c): "
+                 "**requests/s = new TLS connections/s**, CPU µs/req = CPU per connection; "
+                 "checked per run, see the TLS table below")
     L.append("- shared, noisy 2-core machine: compare ratios within this run, not absolute "
              "numbers across runs\n")
     L.append("| row | target | requests/s | range | p50 | p99 | peak RSS | req/s vs nginx | p99 vs nginx | errors "
@@ -202,6 +251,8 @@ def write_md(path, meta, cells):
         name = TARGET_LABEL.get(c["target"], c["target"])
         if c["status"] != "ok":
             word = "n/a" if c["status"] == "na" else "**FAIL**"
+            if c["notes"]:
+                word += " (" + "; ".join(c["notes"]).replace("|", "/") + ")"
             L.append(f"| {c['row']} | {name} | {word} | | | | {fmt_rss(c['rss_kb'])} | | | | | | |")
             continue
         L.append(f"| {c['row']} | {name} | {c['rps']:,.0f} | {c['rps_min']:,.0f}–{c['rps_max']:,.0f} "
@@ -214,6 +265,33 @@ def write_md(path, meta, cells):
         seen.setdefault(c["row"], f"{c['row']} = GET {c['path']} (profile {c['profile']})")
     L.append("Rows: " + "; ".join(seen.values()) + ".")
     L.append("")
+    tls_cells = [c for c in cells if c["tls"]]
+    if tls_cells:
+        L.append("TLS handshakes and connections, summed over the measured runs of each cell. "
+                 "Client side (bench/wrk_tls_shim.c in wrk): full and resumed handshakes, and "
+                 "what the first one negotiated (\"other\": later handshakes with another "
+                 "cipher). Proxy side: connections accepted (portcullis "
+                 "`portcullis_connections_accepted_total`, nginx stub_status `accepts`, HAProxy "
+                 "`CumConns`) and TLS handshakes (portcullis "
+                 "`portcullis_tls_handshakes_total{result=\"ok\"}`, HAProxy `CumSslConns`; nginx "
+                 "has no such counter) over the same runs. Keep-alive rows: one handshake per "
+                 "wrk connection per run. New-connection rows: a run fails unless resumed = 0 "
+                 "and requests ≤ full handshakes and requests ≤ accepted, each at most "
+                 "requests + connections + socket errors + 4.\n")
+        L.append("| row | target | negotiated | requests | full handshakes | resumed | other "
+                 "| proxy: accepted | proxy: TLS handshakes | check |")
+        L.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        for c in tls_cells:
+            t = c["tls"]
+            check = "; ".join(c["notes"]).replace("|", "/") if c["notes"] else (
+                "ok" if c["profile"] in newconn and c["status"] == "ok" else
+                "**FAIL**" if c["status"] == "fail" else "")
+            L.append(f"| {c['row']} | {TARGET_LABEL.get(c['target'], c['target'])} "
+                     f"| {', '.join(t.get('negotiated', [])) or '–'} | {fmt_count(t.get('requests'))} "
+                     f"| {fmt_count(t.get('hs_full'))} | {fmt_count(t.get('hs_resumed'))} "
+                     f"| {fmt_count(t.get('hs_other_cipher'))} | {fmt_count(t.get('srv_conns'))} "
+                     f"| {fmt_count(t.get('srv_tls'))} | {check} |")
+        L.append("")
     L.append("![requests/s and p99 per row and target](bench.png)")
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")

@@ -7,10 +7,27 @@
                                           compare the body with FILE's bytes;
                                           with --wait, retry for S seconds
                                           (giving up early if PID P is gone).
+                                          An https URL is fetched without
+                                          certificate verification (the
+                                          bench certificates are self-signed).
+  tools.py counters KIND ARGS...          print "ACCEPTED TLS": client
+                                          connections accepted and TLS
+                                          handshakes completed so far by a
+                                          proxy ("-" where it has no such
+                                          counter):
+      portcullis METRICS_URL LISTEN       portcullis_connections_accepted_total
+                                          and portcullis_tls_handshakes_total
+                                          {result="ok"} of listener LISTEN
+      nginx STUB_STATUS_URL               "accepts" of stub_status (counts
+                                          every connection, the status
+                                          request included); TLS: -
+      haproxy STATS_SOCKET                "show info": CumConns (the CLI
+                                          connection included), CumSslConns
 """
 import argparse
 import http.client
 import os
+import re
 import socket
 import ssl
 import sys
@@ -72,10 +89,47 @@ def check(url, path, wait, pid, headers):
         time.sleep(0.1)
 
 
+def counters(kind, args):
+    if kind == "portcullis":
+        url, listen = args
+        status, body = fetch(url)
+        if status != 200:
+            raise OSError(f"{url}: status {status}")
+        text = body.decode()
+        lab = re.escape(f'listener="{listen}"')
+
+        def metric(pat):
+            m = re.search(rf"^{pat}\s+(\d+)\s*$", text, re.M)
+            return m.group(1) if m else "-"
+        acc = metric(rf"portcullis_connections_accepted_total\{{{lab}\}}")
+        tls = metric(rf'portcullis_tls_handshakes_total\{{{lab},result="ok"\}}')
+        return acc, tls
+    if kind == "nginx":
+        status, body = fetch(args[0])
+        m = re.search(r"server accepts handled requests\s+(\d+)", body.decode())
+        if status != 200 or not m:
+            raise OSError(f"{args[0]}: no stub_status")
+        return m.group(1), "-"
+    if kind == "haproxy":
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(args[0])
+            s.sendall(b"show info\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        info = dict(line.split(": ", 1) for line in data.decode().splitlines() if ": " in line)
+        return info.get("CumConns", "-").strip(), info.get("CumSslConns", "-").strip()
+    raise SystemExit(f"unknown counters kind {kind}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("free-port")
+    k = sub.add_parser("counters")
+    k.add_argument("kind", choices=["portcullis", "nginx", "haproxy"])
+    k.add_argument("args", nargs="+")
     c = sub.add_parser("check")
     c.add_argument("--wait", type=float, default=0)
     c.add_argument("--pid", type=int, default=0)
@@ -85,6 +139,9 @@ def main():
     a = ap.parse_args()
     if a.cmd == "free-port":
         print(free_port())
+        return 0
+    if a.cmd == "counters":
+        print(*counters(a.kind, a.args))
         return 0
     headers = dict(h.split(":", 1) for h in a.header)
     headers = {k.strip(): v.strip() for k, v in headers.items()}

@@ -292,11 +292,12 @@ run(const char *path)
 {
 	struct gateway gw;
 	struct config_errors *err;
-	struct event *sigs[4], *tickets;
+	struct event *sigs[4] = {NULL, NULL, NULL, NULL}, *tickets = NULL;
 	static const int signos[4] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
 	struct timeval minute = {60, 0};
 	char tls_err[TLS_ERR_LEN];
-	unsigned i;
+	unsigned i, inited = 0, started = 0;
+	int rc = 1;
 
 	memset(&gw, 0, sizeof(gw));
 	gw.config_path = path;
@@ -311,12 +312,12 @@ run(const char *path)
 	free(err);
 	if (config_build_tls(gw.cfg, tls_err) == -1) {
 		log_error("%s", tls_err);
-		return 1;
+		goto done;
 	}
 	metrics_init();
 	if (metrics_register(gw.cfg) == -1) {
 		log_error("too many distinct route names");
-		return 1;
+		goto done;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/* No evthread_use_pthreads(): no event base is touched by two
@@ -324,67 +325,79 @@ run(const char *path)
 	 * without locks. */
 	if ((gw.base = event_base_new()) == NULL) {
 		log_error("cannot set up the event loop");
-		return 1;
+		goto done;
 	}
 	gw.nworkers = gw.cfg->workers;
 	gw.workers = calloc(gw.nworkers, sizeof(*gw.workers));
 	gw.shards = calloc(gw.nworkers, sizeof(*gw.shards));
 	if (gw.workers == NULL || gw.shards == NULL)
-		return 1;
+		goto done;
 	/* Bind everything before the first accept: failures are fatal here. */
-	for (i = 0; i < gw.nworkers; i++) {
-		if (worker_init(&gw.workers[i], i, gw.cfg) == -1)
-			return 1;
-		gw.shards[i] = gw.workers[i].w_metrics;
+	for (; inited < gw.nworkers; inited++) {
+		if (worker_init(&gw.workers[inited], inited, gw.cfg) == -1) {
+			inited++; /* partly made: worker_free() takes it */
+			goto done;
+		}
+		gw.shards[inited] = gw.workers[inited].w_metrics;
 	}
 	if (admin_start(gw.base, gw.cfg, gw.shards, gw.nworkers) == -1)
-		return 1;
+		goto done;
 	for (i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(gw.base, signos[i], on_signal, &gw);
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1) {
 			log_error("cannot handle signal %d", signos[i]);
-			return 1;
+			goto done;
 		}
 	}
 	/* Session-ticket keys rotate on their interval, checked each minute. */
 	tickets = event_new(gw.base, -1, EV_PERSIST, rotate_tickets, &gw);
 	if (tickets == NULL || evtimer_add(tickets, &minute) == -1) {
 		log_error("cannot set up the ticket key timer");
-		return 1;
+		goto done;
 	}
 	if (log_start() == -1) {
 		log_error("cannot start the log writer");
-		return 1;
+		goto done;
 	}
-	for (i = 0; i < gw.nworkers; i++)
-		if (worker_start(&gw.workers[i]) == -1)
-			return 1;
+	for (; started < gw.nworkers; started++)
+		if (worker_start(&gw.workers[started]) == -1)
+			goto done;
 	admin_set_started();
 	log_info("portcullis %s: %u worker(s), %zu listener(s), admin on %s",
 		 PORTCULLIS_VERSION, gw.nworkers, gw.cfg->nlisteners,
 		 gw.cfg->admin_listen);
 
 	event_base_dispatch(gw.base);
-
-	for (i = 0; i < gw.nworkers; i++)
-		worker_join(&gw.workers[i]);
+	rc = 0;
 	log_info("drained; exiting");
+done:
+	/* One teardown for a clean exit and for a failed start alike. */
+	for (i = 0; i < started; i++) {
+		if (rc != 0)
+			worker_drain(&gw.workers[i]);
+		worker_join(&gw.workers[i]);
+	}
+	for (i = started; i < inited; i++)
+		worker_free(&gw.workers[i]);
 	admin_stop();
 	for (i = 0; i < 4; i++)
-		event_free(sigs[i]);
-	event_free(tickets);
+		if (sigs[i] != NULL)
+			event_free(sigs[i]);
+	if (tickets != NULL)
+		event_free(tickets);
 	if (gw.drain_timer != NULL)
 		event_free(gw.drain_timer);
 	if (gw.drain_poll != NULL)
 		event_free(gw.drain_poll);
-	event_base_free(gw.base);
+	if (gw.base != NULL)
+		event_base_free(gw.base);
 	log_stop();
-	for (i = 0; i < gw.nworkers; i++)
+	for (i = 0; i < inited; i++)
 		metrics_shard_free(gw.shards[i]);
 	free(gw.shards);
 	free(gw.workers);
 	config_unref(gw.cfg);
-	return 0;
+	return rc;
 }
 
 int

@@ -19,6 +19,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,21 +336,34 @@ hsts_field(struct session *s, char *buf, size_t len)
 	return buf;
 }
 
-/* Once a minute per client address at most: a scanner or a broken client
- * must not flood the log with one line per attempt. */
+/*
+ * Once a minute per client address at most, whichever worker sees it: a
+ * scanner or a broken client must not flood the log with a line per
+ * attempt. A slot holds a 24-bit tag of the address and the second it was
+ * last logged; two addresses sharing a slot only cost an extra line.
+ */
+static _Atomic uint64_t tls_logged[4096];
+
 static bool
 tls_log_allowed(struct session *s)
 {
-	uint64_t now = conn_now_ms(), h = 1469598103934665603ull;
+	uint64_t h = 1469598103934665603ull, now = conn_now_ms() / 1000, old,
+		 tag, want;
+	_Atomic uint64_t *slot;
 	const char *p;
 
 	for (p = s->s_client; *p != '\0'; p++)
 		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	h &= 255;
-	if (s->s_w->w_tls_logged[h] != 0 &&
-	    now - s->s_w->w_tls_logged[h] < 60 * 1000)
-		return false;
-	s->s_w->w_tls_logged[h] = now;
+	slot = &tls_logged[h & 4095];
+	tag = (h >> 12) & 0xffffff;
+	want = tag << 40 | (now & 0xffffffffffull);
+	old = atomic_load_explicit(slot, memory_order_relaxed);
+	do {
+		if (old != 0 && old >> 40 == tag &&
+		    now - (old & 0xffffffffffull) < 60)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(
+	    slot, &old, want, memory_order_relaxed, memory_order_relaxed));
 	return true;
 }
 
@@ -690,32 +704,39 @@ redirect_https(struct session *s, const struct http_request *req, size_t len)
 {
 	char loc[9000];
 	size_t hlen = req->host_len;
-	const char *host = req->host;
+	const char *host = req->host, *colon;
+	bool healthz =
+	    req->path_len == 8 && memcmp(req->path, "/healthz", 8) == 0;
 
-	evbuffer_drain(conn_in(s->s_c), len);
-	if (req->path_len == 8 && memcmp(req->path, "/healthz", 8) == 0) {
-		answer(s, 200, NULL, false);
-		return;
-	}
-	if (host == NULL || hlen == 0) {
-		answer(s, 400, NULL, true);
-		return;
-	}
-	/* Drop a port from Host, keeping an IPv6 literal's brackets. */
-	if (host[hlen - 1] != ']') {
-		const char *colon = memrchr(host, ':', hlen);
+	/* req points into the input: everything is read before the drain. */
+	if (!healthz && host != NULL && hlen > 0) {
+		/* Drop the port: after "]" for an IPv6 literal, else after
+		 * the last ":". */
+		if (host[0] == '[') {
+			const char *end = memchr(host, ']', hlen);
 
-		if (colon != NULL && memchr(host, ']', hlen) == NULL)
+			if (end != NULL)
+				hlen = (size_t)(end - host) + 1;
+		} else if ((colon = memrchr(host, ':', hlen)) != NULL) {
 			hlen = (size_t)(colon - host);
+		}
+		if (s->s_lc->https_port == 443)
+			snprintf(loc, sizeof(loc),
+				 "Location: https://%.*s%.*s\r\n", (int)hlen,
+				 host, (int)req->path_len, req->path);
+		else
+			snprintf(loc, sizeof(loc),
+				 "Location: https://%.*s:%u%.*s\r\n", (int)hlen,
+				 host, s->s_lc->https_port, (int)req->path_len,
+				 req->path);
 	}
-	if (s->s_lc->https_port == 443)
-		snprintf(loc, sizeof(loc), "Location: https://%.*s%.*s\r\n",
-			 (int)hlen, host, (int)req->path_len, req->path);
+	evbuffer_drain(conn_in(s->s_c), len);
+	if (healthz)
+		answer(s, 200, NULL, false);
+	else if (host == NULL || req->host_len == 0)
+		answer(s, 400, NULL, true);
 	else
-		snprintf(loc, sizeof(loc), "Location: https://%.*s:%u%.*s\r\n",
-			 (int)hlen, host, s->s_lc->https_port,
-			 (int)req->path_len, req->path);
-	answer(s, 308, loc, s->s_req_body != HTTP_BODY_NONE);
+		answer(s, 308, loc, s->s_req_body != HTTP_BODY_NONE);
 }
 
 /* A complete request head of `len` bytes is at the front of the input. */

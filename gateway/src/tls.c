@@ -487,6 +487,10 @@ tls_ticket_keys_get(struct tls_context *t, struct tls_ticket_key k[2])
  * Session tickets (RFC 5077 format, OpenSSL's framing): encrypts under the
  * newest key; decrypts under the newest (returns 1) or the previous one
  * (returns 2: accepted, and the client gets a ticket under the newest key).
+ * TLS 1.3 always gets 2: its tickets are meant for one use (RFC 8446
+ * appendix C.4), and OpenSSL sends no new ticket after a resumption unless
+ * told to renew, so a client would fall back to a full handshake every
+ * other connection.
  * An unknown key name returns 0: a full handshake. OpenSSL calls this on
  * the SSL's initial SSL_CTX (its session_ctx), whatever SNI selected.
  */
@@ -524,6 +528,8 @@ tls_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
 			}
 			rc = 2;
 		}
+		if (SSL_version(ssl) >= TLS1_3_VERSION)
+			rc = 2;
 		if (!EVP_DecryptInit_ex2(cctx, t->tc_cipher, k->tk_aes, iv,
 					 NULL)) {
 			rc = -1;

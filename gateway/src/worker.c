@@ -222,6 +222,7 @@ worker_init(struct worker *w, unsigned id, struct config *cfg)
 	size_t i;
 
 	memset(w, 0, sizeof(*w));
+	w->w_notify_fd = -1;
 	w->w_id = id;
 	TAILQ_INIT(&w->w_sessions);
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
@@ -352,7 +353,14 @@ void
 worker_join(struct worker *w)
 {
 	pthread_join(w->w_thread, NULL);
-	listeners_close(w);
+	worker_free(w);
+}
+
+void
+worker_free(struct worker *w)
+{
+	if (w->w_lctx != NULL && w->w_listeners != NULL)
+		listeners_close(w);
 	config_unref(atomic_exchange(&w->w_pending, NULL));
 	if (w->w_gen != NULL)
 		wgen_release(w->w_gen);
@@ -361,9 +369,16 @@ worker_join(struct worker *w)
 	w->w_listeners = NULL;
 	free(w->w_lctx);
 	w->w_lctx = NULL;
-	event_free(w->w_notify);
-	close(w->w_notify_fd);
+	if (w->w_notify != NULL)
+		event_free(w->w_notify);
+	w->w_notify = NULL;
+	if (w->w_notify_fd != -1)
+		close(w->w_notify_fd);
+	w->w_notify_fd = -1;
 	if (w->w_dns != NULL)
 		evdns_base_free(w->w_dns, 0);
-	event_base_free(w->w_base);
+	w->w_dns = NULL;
+	if (w->w_base != NULL)
+		event_base_free(w->w_base);
+	w->w_base = NULL;
 }

@@ -53,9 +53,7 @@ struct worker {
 	TAILQ_HEAD(, session) w_sessions;
 	size_t w_nsessions;
 	bool w_draining;
-	char w_idprefix[17];	    /* random, for generated request ids */
-	uint64_t w_tls_logged[256]; /* when a client's handshake failure was
-				       last logged, by address hash */
+	char w_idprefix[17]; /* random, for generated request ids */
 	uint64_t w_idseq;
 };
 
@@ -71,6 +69,10 @@ void worker_publish(struct worker *w, struct config *cfg);
 
 /* Main thread: stop accepting, finish in-flight requests, then exit. */
 void worker_drain(struct worker *w);
+
+/* Main thread: frees what worker_init() made (also when it failed half
+ * way); the thread must not be running. */
+void worker_free(struct worker *w);
 
 /* Main thread: waits for the worker's thread to end; frees the worker's
  * resources. */

@@ -55,11 +55,14 @@ describe(SSL *s)
 	EVP_PKEY *pk = peer ? X509_get0_pubkey(peer) : NULL;
 	int id = pk ? EVP_PKEY_get_base_id(pk) : 0;
 	const char *group = SSL_group_to_name(s, SSL_get_negotiated_group(s));
-	const char *key = id == EVP_PKEY_EC ? "ECDSA" : id == EVP_PKEY_RSA ? "RSA" : "?";
+	const char *key = id == EVP_PKEY_EC    ? "ECDSA"
+			  : id == EVP_PKEY_RSA ? "RSA"
+					       : "?";
 
-	snprintf(first_desc, sizeof first_desc, "%s %s %s %s-%d", SSL_get_version(s),
-		 SSL_CIPHER_get_name(SSL_get_current_cipher(s)), group ? group : "?", key,
-		 pk ? EVP_PKEY_get_bits(pk) : 0);
+	snprintf(first_desc, sizeof first_desc, "%s %s %s %s-%d",
+		 SSL_get_version(s),
+		 SSL_CIPHER_get_name(SSL_get_current_cipher(s)),
+		 group ? group : "?", key, pk ? EVP_PKEY_get_bits(pk) : 0);
 }
 
 int
@@ -78,13 +81,15 @@ SSL_connect(SSL *s)
 	if (__atomic_load_n(&first_cipher, __ATOMIC_ACQUIRE) == NULL) {
 		const SSL_CIPHER *none = NULL;
 
-		if (__atomic_compare_exchange_n(&first_cipher, &none, c, 0, __ATOMIC_ACQ_REL,
+		if (__atomic_compare_exchange_n(&first_cipher, &none, c, 0,
+						__ATOMIC_ACQ_REL,
 						__ATOMIC_ACQUIRE))
 			describe(s);
 	} else if (c != first_cipher) {
 		__atomic_add_fetch(&n_other, 1, __ATOMIC_RELAXED);
 	}
-	__atomic_add_fetch(SSL_session_reused(s) ? &n_resumed : &n_full, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(SSL_session_reused(s) ? &n_resumed : &n_full, 1,
+			   __ATOMIC_RELAXED);
 	return r;
 }
 

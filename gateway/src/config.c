@@ -412,37 +412,46 @@ cfg_listen_addr(struct config_errors *err, const char *s, const char *path,
 	return 0;
 }
 
-/* Upstream servers: an array of "host:port", names allowed. */
+/*
+ * An array of 1 to CFG_MAX_SERVERS "host:port" strings at `path`, into
+ * out and n (names allowed unless numeric_only). Upstream servers and
+ * resolvers both take this shape.
+ */
 static void
-cfg_servers(struct config_errors *err, const cJSON *v, const char *path,
-	    struct config_upstream *u)
+cfg_hostports(struct config_errors *err, const cJSON *v, const char *path,
+	      bool numeric_only, struct config_hostport **out, size_t *n)
 {
 	const cJSON *s;
 	const char *str, *why;
 	char p[CFG_PATH_LEN], q[CFG_QUOTE_LEN];
-	int n;
 	size_t i = 0;
+	int count;
 
 	if (!cJSON_IsArray(v)) {
 		cfg_err(err, path, "must be an array");
 		return;
 	}
-	n = cJSON_GetArraySize(v);
-	if (n < 1 || n > CFG_MAX_SERVERS) {
+	count = cJSON_GetArraySize(v);
+	if (count < 1 || count > CFG_MAX_SERVERS) {
 		cfg_err(err, path, "must list 1 to %d servers",
 			CFG_MAX_SERVERS);
 		return;
 	}
-	if ((u->servers = cfg_calloc(err, (size_t)n, sizeof(*u->servers))) ==
-	    NULL)
+	if ((*out = cfg_calloc(err, (size_t)count, sizeof(**out))) == NULL)
 		return;
-	u->nservers = (size_t)n;
+	*n = (size_t)count;
 	cJSON_ArrayForEach (s, v) {
 		cfg_path_index(p, path, i);
-		if ((str = cfg_string(err, s, p)) != NULL &&
-		    config_parse_hostport(str, &u->servers[i], &why) == -1)
-			cfg_err(err, p, "%s: %s", cfg_quote(q, sizeof(q), str),
-				why);
+		if ((str = cfg_string(err, s, p)) != NULL) {
+			if (config_parse_hostport(str, &(*out)[i], &why) == -1)
+				cfg_err(err, p, "%s: %s",
+					cfg_quote(q, sizeof(q), str), why);
+			else if (numeric_only && !(*out)[i].numeric)
+				cfg_err(err, p,
+					"%s: must be a numeric address (a "
+					"resolver cannot be found by name)",
+					cfg_quote(q, sizeof(q), str));
+		}
 		i++;
 	}
 }
@@ -490,7 +499,8 @@ cfg_upstream(struct config_errors *err, const cJSON *v, const char *path,
 	if (k[UK_SERVERS].val == NULL)
 		cfg_err(err, p, "required");
 	else
-		cfg_servers(err, k[UK_SERVERS].val, p, u);
+		cfg_hostports(err, k[UK_SERVERS].val, p, false, &u->servers,
+			      &u->nservers);
 	cfg_path_key(p, path, "keepalive");
 	u->keepalive =
 	    (unsigned)cfg_uint(err, k[UK_KEEPALIVE].val, p, &r_keepalive);
@@ -925,43 +935,9 @@ cfg_listeners(struct config_errors *err, const cJSON *v, struct config *c)
 static void
 cfg_resolvers(struct config_errors *err, const cJSON *v, struct config *c)
 {
-	const cJSON *s;
-	const char *str, *why;
-	char p[CFG_PATH_LEN], q[CFG_QUOTE_LEN];
-	size_t i = 0;
-	int n;
-
-	if (v == NULL)
-		return;
-	if (!cJSON_IsArray(v)) {
-		cfg_err(err, "resolvers", "must be an array");
-		return;
-	}
-	n = cJSON_GetArraySize(v);
-	if (n < 1 || n > CFG_MAX_SERVERS) {
-		cfg_err(err, "resolvers", "must list 1 to %d servers",
-			CFG_MAX_SERVERS);
-		return;
-	}
-	if ((c->resolvers =
-		 cfg_calloc(err, (size_t)n, sizeof(*c->resolvers))) == NULL)
-		return;
-	c->nresolvers = (size_t)n;
-	cJSON_ArrayForEach (s, v) {
-		cfg_path_index(p, "resolvers", i);
-		if ((str = cfg_string(err, s, p)) != NULL) {
-			if (config_parse_hostport(str, &c->resolvers[i],
-						  &why) == -1)
-				cfg_err(err, p, "%s: %s",
-					cfg_quote(q, sizeof(q), str), why);
-			else if (!c->resolvers[i].numeric)
-				cfg_err(err, p,
-					"%s: must be a numeric address (a "
-					"resolver cannot be found by name)",
-					cfg_quote(q, sizeof(q), str));
-		}
-		i++;
-	}
+	if (v != NULL)
+		cfg_hostports(err, v, "resolvers", true, &c->resolvers,
+			      &c->nresolvers);
 }
 
 /* tls.certificates[i].self_signed */

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # `make run`: Prometheus, Alertmanager and node-exporter from Debian's
 # packages on loopback, with portcullis in front of them on
-# http://127.0.0.1:8080. Ctrl-C stops everything (by PID).
+# https://127.0.0.1:8443 (a self-signed certificate it makes itself in
+# run/certs/ on the first run); http://127.0.0.1:8080 only redirects there.
+# Ctrl-C stops everything (by PID).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 run="$root/run"
-mkdir -p "$run/prometheus" "$run/alertmanager"
+mkdir -p "$run/prometheus" "$run/alertmanager" "$run/certs"
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -16,7 +18,7 @@ trap cleanup EXIT INT TERM
 
 wait_ready() { # NAME URL
 	for _ in $(seq 1 100); do
-		curl -fsS -o /dev/null "$2" 2>/dev/null && return 0
+		curl -fsSk -o /dev/null "$2" 2>/dev/null && return 0
 		sleep 0.2
 	done
 	echo "run: $1 did not become ready at $2; its log: $run/$1.log" >&2
@@ -28,13 +30,13 @@ build/bin/portcullis -t -c scripts/local/portcullis.json
 prometheus --config.file=scripts/local/prometheus.yml \
 	--storage.tsdb.path="$run/prometheus" \
 	--web.listen-address=127.0.0.1:19090 \
-	--web.external-url=http://127.0.0.1:8080/prometheus/ \
+	--web.external-url=https://127.0.0.1:8443/prometheus/ \
 	>"$run/prometheus.log" 2>&1 &
 pids+=($!)
 prometheus-alertmanager --config.file=scripts/local/alertmanager.yml \
 	--storage.path="$run/alertmanager" \
 	--web.listen-address=127.0.0.1:19093 \
-	--web.external-url=http://127.0.0.1:8080/alertmanager/ \
+	--web.external-url=https://127.0.0.1:8443/alertmanager/ \
 	--cluster.listen-address= \
 	>"$run/alertmanager.log" 2>&1 &
 pids+=($!)
@@ -50,8 +52,10 @@ wait_ready portcullis http://127.0.0.1:9145/healthz
 cat <<MSG
 
 portcullis is up:
-  Prometheus    http://127.0.0.1:8080/prometheus/
-  Alertmanager  http://127.0.0.1:8080/alertmanager/
+  Prometheus    https://127.0.0.1:8443/prometheus/
+  Alertmanager  https://127.0.0.1:8443/alertmanager/
+  (http://127.0.0.1:8080/ redirects there; the certificate is self-signed,
+   run/certs/gateway.crt: curl --cacert run/certs/gateway.crt, or -k)
   metrics       http://127.0.0.1:9145/metrics (admin, loopback only)
 Logs of the services are in $run/. Ctrl-C stops everything.
 

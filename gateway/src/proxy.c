@@ -37,7 +37,7 @@
 #include "upstream.h"
 #include "worker.h"
 
-#define PROXY_HIGH (256 * 1024)
+#define PROXY_HIGH (64 * 1024)
 #define PROXY_MAX_RESPONSE_HEAD (64 * 1024)
 #define PROXY_LINGER_MS 2000
 #define PROXY_TUNNEL_IDLE_S 3600

@@ -271,18 +271,6 @@ conn_out(struct conn *c)
 	return c->c_out;
 }
 
-int
-conn_fd(struct conn *c)
-{
-	return c->c_fd;
-}
-
-int
-conn_error(struct conn *c)
-{
-	return c->c_err;
-}
-
 /* Runs the handler on the next loop turn (callbacks never run nested);
  * EV_TIMEOUT marks a wake-up that is not a socket edge. */
 static void

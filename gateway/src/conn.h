@@ -28,11 +28,9 @@ struct ssl_st;
 
 /* Events reported to the event callback. */
 #define CONN_EOF                                                               \
-	0x01 /* the peer closed its side; reported after the                   \
-		read callback saw the last bytes */
-#define CONN_ERROR                                                             \
-	0x02		    /* read/write/connect failed; errno-style code in  \
-			       conn_error() */
+	0x01		    /* the peer closed its side; reported after the    \
+			       read callback saw the last bytes */
+#define CONN_ERROR 0x02	    /* read/write/connect or TLS handshake failed */
 #define CONN_TIMEOUT 0x04   /* no progress for the timeout (see conn_timeout) */
 #define CONN_CONNECTED 0x08 /* an outgoing connect finished */
 #define CONN_HANDSHAKE 0x10 /* the TLS handshake finished (server side) */
@@ -84,8 +82,6 @@ void conn_setcb(struct conn *c, conn_read_cb rd, conn_drain_cb dr,
 
 struct evbuffer *conn_in(struct conn *c);
 struct evbuffer *conn_out(struct conn *c);
-int conn_fd(struct conn *c);
-int conn_error(struct conn *c); /* errno of the last CONN_ERROR */
 
 /* Enables or disables reading. Enabling (also when already on) picks up
  * bytes that arrived while reading was off or the input was full. */

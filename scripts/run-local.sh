@@ -3,7 +3,9 @@
 # packages on loopback, with portcullis in front of them on
 # https://127.0.0.1:8443 (a self-signed certificate it makes itself in
 # run/certs/ on the first run); http://127.0.0.1:8080 only redirects there.
-# Ctrl-C stops everything (by PID).
+# Both sit behind basic auth: on the first run a random password is made
+# for the user "admin" (run/admin.password, run/users.htpasswd, both 0600);
+# there is no default password. Ctrl-C stops everything (by PID).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -25,6 +27,14 @@ wait_ready() { # NAME URL
 	exit 1
 }
 
+# No default password: the first run makes one and keeps it in run/.
+if [ ! -s "$run/users.htpasswd" ]; then
+	umask 077
+	head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$run/admin.password"
+	build/bin/portcullis passwd admin <"$run/admin.password" \
+		>"$run/users.htpasswd"
+	umask 022
+fi
 build/bin/portcullis -t -c scripts/local/portcullis.json
 
 prometheus --config.file=scripts/local/prometheus.yml \
@@ -54,6 +64,8 @@ cat <<MSG
 portcullis is up:
   Prometheus    https://127.0.0.1:8443/prometheus/
   Alertmanager  https://127.0.0.1:8443/alertmanager/
+  user "admin", password: $(cat "$run/admin.password") (kept in $run/admin.password;
+  add users with: build/bin/portcullis passwd NAME >> run/users.htpasswd)
   (http://127.0.0.1:8080/ redirects there; the certificate is self-signed,
    run/certs/gateway.crt: curl --cacert run/certs/gateway.crt, or -k)
   metrics       http://127.0.0.1:9145/metrics (admin, loopback only)

@@ -19,6 +19,7 @@ struct accesslog_entry {
 	const char *route;	  /* NULL: no route */
 	const char *upstream;	  /* "ip:port" or NULL */
 	const char *tls;	  /* "TLSv1.3" or NULL (plain HTTP) */
+	const char *user;	  /* verified basic-auth user, or NULL */
 };
 
 /* Formats and queues one line; strings are JSON-escaped. Never blocks. */

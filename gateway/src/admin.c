@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "auth.h"
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
@@ -290,7 +291,8 @@ serve_readyz(struct evhttp_request *req, void *arg)
 {
 	/* Every reason that applies, one per line, so an operator sees them
 	 * all at once. */
-	char why[512] = "";
+	char why[4096] = "";
+	size_t i;
 
 	if (!admin_started)
 		strcat(why,
@@ -298,6 +300,16 @@ serve_readyz(struct evhttp_request *req, void *arg)
 	if (admin_draining)
 		strcat(why, "not ready: draining: SIGTERM received, finishing "
 			    "in-flight requests\n");
+	for (i = 0; i < admin_cfg->nrealms; i++) {
+		const struct config_realm *r = &admin_cfg->realms[i];
+		size_t n = strlen(why);
+
+		if (auth_realm_users(r->auth) == 0)
+			snprintf(why + n, sizeof(why) - n,
+				 "not ready: realm \"%s\" has no credentials "
+				 "loaded\n",
+				 r->name);
+	}
 	if (why[0] != '\0')
 		serve_text(req, 503, why);
 	else

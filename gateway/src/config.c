@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
+
+#include "auth.h"
 
 /* Bigger than any sane config; keeps a stray file from filling memory. */
 #define CONFIG_FILE_MAX (4u << 20)
@@ -31,6 +34,8 @@
 #define CFG_MAX_UPSTREAMS 256
 #define CFG_MAX_LISTENERS 64
 #define CFG_MAX_ROUTES 256
+#define CFG_MAX_REALMS 64
+#define CFG_MAX_HTPASSWD 16 /* files per realm */
 
 #define MS 1ULL
 #define SEC (1000 * MS)
@@ -72,6 +77,11 @@ static const struct cfg_range r_https_port = {443, 1, 65535};
 static const struct cfg_range r_hsts_max_age = {0, 0, 2 * 365 * DAY};
 static const struct cfg_range r_ticket_rotation = {12 * HOUR, MIN, 7 * DAY};
 static const struct cfg_range r_cert_days = {365, 1, 3650};
+static const struct cfg_range r_verifier_threads = {1, 1, 16};
+static const struct cfg_range r_cache_entries = {4096, 16, 1 << 20};
+static const struct cfg_range r_cache_ttl = {5 * MIN, 0, DAY};
+static const struct cfg_range r_max_failures = {10, 0, 1000000};
+static const struct cfg_range r_failure_window = {5 * MIN, SEC, DAY};
 
 /* A key an object may hold, and the value found for it. */
 struct cfg_key {
@@ -101,6 +111,18 @@ cfg_err(struct config_errors *err, const char *path, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(m + k, CONFIG_ERROR_LEN - (size_t)k, fmt, ap);
 	va_end(ap);
+}
+
+void
+config_error(struct config_errors *err, const char *path, const char *fmt, ...)
+{
+	char m[CONFIG_ERROR_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(m, sizeof(m), fmt, ap);
+	va_end(ap);
+	cfg_err(err, path, "%s", m);
 }
 
 static bool
@@ -570,7 +592,106 @@ cfg_is_route_path(const char *s)
 	return true;
 }
 
-enum { RK_NAME, RK_PATH, RK_UPSTREAM, RK_STRIP_PREFIX, RK_MAX_BODY_SIZE, RK_N };
+enum {
+	RK_NAME,
+	RK_PATH,
+	RK_UPSTREAM,
+	RK_STRIP_PREFIX,
+	RK_MAX_BODY_SIZE,
+	RK_REALM,
+	RK_PASS_AUTHORIZATION,
+	RK_USER_HEADER,
+	RK_N
+};
+
+/* True if s is an RFC 9110 field name (a token). */
+static bool
+cfg_is_field_name(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (!cfg_word_char((unsigned char)s[i]) &&
+		    strchr("!#$%&'*+.^`|~", s[i]) == NULL)
+			return false;
+	return i > 0 && i <= CONFIG_NAME_MAX;
+}
+
+/* Fields the gateway writes or frames itself: no route may hand the user
+ * name upstream in one of them. */
+static bool
+cfg_field_reserved(const char *s)
+{
+	static const char *const reserved[] = {"authorization",
+					       "connection",
+					       "content-length",
+					       "cookie",
+					       "host",
+					       "keep-alive",
+					       "proxy-authorization",
+					       "proxy-connection",
+					       "te",
+					       "trailer",
+					       "transfer-encoding",
+					       "upgrade",
+					       "x-forwarded-for",
+					       "x-forwarded-host",
+					       "x-forwarded-proto",
+					       "x-real-ip",
+					       "x-request-id"};
+	size_t i;
+
+	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (strcasecmp(s, reserved[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A route's "realm", "pass_authorization" and "user_header". */
+static void
+cfg_route_auth(struct config_errors *err, const struct cfg_key *k,
+	       const char *path, const struct config *c, struct config_route *r)
+{
+	char p[CFG_PATH_LEN], q[CFG_QUOTE_LEN];
+	const char *s;
+	size_t i;
+
+	r->realm = CONFIG_NO_REALM;
+	cfg_path_key(p, path, "realm");
+	if (k[RK_REALM].val != NULL &&
+	    (s = cfg_string(err, k[RK_REALM].val, p)) != NULL) {
+		for (i = 0; i < c->nrealms; i++)
+			if (c->realms[i].name != NULL &&
+			    strcmp(c->realms[i].name, s) == 0)
+				break;
+		if (i == c->nrealms)
+			cfg_err(err, p, "no realm named %s",
+				cfg_quote(q, sizeof(q), s));
+		else
+			r->realm = i;
+	}
+	cfg_path_key(p, path, "pass_authorization");
+	r->pass_authorization =
+	    cfg_bool(err, k[RK_PASS_AUTHORIZATION].val, p, false);
+	if (k[RK_PASS_AUTHORIZATION].val != NULL && k[RK_REALM].val == NULL)
+		cfg_err(err, p, "only applies to a route with a realm");
+	cfg_path_key(p, path, "user_header");
+	if (k[RK_USER_HEADER].val == NULL ||
+	    (s = cfg_string(err, k[RK_USER_HEADER].val, p)) == NULL)
+		return;
+	if (k[RK_REALM].val == NULL)
+		cfg_err(err, p, "only applies to a route with a realm");
+	else if (!cfg_is_field_name(s))
+		cfg_err(err, p,
+			"must be a header name of 1 to %d token characters",
+			CONFIG_NAME_MAX);
+	else if (cfg_field_reserved(s))
+		cfg_err(err, p,
+			"%s is managed by the gateway; pick another name",
+			cfg_quote(q, sizeof(q), s));
+	r->user_header = cfg_strdup(err, s);
+	r->user_header_len = strlen(s);
+}
 
 /* One route of a listener. */
 static void
@@ -583,6 +704,9 @@ cfg_route(struct config_errors *err, const cJSON *v, const char *path,
 	    [RK_UPSTREAM] = {"upstream", NULL},
 	    [RK_STRIP_PREFIX] = {"strip_prefix", NULL},
 	    [RK_MAX_BODY_SIZE] = {"max_body_size", NULL},
+	    [RK_REALM] = {"realm", NULL},
+	    [RK_PASS_AUTHORIZATION] = {"pass_authorization", NULL},
+	    [RK_USER_HEADER] = {"user_header", NULL},
 	};
 	char p[CFG_PATH_LEN], q[CFG_QUOTE_LEN];
 	const char *s;
@@ -590,6 +714,7 @@ cfg_route(struct config_errors *err, const cJSON *v, const char *path,
 
 	r->strip_prefix = STRIP_PREFIX_DEFAULT;
 	r->max_body = r_max_body_size.def;
+	r->realm = CONFIG_NO_REALM;
 	if (cfg_object(err, v, path, k, RK_N) == -1)
 		return;
 
@@ -641,6 +766,7 @@ cfg_route(struct config_errors *err, const cJSON *v, const char *path,
 	cfg_path_key(p, path, "max_body_size");
 	r->max_body =
 	    cfg_size(err, k[RK_MAX_BODY_SIZE].val, p, &r_max_body_size);
+	cfg_route_auth(err, k, path, c, r);
 }
 
 /* A listener's "routes": 1 to 256, names and paths unique within it. */
@@ -1137,6 +1263,158 @@ cfg_nproc(void)
 }
 
 enum {
+	AK_HTPASSWD,
+	AK_ALLOW_PLAINTEXT,
+	AK_CACHE_TTL,
+	AK_MAX_FAILURES,
+	AK_FAILURE_WINDOW,
+	AK_N
+};
+
+/* A realm's "htpasswd": one path or an array of 1 to 16. */
+static void
+cfg_htpasswd_files(struct config_errors *err, const cJSON *v, const char *path,
+		   struct config_realm *r)
+{
+	const cJSON *m;
+	char p[CFG_PATH_LEN];
+	const char *s;
+	int n;
+
+	if (cJSON_IsString(v)) {
+		if ((r->htpasswd = cfg_calloc(err, 1, sizeof(char *))) == NULL)
+			return;
+		if (v->valuestring[0] == '\0')
+			cfg_err(err, path, "must not be empty");
+		r->htpasswd[0] = cfg_strdup(err, v->valuestring);
+		r->nhtpasswd = 1;
+		return;
+	}
+	n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 0;
+	if (n < 1 || n > CFG_MAX_HTPASSWD) {
+		cfg_err(err, path, "must be a file name or a list of 1 to %d",
+			CFG_MAX_HTPASSWD);
+		return;
+	}
+	if ((r->htpasswd = cfg_calloc(err, (size_t)n, sizeof(char *))) == NULL)
+		return;
+	cJSON_ArrayForEach (m, v) {
+		cfg_path_index(p, path, r->nhtpasswd);
+		if ((s = cfg_string(err, m, p)) == NULL)
+			continue;
+		if (s[0] == '\0')
+			cfg_err(err, p, "must not be empty");
+		r->htpasswd[r->nhtpasswd++] = cfg_strdup(err, s);
+	}
+}
+
+/* One member of "realms"; its key is the realm's name. */
+static void
+cfg_realm(struct config_errors *err, const cJSON *v, const char *path,
+	  struct config_realm *r)
+{
+	struct cfg_key k[AK_N] = {
+	    [AK_HTPASSWD] = {"htpasswd", NULL},
+	    [AK_ALLOW_PLAINTEXT] = {"allow_plaintext", NULL},
+	    [AK_CACHE_TTL] = {"cache_ttl", NULL},
+	    [AK_MAX_FAILURES] = {"max_failures", NULL},
+	    [AK_FAILURE_WINDOW] = {"failure_window", NULL},
+	};
+	char p[CFG_PATH_LEN];
+
+	if (!cfg_is_name(v->string))
+		cfg_err(err, path,
+			"realm name must be 1 to %d of A-Z a-z 0-9 _ -",
+			CONFIG_NAME_MAX);
+	/* Kept even when invalid, so routes naming it add no noise. */
+	r->name = cfg_strdup(err, v->string);
+	r->cache_ttl_ms = r_cache_ttl.def;
+	r->max_failures = (unsigned)r_max_failures.def;
+	r->failure_window_ms = r_failure_window.def;
+	if (cfg_object(err, v, path, k, AK_N) == -1)
+		return;
+	cfg_path_key(p, path, "htpasswd");
+	if (k[AK_HTPASSWD].val == NULL)
+		cfg_err(err, p,
+			"required: a realm needs its credentials (there are "
+			"no default passwords)");
+	else
+		cfg_htpasswd_files(err, k[AK_HTPASSWD].val, p, r);
+	cfg_path_key(p, path, "allow_plaintext");
+	r->allow_plaintext = cfg_bool(err, k[AK_ALLOW_PLAINTEXT].val, p, false);
+	cfg_path_key(p, path, "cache_ttl");
+	r->cache_ttl_ms =
+	    cfg_duration(err, k[AK_CACHE_TTL].val, p, &r_cache_ttl);
+	cfg_path_key(p, path, "max_failures");
+	r->max_failures =
+	    (unsigned)cfg_uint(err, k[AK_MAX_FAILURES].val, p, &r_max_failures);
+	cfg_path_key(p, path, "failure_window");
+	r->failure_window_ms =
+	    cfg_duration(err, k[AK_FAILURE_WINDOW].val, p, &r_failure_window);
+}
+
+/* "realms": an object of realms keyed by name; optional. */
+static void
+cfg_realms(struct config_errors *err, const cJSON *v, struct config *c)
+{
+	const cJSON *m, *o;
+	char p[CFG_PATH_LEN];
+	int n;
+	size_t i = 0;
+
+	if (v == NULL)
+		return;
+	if (!cJSON_IsObject(v)) {
+		cfg_err(err, "realms", "must be an object");
+		return;
+	}
+	n = cJSON_GetArraySize(v);
+	if (n > CFG_MAX_REALMS) {
+		cfg_err(err, "realms", "must hold at most %d realms",
+			CFG_MAX_REALMS);
+		return;
+	}
+	if (n == 0)
+		return;
+	if ((c->realms = cfg_calloc(err, (size_t)n, sizeof(*c->realms))) ==
+	    NULL)
+		return;
+	c->nrealms = (size_t)n;
+	cJSON_ArrayForEach (m, v) {
+		cfg_path_key(p, "realms", m->string);
+		for (o = v->child; o != m; o = o->next)
+			if (strcmp(o->string, m->string) == 0)
+				break;
+		if (o != m)
+			cfg_err(err, p, "duplicate key");
+		cfg_realm(err, m, p, &c->realms[i++]);
+	}
+}
+
+enum { AUK_VERIFIER_THREADS, AUK_CACHE_ENTRIES, AUK_N };
+
+/* "auth": the verifier pool and the per-worker cache; optional. */
+static void
+cfg_auth(struct config_errors *err, const cJSON *v, struct config *c)
+{
+	struct cfg_key k[AUK_N] = {
+	    [AUK_VERIFIER_THREADS] = {"verifier_threads", NULL},
+	    [AUK_CACHE_ENTRIES] = {"cache_entries", NULL},
+	};
+
+	c->auth.verifier_threads = (unsigned)r_verifier_threads.def;
+	c->auth.cache_entries = (size_t)r_cache_entries.def;
+	if (v == NULL || cfg_object(err, v, "auth", k, AUK_N) == -1)
+		return;
+	c->auth.verifier_threads =
+	    (unsigned)cfg_uint(err, k[AUK_VERIFIER_THREADS].val,
+			       "auth.verifier_threads", &r_verifier_threads);
+	c->auth.cache_entries =
+	    (size_t)cfg_uint(err, k[AUK_CACHE_ENTRIES].val,
+			     "auth.cache_entries", &r_cache_entries);
+}
+
+enum {
 	K_WORKERS,
 	K_MAX_CONNECTIONS,
 	K_ACCESS_LOG,
@@ -1146,11 +1424,14 @@ enum {
 	K_RESOLVERS,
 	K_TLS,
 	K_UPSTREAMS,
+	K_AUTH,
+	K_REALMS,
 	K_LISTENERS,
 	K_N
 };
 
-/* The top-level object. Upstreams come first: routes refer to them. */
+/* The top-level object. Upstreams and realms come first: routes refer to
+ * them. */
 static void
 cfg_root(struct config_errors *err, const cJSON *root, struct config *c)
 {
@@ -1164,6 +1445,8 @@ cfg_root(struct config_errors *err, const cJSON *root, struct config *c)
 	    [K_RESOLVERS] = {"resolvers", NULL},
 	    [K_TLS] = {"tls", NULL},
 	    [K_UPSTREAMS] = {"upstreams", NULL},
+	    [K_AUTH] = {"auth", NULL},
+	    [K_REALMS] = {"realms", NULL},
 	    [K_LISTENERS] = {"listeners", NULL},
 	};
 
@@ -1188,6 +1471,8 @@ cfg_root(struct config_errors *err, const cJSON *root, struct config *c)
 	cfg_resolvers(err, k[K_RESOLVERS].val, c);
 	cfg_tls(err, k[K_TLS].val, c);
 	cfg_upstreams(err, k[K_UPSTREAMS].val, c);
+	cfg_auth(err, k[K_AUTH].val, c);
+	cfg_realms(err, k[K_REALMS].val, c);
 	cfg_listeners(err, k[K_LISTENERS].val, c);
 	cfg_admin_clash(err, c);
 }
@@ -1318,11 +1603,22 @@ config_free(struct config *c)
 		for (j = 0; j < l->nroutes; j++) {
 			free(l->routes[j].name);
 			free(l->routes[j].path);
+			free(l->routes[j].user_header);
 		}
 		free(l->routes);
 		free(l->listen);
 	}
 	free(c->listeners);
+	for (i = 0; i < c->nrealms; i++) {
+		struct config_realm *r = &c->realms[i];
+
+		for (j = 0; j < r->nhtpasswd; j++)
+			free(r->htpasswd[j]);
+		free(r->htpasswd);
+		free(r->name);
+		auth_realm_unref(r->auth);
+	}
+	free(c->realms);
 	for (i = 0; i < c->nresolvers; i++)
 		free(c->resolvers[i].host);
 	free(c->resolvers);

@@ -18,6 +18,8 @@
 
 #include "tls.h"
 
+struct auth_realm;
+
 #define CONFIG_MAX_ERRORS 64
 #define CONFIG_ERROR_LEN 256
 #define CONFIG_MAX_WORKERS 256
@@ -50,6 +52,29 @@ struct config_upstream {
 	uint64_t resolve_interval_ms;  /* re-resolution of names */
 };
 
+#define CONFIG_NO_REALM ((size_t)-1)
+
+/* One member of "realms": who may use the routes that name it. */
+struct config_realm {
+	char *name;	 /* [A-Za-z0-9_.-], 1..64; shown in WWW-Authenticate */
+	char **htpasswd; /* files, merged; at least one */
+	size_t nhtpasswd;
+	bool allow_plaintext;	    /* {PLAIN} and scheme-less lines */
+	uint64_t cache_ttl_ms;	    /* verified-credential life; 0: no cache */
+	unsigned max_failures;	    /* per client address per window; 0: off */
+	uint64_t failure_window_ms; /* throttling window */
+	unsigned metric_id;	    /* set by metrics_register() */
+	/* Loaded credentials and throttling state; made by auth_build(),
+	 * not by the parser, and shared by every thread. */
+	struct auth_realm *auth;
+};
+
+/* The "auth" block: the verifier pool and per-worker cache. */
+struct config_auth {
+	unsigned verifier_threads; /* restart-only */
+	size_t cache_entries;	   /* per worker */
+};
+
 struct config_route {
 	char *name; /* metric label; [A-Za-z0-9_-], unique per listener */
 	char *path; /* prefix, starts with '/' */
@@ -59,6 +84,10 @@ struct config_route {
 	size_t upstream;  /* index into config.upstreams */
 	uint64_t max_body;  /* request body limit in bytes; 413 over it */
 	unsigned metric_id; /* set by metrics_register(), not by the parser */
+	size_t realm;	    /* index into config.realms, or CONFIG_NO_REALM */
+	bool pass_authorization; /* forward the Authorization header */
+	char *user_header;	 /* send the verified user upstream in it */
+	size_t user_header_len;
 };
 
 struct config_listener {
@@ -101,6 +130,9 @@ struct config {
 	struct config_listener *listeners;
 	size_t nlisteners;
 	struct config_tls tls;
+	struct config_auth auth;
+	struct config_realm *realms;
+	size_t nrealms;
 	/* Built from `tls` by config_build_tls(), not by the parser: it reads
 	 * and may write certificate files. NULL without TLS listeners. */
 	struct tls_context *tls_ctx;
@@ -124,6 +156,10 @@ int config_build_tls(struct config *c, char *err);
 
 /* Reads `path` and parses it; a read error is reported as an error too. */
 struct config *config_load(const char *path, struct config_errors *err);
+
+/* Adds "path: message" to err (for builders outside the parser). */
+void config_error(struct config_errors *err, const char *path, const char *fmt,
+		  ...) __attribute__((format(printf, 3, 4)));
 
 /* Takes a reference; returns c. */
 struct config *config_ref(struct config *c);

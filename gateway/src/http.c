@@ -907,6 +907,94 @@ http_find(const struct http_header *h, size_t n, const char *name)
 	return NULL;
 }
 
+/* The value of a base64 digit (RFC 4648 table 1), or -1. */
+static int
+b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int
+http_basic_decode(const char *v, size_t len, char *out, size_t cap,
+		  size_t *ulen, size_t *pwlen)
+{
+	size_t i = 5, n = 0, digits = 0, pad = 0, colon = 0;
+	uint32_t acc = 0;
+	bool found = false;
+
+	if (len < 6 || !eq_ci(v, "basic", 5) || v[5] != ' ' || cap < 2)
+		return -1;
+	while (i < len && v[i] == ' ')
+		i++;
+	for (; i < len; i++) {
+		int d = b64_value((unsigned char)v[i]);
+
+		if (v[i] == '=') {
+			pad++;
+			continue;
+		}
+		if (d < 0 || pad > 0)
+			return -1; /* not base64, or data after padding */
+		acc = acc << 6 | (uint32_t)d;
+		if (++digits % 4 == 0) {
+			if (n + 3 > cap - 2)
+				return -1;
+			out[n++] = (char)(acc >> 16);
+			out[n++] = (char)(acc >> 8);
+			out[n++] = (char)acc;
+			acc = 0;
+		}
+	}
+	/* A last group of 2 or 3 digits holds 1 or 2 bytes; 1 digit holds
+	 * none, and padding must complete the group if present. */
+	switch (digits % 4) {
+	case 1:
+		return -1;
+	case 2:
+		if ((pad != 0 && pad != 2) || n + 1 > cap - 2)
+			return -1;
+		out[n++] = (char)(acc >> 4);
+		break;
+	case 3:
+		if ((pad != 0 && pad != 1) || n + 2 > cap - 2)
+			return -1;
+		out[n++] = (char)(acc >> 10);
+		out[n++] = (char)(acc >> 2);
+		break;
+	default:
+		if (pad != 0 || digits == 0)
+			return -1;
+	}
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)out[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return -1;
+		if (c == ':' && !found) {
+			found = true;
+			colon = i;
+		}
+	}
+	if (!found || colon == 0)
+		return -1;
+	/* The ':' becomes the NUL after the user. */
+	out[colon] = '\0';
+	out[n] = '\0';
+	*ulen = colon;
+	*pwlen = n - colon - 1;
+	return 0;
+}
+
 bool
 http_list_has(const char *value, size_t len, const char *token)
 {

@@ -5,17 +5,22 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "admin.h"
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "pwhash.h"
+#include "verifier.h"
 #include "worker.h"
 
 struct gateway {
@@ -36,6 +41,10 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: portcullis -c FILE       run in the foreground\n"
 		   "       portcullis -t -c FILE    check the config and exit\n"
+		   "       portcullis passwd [-C COST] USER\n"
+		   "                                print an htpasswd line "
+		   "(bcrypt);\n"
+		   "                                password from stdin\n"
 		   "       portcullis --version\n");
 }
 
@@ -89,6 +98,10 @@ reload_compatible(const struct config *old, const struct config *new)
 			break;
 		}
 	}
+	if (old->auth.verifier_threads != new->auth.verifier_threads ||
+	    old->auth.cache_entries != new->auth.cache_entries)
+		log_warn("auth: verifier_threads and cache_entries take "
+			 "effect at the next restart");
 	if (old->workers != new->workers)
 		log_warn("workers: the new count (%u) takes effect at the next "
 			 "restart; keeping %u",
@@ -138,6 +151,18 @@ reload(struct gateway *gw)
 		admin_reload_result(false);
 		return;
 	}
+	/* htpasswd files are re-read; a broken one keeps the old config. */
+	if ((err = calloc(1, sizeof(*err))) == NULL ||
+	    auth_build(cfg, err) == -1) {
+		if (err != NULL)
+			print_errors(gw->config_path, err);
+		log_error("reload: keeping the running config and credentials");
+		free(err);
+		config_unref(cfg);
+		admin_reload_result(false);
+		return;
+	}
+	free(err);
 	for (i = 0; i < gw->nworkers; i++)
 		worker_publish(&gw->workers[i], cfg);
 	admin_set_config(cfg);
@@ -203,6 +228,14 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	gw->drain_poll = event_new(gw->base, -1, EV_PERSIST, drain_poll, gw);
 	evtimer_add(gw->drain_timer, &tv);
 	evtimer_add(gw->drain_poll, &poll);
+}
+
+static void
+watch_files(evutil_socket_t fd, short what, void *arg)
+{
+	struct gateway *gw = arg;
+
+	auth_watch(gw->cfg);
 }
 
 static void
@@ -277,6 +310,13 @@ check_config(const char *path)
 		free(err);
 		return 1;
 	}
+	memset(err, 0, sizeof(*err));
+	if (auth_build(cfg, err) == -1) {
+		print_errors(path, err);
+		free(err);
+		config_unref(cfg);
+		return 1;
+	}
 	free(err);
 	if (check_certificates(path, cfg) == -1) {
 		config_unref(cfg);
@@ -293,6 +333,9 @@ run(const char *path)
 	struct gateway gw;
 	struct config_errors *err;
 	struct event *sigs[4] = {NULL, NULL, NULL, NULL}, *tickets = NULL;
+	struct event *watch = NULL;
+	struct timeval second = {1, 0};
+	bool verifiers = false;
 	static const int signos[4] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
 	struct timeval minute = {60, 0};
 	char tls_err[TLS_ERR_LEN];
@@ -316,9 +359,19 @@ run(const char *path)
 	}
 	metrics_init();
 	if (metrics_register(gw.cfg) == -1) {
-		log_error("too many distinct route names");
+		log_error("too many distinct route or realm names");
 		goto done;
 	}
+	if (auth_init() == -1)
+		goto done;
+	if ((err = calloc(1, sizeof(*err))) == NULL)
+		goto done;
+	if (auth_build(gw.cfg, err) == -1) {
+		print_errors(path, err);
+		free(err);
+		goto done;
+	}
+	free(err);
 	signal(SIGPIPE, SIG_IGN);
 	/* No evthread_use_pthreads(): no event base is touched by two
 	 * threads (workers are woken through an eventfd), so libevent runs
@@ -342,6 +395,16 @@ run(const char *path)
 	}
 	if (admin_start(gw.base, gw.cfg, gw.shards, gw.nworkers) == -1)
 		goto done;
+	if (verifier_start(gw.cfg->auth.verifier_threads, gw.workers,
+			   gw.nworkers) == -1)
+		goto done;
+	verifiers = true;
+	/* htpasswd files are watched for changes once a second. */
+	watch = event_new(gw.base, -1, EV_PERSIST, watch_files, &gw);
+	if (watch == NULL || evtimer_add(watch, &second) == -1) {
+		log_error("cannot set up the credential file watch");
+		goto done;
+	}
 	for (i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(gw.base, signos[i], on_signal, &gw);
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1) {
@@ -377,7 +440,10 @@ done:
 			worker_drain(&gw.workers[i]);
 		worker_join(&gw.workers[i]);
 	}
-	for (i = started; i < inited; i++)
+	/* No verifier may mail a worker that is being freed. */
+	if (verifiers)
+		verifier_stop();
+	for (i = 0; i < inited; i++)
 		worker_free(&gw.workers[i]);
 	admin_stop();
 	for (i = 0; i < 4; i++)
@@ -385,6 +451,8 @@ done:
 			event_free(sigs[i]);
 	if (tickets != NULL)
 		event_free(tickets);
+	if (watch != NULL)
+		event_free(watch);
 	if (gw.drain_timer != NULL)
 		event_free(gw.drain_timer);
 	if (gw.drain_poll != NULL)
@@ -397,6 +465,114 @@ done:
 	free(gw.shards);
 	free(gw.workers);
 	config_unref(gw.cfg);
+	return rc;
+}
+
+/* Reads one line of at most cap - 1 bytes from stdin, without its end;
+ * with a terminal, asks twice without echo. 0 or -1. */
+static int
+read_password(char *buf, size_t cap, size_t *len)
+{
+	struct termios old, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	char again[1024];
+	size_t n;
+	int rc = -1;
+
+	if (tty) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+		fputs("Password: ", stderr);
+	}
+	if (fgets(buf, (int)cap, stdin) == NULL)
+		goto done;
+	n = strcspn(buf, "\r\n");
+	if (buf[n] == '\0' && n == cap - 1) {
+		fprintf(stderr, "portcullis passwd: password too long\n");
+		goto done;
+	}
+	buf[n] = '\0';
+	*len = n;
+	if (tty) {
+		fputs("\nAgain: ", stderr);
+		if (fgets(again, sizeof(again), stdin) == NULL)
+			goto done;
+		again[strcspn(again, "\r\n")] = '\0';
+		fputs("\n", stderr);
+		if (strcmp(buf, again) != 0) {
+			fprintf(stderr,
+				"portcullis passwd: passwords differ\n");
+			goto done;
+		}
+	}
+	rc = 0;
+done:
+	OPENSSL_cleanse(again, sizeof(again));
+	if (tty)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	return rc;
+}
+
+/* portcullis passwd [-C COST] USER: prints "USER:$2y$..." for htpasswd. */
+static int
+passwd_cmd(int argc, char **argv)
+{
+	char pw[1024], hash[PWHASH_MAX];
+	unsigned long cost = 10;
+	const char *user, *p;
+	size_t len = 0;
+	char *end;
+	int opt, rc = 2;
+
+	optind = 2;
+	while ((opt = getopt(argc, argv, "C:")) != -1) {
+		if (opt != 'C') {
+			usage(stderr);
+			return 2;
+		}
+		errno = 0;
+		cost = strtoul(optarg, &end, 10);
+		if (errno != 0 || *end != '\0' ||
+		    cost < PWHASH_BCRYPT_MIN_COST ||
+		    cost > PWHASH_BCRYPT_MAX_COST) {
+			fprintf(stderr,
+				"portcullis passwd: -C must be %d to %d\n",
+				PWHASH_BCRYPT_MIN_COST, PWHASH_BCRYPT_MAX_COST);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 2;
+	}
+	user = argv[optind];
+	for (p = user; *p != '\0'; p++)
+		if (*p == ':' || (unsigned char)*p < 0x20 || *p == 0x7f)
+			break;
+	if (*user == '\0' || *p != '\0' || strlen(user) > AUTH_USER_MAX) {
+		fprintf(stderr,
+			"portcullis passwd: a user name is 1 to %d "
+			"bytes without ':' or control characters\n",
+			AUTH_USER_MAX);
+		return 2;
+	}
+	if (read_password(pw, sizeof(pw), &len) == -1)
+		goto done;
+	if (len == 0) {
+		fprintf(stderr, "portcullis passwd: empty password refused\n");
+		goto done;
+	}
+	if (pwhash_make_bcrypt(pw, len, (unsigned)cost, hash, sizeof(hash)) ==
+	    -1) {
+		fprintf(stderr,
+			"portcullis passwd: cannot make a bcrypt hash\n");
+		goto done;
+	}
+	printf("%s:%s\n", user, hash);
+	rc = fflush(stdout) == 0 ? 0 : 1;
+done:
+	OPENSSL_cleanse(pw, sizeof(pw));
 	return rc;
 }
 
@@ -417,6 +593,8 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
+		return passwd_cmd(argc, argv);
 	while ((opt = getopt(argc, argv, "c:t")) != -1) {
 		switch (opt) {
 		case 'c':

@@ -41,8 +41,14 @@ struct route_stats {
 	counter_t bytes_out;
 };
 
+#define NAUTH 5 /* auth results: ok cached denied throttled unavailable */
+
+static const char *const auth_label[NAUTH] = {"ok", "cached", "denied",
+					      "throttled", "unavailable"};
+
 struct metrics_shard {
 	_Atomic(struct route_stats *) routes[METRICS_MAX_ROUTES];
+	counter_t auth[METRICS_MAX_REALMS][NAUTH];
 	_Atomic int64_t conn_active[MAX_LISTENERS];
 	counter_t conn_accepted[MAX_LISTENERS];
 	counter_t tls[MAX_LISTENERS][METRICS_TLS_N];
@@ -51,6 +57,12 @@ struct metrics_shard {
 /* Registry of route names; written by the main thread only. */
 static char *registry[METRICS_MAX_ROUTES];
 static unsigned registry_n;
+
+/* Realm names likewise; hash checks are counted process-wide (they run on
+ * the verifier pool, which has no shard). */
+static char *realm_registry[METRICS_MAX_REALMS];
+static unsigned realm_registry_n;
+static _Atomic uint64_t verifications[METRICS_MAX_REALMS];
 
 static inline void
 bump(counter_t *c, uint64_t n)
@@ -92,12 +104,35 @@ registry_id(const char *name, unsigned *id)
 	return 0;
 }
 
+static int
+realm_registry_id(const char *name, unsigned *id)
+{
+	unsigned i;
+
+	for (i = 0; i < realm_registry_n; i++) {
+		if (strcmp(realm_registry[i], name) == 0) {
+			*id = i;
+			return 0;
+		}
+	}
+	if (realm_registry_n == METRICS_MAX_REALMS)
+		return -1;
+	if ((realm_registry[realm_registry_n] = strdup(name)) == NULL)
+		return -1;
+	*id = realm_registry_n++;
+	return 0;
+}
+
 int
 metrics_register(struct config *c)
 {
 	size_t i, j;
 
 	metrics_init();
+	for (i = 0; i < c->nrealms; i++)
+		if (realm_registry_id(c->realms[i].name,
+				      &c->realms[i].metric_id) == -1)
+			return -1;
 	for (i = 0; i < c->nlisteners; i++) {
 		for (j = 0; j < c->listeners[i].nroutes; j++) {
 			struct config_route *r = &c->listeners[i].routes[j];
@@ -194,6 +229,21 @@ metrics_upstream_error(struct metrics_shard *s, unsigned id,
 
 	if (r != NULL)
 		bump(&r->upstream_errors[why], 1);
+}
+
+void
+metrics_auth(struct metrics_shard *s, unsigned realm, unsigned result)
+{
+	if (realm < METRICS_MAX_REALMS && result < NAUTH)
+		bump(&s->auth[realm][result], 1);
+}
+
+void
+metrics_auth_verification(unsigned realm)
+{
+	if (realm < METRICS_MAX_REALMS)
+		atomic_fetch_add_explicit(&verifications[realm], 1,
+					  memory_order_relaxed);
 }
 
 void
@@ -427,5 +477,44 @@ metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
 			    c->listeners[l].listen, tls_label[r],
 			    (unsigned long long)v);
 		}
+	}
+	evbuffer_add_printf(
+	    out, "# HELP portcullis_auth_requests_total Requests to "
+		 "authenticated routes, by realm and result (ok: verified by "
+		 "a hash check, cached, denied, throttled, unavailable).\n"
+		 "# TYPE portcullis_auth_requests_total counter\n");
+	for (l = 0; l < c->nrealms; l++) {
+		unsigned rid = c->realms[l].metric_id;
+		int r;
+
+		for (r = 0; r < NAUTH && rid < METRICS_MAX_REALMS; r++) {
+			uint64_t v = 0;
+
+			for (i = 0; i < nshards; i++)
+				v += get(&shards[i]->auth[rid][r]);
+			evbuffer_add_printf(
+			    out,
+			    "portcullis_auth_requests_total{realm=\"%s\","
+			    "result=\"%s\"} %llu\n",
+			    c->realms[l].name, auth_label[r],
+			    (unsigned long long)v);
+		}
+	}
+	evbuffer_add_printf(
+	    out, "# HELP portcullis_auth_verifications_total Password hashes "
+		 "computed, by realm (cache misses that reached the verifier "
+		 "pool).\n"
+		 "# TYPE portcullis_auth_verifications_total counter\n");
+	for (l = 0; l < c->nrealms; l++) {
+		unsigned rid = c->realms[l].metric_id;
+
+		if (rid < METRICS_MAX_REALMS)
+			evbuffer_add_printf(
+			    out,
+			    "portcullis_auth_verifications_total{realm=\"%s\"}"
+			    " %llu\n",
+			    c->realms[l].name,
+			    (unsigned long long)atomic_load_explicit(
+				&verifications[rid], memory_order_relaxed));
 	}
 }

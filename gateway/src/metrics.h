@@ -36,7 +36,8 @@ enum metrics_method {
 void metrics_init(void);
 
 /*
- * Gives every route of a not-yet-published config its metric_id, reusing
+ * Gives every route and realm of a not-yet-published config its metric_id,
+ * reusing
  * the id of a name seen before so series survive reloads. Main thread only.
  * Returns 0, or -1 when the registry is full (the config is then refused).
  */
@@ -83,6 +84,15 @@ enum metrics_tls_result {
 
 void metrics_tls_handshake(struct metrics_shard *s, unsigned listener,
 			   enum metrics_tls_result r);
+
+#define METRICS_MAX_REALMS 256
+
+/* Counts one request to a realm's routes by its auth result (auth.h's
+ * enum auth_result, OK..UNAVAILABLE). */
+void metrics_auth(struct metrics_shard *s, unsigned realm, unsigned result);
+
+/* Counts one password hash computed for a realm; any thread (atomic). */
+void metrics_auth_verification(unsigned realm);
 
 /* Connection gauges and counters, per listener index. */
 void metrics_connection(struct metrics_shard *s, unsigned listener, int delta,

@@ -19,6 +19,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,9 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "auth.h"
 #include "conn.h"
+#include "guard.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -42,7 +45,10 @@
 #define PROXY_LINGER_MS 2000
 #define PROXY_TUNNEL_IDLE_S 3600
 
-enum session_state { S_HEAD, S_PROXY, S_TUNNEL, S_CLOSING, S_LINGER };
+/* S_AUTH: the request head is parsed and its upstream head built; a
+ * password check runs on the verifier pool and the client's further bytes
+ * wait unread. */
+enum session_state { S_HEAD, S_AUTH, S_PROXY, S_TUNNEL, S_CLOSING, S_LINGER };
 
 struct session {
 	TAILQ_ENTRY(session) s_entry;
@@ -55,6 +61,7 @@ struct session {
 	struct event *s_kick;  /* next pipelined request */
 	enum session_state s_state;
 	char s_client[INET6_ADDRSTRLEN];
+	uint64_t s_peer;	 /* guard_key() of the client's address */
 	struct evbuffer *s_head; /* upstream request head, kept for a retry */
 
 	/* The current request; reset by request_reset(). */
@@ -88,6 +95,8 @@ struct session {
 	char s_method_str[16];
 	char s_path[512];
 	char s_reqid[129];
+	struct auth_request s_auth; /* s_auth.wait: a check in flight */
+	bool s_authed;		    /* s_auth.user is the verified user */
 };
 
 static void client_read(struct conn *c, void *arg);
@@ -130,6 +139,8 @@ session_free(struct session *s, const char *why)
 
 	if (why != NULL)
 		log_msg(LOG_DEBUG, "client %s: closed: %s", s->s_client, why);
+	auth_cancel(s->s_auth.wait);
+	s->s_auth.wait = NULL;
 	upstream_close(s->s_uc);
 	s->s_uc = NULL;
 	if (s->s_gen != NULL)
@@ -285,6 +296,8 @@ request_reset(struct session *s)
 	s->s_method_str[0] = '\0';
 	s->s_path[0] = '\0';
 	s->s_reqid[0] = '\0';
+	s->s_authed = false;
+	OPENSSL_cleanse(s->s_auth.user, sizeof(s->s_auth.user));
 	evbuffer_drain(s->s_head, evbuffer_get_length(s->s_head));
 }
 
@@ -319,6 +332,7 @@ request_account(struct session *s)
 	    .route = s->s_route != NULL ? s->s_route->name : NULL,
 	    .upstream = s->s_uc != NULL ? s->s_uc->uc_addr : NULL,
 	    .tls = conn_tls_version(s->s_c),
+	    .user = s->s_authed ? s->s_auth.user : NULL,
 	});
 }
 
@@ -367,12 +381,10 @@ tls_log_allowed(struct session *s)
 	return true;
 }
 
-/*
- * Answers a request ourselves. `close` ends the connection after the
- * answer; it is forced when the request's body has not been read.
- */
+/* Answers with a body of "STATUS REASON: detail" (detail may be NULL). */
 static void
-answer(struct session *s, int status, const char *extra, bool close)
+answer_body(struct session *s, int status, const char *extra,
+	    const char *detail, bool close)
 {
 	struct evbuffer *out = conn_out(s->s_c);
 	char body[256], hsts[80];
@@ -383,8 +395,11 @@ answer(struct session *s, int status, const char *extra, bool close)
 		close = true;
 	if (s->s_w->w_draining)
 		close = true;
-	blen = snprintf(body, sizeof(body), "%d %s\n", status,
-			http_reason(status));
+	blen = snprintf(body, sizeof(body), "%d %s%s%s\n", status,
+			http_reason(status), detail != NULL ? ": " : "",
+			detail != NULL ? detail : "");
+	if (blen >= (int)sizeof(body))
+		blen = (int)sizeof(body) - 1;
 	evbuffer_add_printf(
 	    out,
 	    "HTTP/1.1 %d %s\r\nContent-Type: text/plain; "
@@ -400,6 +415,16 @@ answer(struct session *s, int status, const char *extra, bool close)
 	s->s_resp_head = true;
 	s->s_keepalive = s->s_keepalive && !close;
 	request_finish(s);
+}
+
+/*
+ * Answers a request ourselves. `close` ends the connection after the
+ * answer; it is forced when the request's body has not been read.
+ */
+static void
+answer(struct session *s, int status, const char *extra, bool close)
+{
+	answer_body(s, status, extra, NULL, close);
 }
 
 /* Where an upstream failure maps to: 504 for time, 502 for the rest. */
@@ -572,14 +597,17 @@ build_upstream_head(struct session *s, const struct http_request *req,
 	const struct http_header *conn =
 	    http_find(req->headers, req->nheaders, "connection");
 	bool conn_more = connection_names_more(conn);
+	const struct config_route *r = s->s_route;
 	size_t client_len = strlen(s->s_client);
 	const char *path = req->path;
 	size_t plen = req->path_len, i;
+	bool drop_authz = r->realm != CONFIG_NO_REALM && !r->pass_authorization;
 	struct headw w;
 
 	if (headw_begin(&w, s->s_head,
 			len + 512 + 2 * client_len + sizeof(s->s_reqid) +
-			    req->host_len +
+			    req->host_len + r->user_header_len +
+			    sizeof(s->s_auth.user) +
 			    (upgrade != NULL ? upgrade->value_len : 0)) == -1)
 		return -1;
 	headw_put(&w, req->method, req->method_len);
@@ -607,6 +635,13 @@ build_upstream_head(struct session *s, const struct http_request *req,
 			    sizeof(request_drop) / sizeof(request_drop[0])) ||
 		    (conn_more && named_by_connection(h, conn)))
 			continue;
+		/* Credentials stay here; the user header is only ever ours. */
+		if ((drop_authz && h->name_len == 13 &&
+		     strncasecmp(h->name, "authorization", 13) == 0) ||
+		    (r->user_header != NULL &&
+		     h->name_len == r->user_header_len &&
+		     strncasecmp(h->name, r->user_header, h->name_len) == 0))
+			continue;
 		headw_field(&w, h->name, h->name_len, h->value, h->value_len);
 	}
 	headw_field(&w, "X-Forwarded-For", 15, s->s_client, client_len);
@@ -619,6 +654,9 @@ build_upstream_head(struct session *s, const struct http_request *req,
 		headw_field(&w, "X-Forwarded-Host", 16, req->host,
 			    req->host_len);
 	headw_field(&w, "X-Request-Id", 12, s->s_reqid, strlen(s->s_reqid));
+	if (r->user_header != NULL && s->s_auth.user[0] != '\0')
+		headw_field(&w, r->user_header, r->user_header_len,
+			    s->s_auth.user, strlen(s->s_auth.user));
 	if (req->body == HTTP_BODY_CHUNKED)
 		headw_lit(&w, "Transfer-Encoding: chunked\r\n");
 	if (upgrade != NULL) {
@@ -666,6 +704,7 @@ upstream_send(struct session *s)
 }
 
 static void forward_request_body(struct session *s);
+static void request_forward(struct session *s);
 
 /*
  * A contiguous view of the front of `in` for the head parser: at most
@@ -739,6 +778,88 @@ redirect_https(struct session *s, const struct http_request *req, size_t len)
 		answer(s, 308, loc, s->s_req_body != HTTP_BODY_NONE);
 }
 
+static const struct config_realm *
+route_realm(struct session *s)
+{
+	return &s->s_gen->g_cfg->realms[s->s_route->realm];
+}
+
+/* Counts an auth result and remembers a verified user for the log. */
+static void
+auth_account(struct session *s, enum auth_result r)
+{
+	metrics_auth(s->s_w->w_metrics, route_realm(s)->metric_id, (unsigned)r);
+	s->s_authed = r == AUTH_OK || r == AUTH_CACHED;
+}
+
+/* 401, 429 or 503 for a request that may not pass. */
+static void
+auth_refuse(struct session *s, enum auth_result r)
+{
+	const struct config_realm *cr = route_realm(s);
+	char extra[128], detail[128];
+
+	OPENSSL_cleanse(s->s_auth.user, sizeof(s->s_auth.user));
+	switch (r) {
+	case AUTH_THROTTLED:
+		snprintf(extra, sizeof(extra), "Retry-After: %u\r\n",
+			 (unsigned)s->s_auth.retry_after);
+		answer(s, 429, extra, false);
+		return;
+	case AUTH_UNAVAILABLE:
+		if (auth_realm_users(cr->auth) == 0)
+			snprintf(detail, sizeof(detail),
+				 "realm \"%s\" has no credentials", cr->name);
+		else
+			snprintf(detail, sizeof(detail),
+				 "too many password checks waiting");
+		answer_body(s, 503, "Retry-After: 1\r\n", detail, false);
+		return;
+	default:
+		/* RFC 7617 section 2.1: the charset parameter. */
+		snprintf(extra, sizeof(extra),
+			 "WWW-Authenticate: Basic realm=\"%s\", "
+			 "charset=\"UTF-8\"\r\n",
+			 cr->name);
+		answer(s, 401, extra, false);
+		return;
+	}
+}
+
+/* A check from the verifier pool came back (this worker's loop). */
+static void
+auth_done(void *arg, enum auth_result r)
+{
+	struct session *s = arg;
+
+	s->s_auth.wait = NULL;
+	auth_account(s, r);
+	if (r != AUTH_OK) {
+		evbuffer_drain(s->s_head, evbuffer_get_length(s->s_head));
+		auth_refuse(s, r);
+		return;
+	}
+	request_forward(s);
+}
+
+/* Runs the route's realm check; counts whatever is known now. */
+static enum auth_result
+request_auth(struct session *s, const struct http_request *req)
+{
+	const struct http_header *h =
+	    http_find(req->headers, req->nheaders, "authorization");
+	enum auth_result r;
+
+	s->s_auth.authz = h != NULL ? h->value : NULL;
+	s->s_auth.authz_len = h != NULL ? h->value_len : 0;
+	s->s_auth.peer = s->s_peer;
+	r = auth_check(s->s_w, route_realm(s), &s->s_auth, auth_done, s);
+	s->s_auth.authz = NULL;
+	if (r != AUTH_PENDING)
+		auth_account(s, r);
+	return r;
+}
+
 /* A complete request head of `len` bytes is at the front of the input. */
 static void
 request_start(struct session *s, struct http_request *req, size_t len)
@@ -746,7 +867,7 @@ request_start(struct session *s, struct http_request *req, size_t len)
 	struct evbuffer *in = conn_in(s->s_c);
 	const struct http_header *upgrade = NULL;
 	const struct config_route *route;
-	enum metrics_upstream_error why;
+	enum auth_result auth = AUTH_OK;
 	char loc[600];
 
 	timer_off(s);
@@ -813,14 +934,37 @@ request_start(struct session *s, struct http_request *req, size_t len)
 	}
 	s->s_retryable = s->s_req_done && !s->s_tunnel_req &&
 			 method_idempotent(req->method, req->method_len);
+	if (route->realm != CONFIG_NO_REALM) {
+		auth = request_auth(s, req);
+		if (auth != AUTH_OK && auth != AUTH_CACHED &&
+		    auth != AUTH_PENDING) {
+			evbuffer_drain(in, len);
+			auth_refuse(s, auth);
+			return;
+		}
+	}
 	if (build_upstream_head(s, req, len, upgrade) == -1) {
 		evbuffer_drain(in, len);
+		auth_cancel(s->s_auth.wait);
+		s->s_auth.wait = NULL;
 		answer(s, 500, NULL, true);
 		return;
 	}
 	evbuffer_drain(in, len);
+	if (auth == AUTH_PENDING) {
+		s->s_state = S_AUTH; /* auth_done() goes on */
+		return;
+	}
+	request_forward(s);
+}
 
-	s->s_up = s->s_gen->g_up[route->upstream];
+/* The request is admitted: connect upstream and send it. */
+static void
+request_forward(struct session *s)
+{
+	enum metrics_upstream_error why;
+
+	s->s_up = s->s_gen->g_up[s->s_route->upstream];
 	s->s_uc = upstream_get(s->s_up, false, &why);
 	if (s->s_uc == NULL) {
 		answer_upstream_error(s, why);
@@ -1246,6 +1390,7 @@ client_read(struct conn *c, void *arg)
 	case S_TUNNEL:
 		tunnel_pump(c, s->s_uc->uc_conn);
 		break;
+	case S_AUTH: /* bytes wait for the verdict; see read_limit() */
 	case S_CLOSING:
 		break;
 	case S_LINGER:
@@ -1447,6 +1592,7 @@ proxy_accept(struct worker *w, unsigned lidx, evutil_socket_t fd,
 			  s->s_client, sizeof(s->s_client));
 	else
 		strcpy(s->s_client, "unknown");
+	s->s_peer = guard_key(peer);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (current_listener(s)->tls) {
 		SSL *ssl = tls_context_new_ssl(w->w_gen->g_cfg->tls_ctx);

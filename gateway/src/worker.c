@@ -14,6 +14,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -148,6 +149,23 @@ drain_start(struct worker *w)
 		event_base_loopexit(w->w_base, NULL);
 }
 
+/* Hands every queued message to its handler, oldest first. */
+static void
+mail_deliver(struct worker *w)
+{
+	struct worker_mail *m, *next;
+
+	pthread_mutex_lock(&w->w_mail_lock);
+	m = w->w_mail;
+	w->w_mail = NULL;
+	w->w_mail_tail = &w->w_mail;
+	pthread_mutex_unlock(&w->w_mail_lock);
+	for (; m != NULL; m = next) {
+		next = m->wm_next;
+		m->wm_fn(w, m);
+	}
+}
+
 static void
 notify_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -158,6 +176,7 @@ notify_cb(evutil_socket_t fd, short what, void *arg)
 	if (read(w->w_notify_fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
 		log_warn("worker %u: eventfd read: %s", w->w_id,
 			 strerror(errno));
+	mail_deliver(w);
 	cfg = atomic_exchange(&w->w_pending, NULL);
 
 	if (cfg != NULL) {
@@ -224,6 +243,8 @@ worker_init(struct worker *w, unsigned id, struct config *cfg)
 	memset(w, 0, sizeof(*w));
 	w->w_notify_fd = -1;
 	w->w_id = id;
+	pthread_mutex_init(&w->w_mail_lock, NULL);
+	w->w_mail_tail = &w->w_mail;
 	TAILQ_INIT(&w->w_sessions);
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
 		log_error("getrandom: %s", strerror(errno));
@@ -256,12 +277,13 @@ worker_init(struct worker *w, unsigned id, struct config *cfg)
 	if (w->w_notify != NULL)
 		event_add(w->w_notify, NULL);
 	w->w_metrics = metrics_shard_new();
+	w->w_auth = auth_worker_new(cfg->auth.cache_entries);
 	w->w_gen = wgen_new(w, cfg);
 	w->w_nlisteners = cfg->nlisteners;
 	w->w_listeners = calloc(cfg->nlisteners, sizeof(*w->w_listeners));
 	w->w_lctx = calloc(cfg->nlisteners, sizeof(*w->w_lctx));
-	if (w->w_notify == NULL || w->w_metrics == NULL || w->w_gen == NULL ||
-	    w->w_listeners == NULL || w->w_lctx == NULL) {
+	if (w->w_notify == NULL || w->w_metrics == NULL || w->w_auth == NULL ||
+	    w->w_gen == NULL || w->w_listeners == NULL || w->w_lctx == NULL) {
 		log_error("worker %u: out of memory", id);
 		return -1;
 	}
@@ -335,6 +357,17 @@ worker_publish(struct worker *w, struct config *cfg)
 }
 
 void
+worker_post(struct worker *w, struct worker_mail *m)
+{
+	m->wm_next = NULL;
+	pthread_mutex_lock(&w->w_mail_lock);
+	*w->w_mail_tail = m;
+	w->w_mail_tail = &m->wm_next;
+	pthread_mutex_unlock(&w->w_mail_lock);
+	worker_poke(w);
+}
+
+void
 worker_drain(struct worker *w)
 {
 	atomic_store(&w->w_drain_req, true);
@@ -353,7 +386,6 @@ void
 worker_join(struct worker *w)
 {
 	pthread_join(w->w_thread, NULL);
-	worker_free(w);
 }
 
 void
@@ -361,6 +393,10 @@ worker_free(struct worker *w)
 {
 	if (w->w_lctx != NULL && w->w_listeners != NULL)
 		listeners_close(w);
+	if (w->w_mail_tail != NULL)
+		mail_deliver(w); /* no session is left to take any of it */
+	auth_worker_free(w->w_auth);
+	w->w_auth = NULL;
 	config_unref(atomic_exchange(&w->w_pending, NULL));
 	if (w->w_gen != NULL)
 		wgen_release(w->w_gen);
@@ -381,4 +417,7 @@ worker_free(struct worker *w)
 	if (w->w_base != NULL)
 		event_base_free(w->w_base);
 	w->w_base = NULL;
+	if (w->w_mail_tail != NULL)
+		pthread_mutex_destroy(&w->w_mail_lock);
+	w->w_mail_tail = NULL;
 }

@@ -26,8 +26,20 @@ struct evdns_base;
 struct evconnlistener;
 struct listener_ctx;
 struct metrics_shard;
+struct auth_worker;
+struct worker;
 struct session;
 struct upstream;
+
+/*
+ * A message for a worker's loop from another thread (the verifier pool):
+ * embedded first in the sender's struct; the worker calls wm_fn on its own
+ * thread, in posting order, and wm_fn owns m from then on.
+ */
+struct worker_mail {
+	struct worker_mail *wm_next;
+	void (*wm_fn)(struct worker *w, struct worker_mail *m);
+};
 
 struct wgen {
 	struct config *g_cfg; /* one reference held */
@@ -50,6 +62,9 @@ struct worker {
 	struct listener_ctx **w_lctx; /* callback argument of each listener */
 	size_t w_nlisteners;
 	struct metrics_shard *w_metrics;
+	struct auth_worker *w_auth;  /* credential cache, HMAC context */
+	pthread_mutex_t w_mail_lock; /* guards w_mail only */
+	struct worker_mail *w_mail, **w_mail_tail;
 	TAILQ_HEAD(, session) w_sessions;
 	size_t w_nsessions;
 	bool w_draining;
@@ -74,9 +89,13 @@ void worker_drain(struct worker *w);
  * way); the thread must not be running. */
 void worker_free(struct worker *w);
 
-/* Main thread: waits for the worker's thread to end; frees the worker's
- * resources. */
+/* Main thread: waits for the worker's thread to end; worker_free() then
+ * frees what it holds (after the verifier pool has stopped posting). */
 void worker_join(struct worker *w);
+
+/* Any thread: queues m for the worker's loop and wakes it. Mail posted
+ * after the loop ended is handled by worker_free(). */
+void worker_post(struct worker *w, struct worker_mail *m);
 
 /* The current generation, with a reference for the caller. */
 struct wgen *wgen_acquire(struct worker *w);

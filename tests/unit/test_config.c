@@ -471,12 +471,12 @@ test_error_unknown_keys_everywhere(void **state)
 	    " 'listeners': [{'listen': '127.0.0.1:8080', 'pathh': '/',"
 	    "  'timeouts': {'read': '1s'},"
 	    "  'routes': [{'name': 'p', 'path': '/p/', 'upstream': 'p',"
-	    "   'realm': 'x', 'a b': 1}]}]}",
+	    "   'realmm': 'x', 'a b': 1}]}]}",
 	    "bogus: unknown key", "admin.x: unknown key",
 	    "upstreams.p.server: unknown key",
 	    "listeners[0].pathh: unknown key",
 	    "listeners[0].timeouts.read: unknown key",
-	    "listeners[0].routes[0].realm: unknown key",
+	    "listeners[0].routes[0].realmm: unknown key",
 	    "listeners[0].routes[0][\"a b\"]: unknown key");
 }
 
@@ -1206,6 +1206,120 @@ test_load_directory(void **state)
 			    "(file): cannot read \"/\": Is a directory");
 }
 
+#define REALM_P "'realms': {'prom': {'htpasswd': 'a.htpasswd'}}"
+#define WITH_REALM_ROUTE(realm, kv)                                            \
+	"{" UPSTREAMS ", " realm ", 'listeners': [{'listen': "                 \
+	"'127.0.0.1:8080', 'routes': [{'name': 'p', 'path': '/p/', "           \
+	"'upstream': 'p', " kv "}]}]}"
+
+static void
+test_realm_fields_and_defaults(void **state)
+{
+	struct config *c = parse(
+	    "{" UPSTREAMS ", 'auth': {'verifier_threads': 3, "
+	    "'cache_entries': 64}, 'realms': {"
+	    "'prom': {'htpasswd': 'a.htpasswd'},"
+	    "'am': {'htpasswd': ['b', 'c'], 'allow_plaintext': true,"
+	    " 'cache_ttl': '0s', 'max_failures': 0, 'failure_window': '1h'}},"
+	    " 'listeners': [{'listen': '127.0.0.1:8080', 'routes': ["
+	    "{'name': 'p', 'path': '/p/', 'upstream': 'p', 'realm': 'am',"
+	    " 'pass_authorization': true, 'user_header': 'X-WEBAUTH-USER'},"
+	    "{'name': 'q', 'path': '/q/', 'upstream': 'p'}]}]}");
+	const struct config_realm *r;
+	const struct config_route *rt;
+
+	assert_non_null(c);
+	assert_int_equal(c->auth.verifier_threads, 3);
+	assert_int_equal(c->auth.cache_entries, 64);
+	assert_int_equal(c->nrealms, 2);
+	r = &c->realms[0];
+	assert_string_equal(r->name, "prom");
+	assert_int_equal(r->nhtpasswd, 1);
+	assert_string_equal(r->htpasswd[0], "a.htpasswd");
+	assert_false(r->allow_plaintext);
+	assert_int_equal(r->cache_ttl_ms, 5 * 60 * 1000);
+	assert_int_equal(r->max_failures, 10);
+	assert_int_equal(r->failure_window_ms, 5 * 60 * 1000);
+	assert_null(r->auth);
+	r = &c->realms[1];
+	assert_int_equal(r->nhtpasswd, 2);
+	assert_string_equal(r->htpasswd[1], "c");
+	assert_true(r->allow_plaintext);
+	assert_int_equal(r->cache_ttl_ms, 0);
+	assert_int_equal(r->max_failures, 0);
+	assert_int_equal(r->failure_window_ms, 3600 * 1000);
+	rt = &c->listeners[0].routes[0];
+	assert_int_equal(rt->realm, 1);
+	assert_true(rt->pass_authorization);
+	assert_string_equal(rt->user_header, "X-WEBAUTH-USER");
+	assert_int_equal(rt->user_header_len, 14);
+	rt = &c->listeners[0].routes[1];
+	assert_int_equal(rt->realm, CONFIG_NO_REALM);
+	assert_false(rt->pass_authorization);
+	assert_null(rt->user_header);
+	config_unref(c);
+
+	c = parse(MINIMAL);
+	assert_non_null(c);
+	assert_int_equal(c->nrealms, 0);
+	assert_int_equal(c->auth.verifier_threads, 1);
+	assert_int_equal(c->auth.cache_entries, 4096);
+	assert_int_equal(c->listeners[0].routes[0].realm, CONFIG_NO_REALM);
+	config_unref(c);
+}
+
+static void
+test_error_realms(void **state)
+{
+	EXPECT_ERRORS(
+	    WITH_REALM_ROUTE(REALM_P, "'realm': 'grafna'"),
+	    "listeners[0].routes[0].realm: no realm named \"grafna\"");
+	EXPECT_ERRORS(WITH_ROOT("'realms': {'prom': {}}"),
+		      "realms.prom.htpasswd: required: a realm needs its "
+		      "credentials (there are no default passwords)");
+	EXPECT_ERRORS(
+	    WITH_ROOT("'realms': {'pr om': {'htpasswd': 'x'}}"),
+	    "realms[\"pr om\"]: realm name must be 1 to 64 of A-Z a-z 0-9 _ "
+	    "-");
+	EXPECT_ERRORS(
+	    WITH_ROOT("'realms': {'p': {'htpasswd': []}}"),
+	    "realms.p.htpasswd: must be a file name or a list of 1 to "
+	    "16");
+	EXPECT_ERRORS(WITH_ROOT("'realms': {'p': {'htpasswd': ['a', 3, '']}}"),
+		      "realms.p.htpasswd[1]: must be a string",
+		      "realms.p.htpasswd[1]: must not be empty");
+	EXPECT_ERRORS(WITH_ROOT("'realms': {'p': {'htpasswd': 'a', "
+				"'max_failures': -1, 'failure_window': '0s', "
+				"'cache_ttl': '2d', 'bogus': 1}}"),
+		      "realms.p.bogus: unknown key",
+		      "realms.p.cache_ttl: must be a duration from 0s to 1d, "
+		      "such as \"5m\"",
+		      "realms.p.max_failures: must be an integer from 0 to "
+		      "1000000",
+		      "realms.p.failure_window: must be a duration from 1s to "
+		      "1d, such as \"5m\"");
+	EXPECT_ERRORS(WITH_ROOT("'auth': {'verifier_threads': 0, "
+				"'cache_entries': 8}"),
+		      "auth.verifier_threads: must be an integer from 1 to 16",
+		      "auth.cache_entries: must be an integer from 16 to "
+		      "1048576");
+	EXPECT_ERRORS(WITH_ROUTE("'user_header': 'X-User'"),
+		      "listeners[0].routes[0].user_header: only applies to a "
+		      "route with a realm");
+	EXPECT_ERRORS(WITH_ROUTE("'pass_authorization': false"),
+		      "listeners[0].routes[0].pass_authorization: only applies "
+		      "to a route with a realm");
+	EXPECT_ERRORS(
+	    WITH_REALM_ROUTE(REALM_P, "'realm': 'prom', "
+				      "'user_header': 'Authorization'"),
+	    "listeners[0].routes[0].user_header: \"Authorization\" is "
+	    "managed by the gateway; pick another name");
+	EXPECT_ERRORS(WITH_REALM_ROUTE(REALM_P, "'realm': 'prom', "
+						"'user_header': 'X User'"),
+		      "listeners[0].routes[0].user_header: must be a header "
+		      "name of 1 to 64 token characters");
+}
+
 int
 main(void)
 {
@@ -1223,6 +1337,8 @@ main(void)
 	    cmocka_unit_test(test_ref_unref_counts),
 	    cmocka_unit_test(test_not_terminated_input),
 	    cmocka_unit_test(test_example_file_is_valid),
+	    cmocka_unit_test(test_realm_fields_and_defaults),
+	    cmocka_unit_test(test_error_realms),
 	    cmocka_unit_test(test_error_root_not_object),
 	    cmocka_unit_test(test_error_empty_document),
 	    cmocka_unit_test(test_error_json_syntax_line_col),

@@ -151,6 +151,7 @@ test_access_log_line_is_escaped_json(void **state)
 	    .upstream_duration = -1,
 	    .route = "prometheus",
 	    .upstream = NULL,
+	    .user = "al\"ice",
 	};
 	char buf[1024];
 	size_t n = accesslog_format(buf, sizeof(buf), &e, &t);
@@ -159,7 +160,8 @@ test_access_log_line_is_escaped_json(void **state)
 	assert_string_equal(
 	    buf,
 	    "{\"time\":\"2025-11-25T12:00:00.123Z\",\"request_id\":\"abc\","
-	    "\"client\":\"127.0.0.1\",\"method\":\"GET\",\"path\":"
+	    "\"client\":\"127.0.0.1\",\"user\":\"al\\\"ice\",\"method\":"
+	    "\"GET\",\"path\":"
 	    "\"/a\\\"b\\\\c\\u0001\",\"status\":200,\"bytes_in\":10,"
 	    "\"bytes_out\":20,\"duration\":0.250000,"
 	    "\"upstream_duration\":null,\"route\":\"prometheus\","

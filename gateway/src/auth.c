@@ -380,7 +380,7 @@ auth_realm_unref(struct auth_realm *r)
 static void
 file_path(char *buf, size_t len, const struct config_realm *cr, size_t i)
 {
-	if (cr->nhtpasswd == 1)
+	if (!cr->htpasswd_list)
 		snprintf(buf, len, "realms.%s.htpasswd", cr->name);
 	else
 		snprintf(buf, len, "realms.%s.htpasswd[%zu]", cr->name, i);

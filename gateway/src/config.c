@@ -1298,6 +1298,7 @@ cfg_htpasswd_files(struct config_errors *err, const cJSON *v, const char *path,
 	}
 	if ((r->htpasswd = cfg_calloc(err, (size_t)n, sizeof(char *))) == NULL)
 		return;
+	r->htpasswd_list = true;
 	cJSON_ArrayForEach (m, v) {
 		cfg_path_index(p, path, r->nhtpasswd);
 		if ((s = cfg_string(err, m, p)) == NULL)

@@ -59,6 +59,7 @@ struct config_realm {
 	char *name;	 /* [A-Za-z0-9_.-], 1..64; shown in WWW-Authenticate */
 	char **htpasswd; /* files, merged; at least one */
 	size_t nhtpasswd;
+	bool htpasswd_list;	    /* written as an array (for error paths) */
 	bool allow_plaintext;	    /* {PLAIN} and scheme-less lines */
 	uint64_t cache_ttl_ms;	    /* verified-credential life; 0: no cache */
 	unsigned max_failures;	    /* per client address per window; 0: off */

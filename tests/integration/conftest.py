@@ -25,7 +25,8 @@ import pytest
 import gwtest
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("PORTCULLIS_BIN", REPO / "build" / "bin" / "portcullis"))
+BIN = Path(os.environ.get("PORTCULLIS_BIN",
+                         REPO / "build" / "bin" / "portcullis")).absolute()
 TOOLS = REPO / "tests" / "tools"
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"

@@ -637,11 +637,14 @@ auth_check(struct worker *w, const struct config_realm *cr,
 		return AUTH_UNAVAILABLE;
 	if ((ar->retry_after = guard_refused(r->ar_guard, ar->peer, now)) > 0)
 		return AUTH_THROTTLED;
-	if (ar->authz == NULL ||
-	    http_basic_decode(ar->authz, ar->authz_len, buf, sizeof(buf), &ulen,
-			      &pwlen) == -1 ||
-	    ulen > AUTH_USER_MAX)
+	if (ar->authz == NULL)
 		return AUTH_DENIED;
+	if (http_basic_decode(ar->authz, ar->authz_len, buf, sizeof(buf), &ulen,
+			      &pwlen) == -1 ||
+	    ulen > AUTH_USER_MAX) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return AUTH_DENIED;
+	}
 	memcpy(ar->user, buf, ulen + 1);
 	res = AUTH_UNAVAILABLE;
 	if (cache_key(aw, r, ar->authz, ar->authz_len, key) == -1)
@@ -676,7 +679,7 @@ auth_check(struct worker *w, const struct config_realm *cr,
 	ar->wait = wait;
 	res = AUTH_PENDING;
 done:
-	OPENSSL_cleanse(buf, sizeof(buf));
+	OPENSSL_cleanse(buf, ulen + pwlen + 2);
 	return res;
 }
 

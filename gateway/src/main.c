@@ -485,14 +485,20 @@ read_password(char *buf, size_t cap, size_t *len)
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
 		fputs("Password: ", stderr);
 	}
-	if (fgets(buf, (int)cap, stdin) == NULL)
+	if (fgets(buf, (int)cap, stdin) == NULL) {
+		fprintf(stderr, "portcullis passwd: no password on stdin\n");
 		goto done;
-	n = strcspn(buf, "\r\n");
-	if (buf[n] == '\0' && n == cap - 1) {
+	}
+	n = strlen(buf);
+	if (n == cap - 1 && buf[n - 1] != '\n') {
 		fprintf(stderr, "portcullis passwd: password too long\n");
 		goto done;
 	}
-	buf[n] = '\0';
+	/* Only the line's end goes: "\n" or "\r\n". */
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	if (n > 0 && buf[n - 1] == '\r')
+		buf[--n] = '\0';
 	*len = n;
 	if (tty) {
 		fputs("\nAgain: ", stderr);
@@ -561,6 +567,15 @@ passwd_cmd(int argc, char **argv)
 		goto done;
 	if (len == 0) {
 		fprintf(stderr, "portcullis passwd: empty password refused\n");
+		goto done;
+	}
+	for (p = pw; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			break;
+	if (*p != '\0' || strlen(pw) != len) {
+		/* RFC 7617 section 2: basic auth cannot carry them. */
+		fprintf(stderr, "portcullis passwd: the password has a control "
+				"character; basic auth cannot send it\n");
 		goto done;
 	}
 	if (pwhash_make_bcrypt(pw, len, (unsigned)cost, hash, sizeof(hash)) ==

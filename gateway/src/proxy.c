@@ -297,7 +297,8 @@ request_reset(struct session *s)
 	s->s_path[0] = '\0';
 	s->s_reqid[0] = '\0';
 	s->s_authed = false;
-	OPENSSL_cleanse(s->s_auth.user, sizeof(s->s_auth.user));
+	if (s->s_auth.user[0] != '\0')
+		OPENSSL_cleanse(s->s_auth.user, sizeof(s->s_auth.user));
 	evbuffer_drain(s->s_head, evbuffer_get_length(s->s_head));
 }
 
@@ -1455,7 +1456,8 @@ client_event(struct conn *c, int what, void *arg)
 		answer(s, 408, NULL, true);
 		return;
 	}
-	if (s->s_state == S_PROXY && (what & CONN_EOF) && s->s_req_done) {
+	if ((s->s_state == S_PROXY || s->s_state == S_AUTH) &&
+	    (what & CONN_EOF) && s->s_req_done) {
 		/* Half-close after a complete request: still answer it. */
 		s->s_keepalive = false;
 		return;

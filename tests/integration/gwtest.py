@@ -52,8 +52,12 @@ class Response:
 class RawConn:
     """One client connection to host:port; send bytes, parse responses."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host="127.0.0.1", timeout=10.0,
+                 source_address=None):
+        """source_address: a local (ip, port) to bind first, e.g.
+        ("127.0.0.2", 0) to be another client address on loopback."""
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=source_address)
         self.buf = b""
         self.eof = False
 
@@ -189,6 +193,23 @@ def get(port, path, headers=None, timeout=10.0):
     return request(port, "GET", path, headers=headers, timeout=timeout)
 
 
+def raw_request(port, method, path, headers=(), body=b"", host="gw.test",
+                source_address=None, timeout=10.0):
+    """One request on a new connection with exactly the header fields
+    given: `headers` is a list of (name, value) sent in that order and case
+    (duplicates allowed), after Host and before "Connection: close".
+    Returns the Response (all header fields as received)."""
+    lines = ["%s %s HTTP/1.1" % (method, path), "Host: " + host]
+    lines += ["%s: %s" % (n, v) for n, v in headers]
+    if body:
+        lines.append("Content-Length: %d" % len(body))
+    lines.append("Connection: close")
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    with RawConn(port, timeout=timeout, source_address=source_address) as c:
+        c.send(data)
+        return c.read_response(method)
+
+
 # ------------------------------------------------------ Prometheus text format
 
 _SAMPLE = re.compile(
@@ -232,6 +253,113 @@ def metric(samples, name, **labels):
 def samples_named(samples, name, **labels):
     return [(l, v) for n, l, v in samples
             if n == name and all(l.get(k) == v2 for k, v2 in labels.items())]
+
+
+# ------------------------------------------------------------ basic auth
+#
+# Password hashes are made at run time by independent tools: Debian's
+# htpasswd (apache2-utils), `openssl passwd` and mkpasswd (whois). Passwords
+# are test strings made by the tests, never real secrets.
+
+HTPASSWD = "/usr/bin/htpasswd"
+MKPASSWD = "/usr/bin/mkpasswd"
+
+
+def basic_auth(user, password):
+    """The Authorization value of RFC 7617: "Basic " and the base64 of
+    "user:password" in UTF-8."""
+    import base64
+    raw = ("%s:%s" % (user, password)).encode("utf-8")
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+def run_tool(argv, data=None, timeout=60.0):
+    """Runs argv (str or bytes items) with `data` (bytes) on stdin; returns
+    (exit status, stdout bytes, stderr bytes)."""
+    import subprocess
+    p = subprocess.run(argv, input=data if data is not None else b"",
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def _one_line(tool, rc, out, err):
+    if rc != 0:
+        raise AssertionError("%s: exit %d: %s" % (tool, rc,
+                                                 err.decode(errors="replace")))
+    lines = [l for l in out.decode("utf-8").splitlines() if l.strip()]
+    assert len(lines) == 1, "%s printed %r" % (tool, out)
+    return lines[0].strip()
+
+
+def htpasswd_line(user, password, *flags):
+    """The "user:hash" line `htpasswd -nb FLAGS USER PASSWORD` prints; flags
+    pick the format: "-m" (apr1), "-B" (bcrypt; add "-C", "4" for the
+    cost), "-s" ({SHA}), "-2"/"-5" (SHA-256/512 crypt; "-r", "N" rounds),
+    "-p" (plain text)."""
+    rc, out, err = run_tool([HTPASSWD, "-nb"] + list(flags) + [user, password])
+    line = _one_line("htpasswd -nb %s" % " ".join(flags), rc, out, err)
+    assert line.startswith(user + ":"), line
+    return line
+
+
+def htpasswd_verify(path, user, password):
+    """The exit status of `htpasswd -vb PATH USER PASSWORD`: 0 when the
+    password matches, 3 when it does not, 6 for an unknown user."""
+    rc, _, _ = run_tool([HTPASSWD, "-vb", str(path), user, password])
+    return rc
+
+
+def openssl_passwd(flag, password):
+    """A hash made by `openssl passwd FLAG -stdin` ("-1", "-5", "-6",
+    "-apr1")."""
+    rc, out, err = run_tool(["/usr/bin/openssl", "passwd", flag, "-stdin"],
+                            data=password.encode("utf-8") + b"\n")
+    return _one_line("openssl passwd " + flag, rc, out, err)
+
+
+def mkpasswd(method, password, rounds=None):
+    """A hash made by `mkpasswd -m METHOD [-R ROUNDS] -s` (password on
+    stdin): "yescrypt", "bcrypt", "bcrypt-a", "sha512crypt", ..."""
+    argv = [MKPASSWD, "-m", method, "-s"]
+    if rounds is not None:
+        argv[3:3] = ["-R", str(rounds)]
+    rc, out, err = run_tool(argv, data=password.encode("utf-8") + b"\n")
+    return _one_line("mkpasswd -m " + method, rc, out, err)
+
+
+def write_file_in_place(path, text, mtime=None):
+    """Rewrites `path` in place (same inode) with one write from offset 0,
+    then cuts what is left of the old text, so a reader never sees it empty
+    in between; with `mtime` (seconds, float) sets its atime and mtime."""
+    import os
+    with open(path, "r+b") as f:
+        f.write(text.encode("utf-8"))
+        f.truncate()
+        f.flush()
+        os.fsync(f.fileno())
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+
+
+AUTH_RESULTS = ("ok", "cached", "denied", "throttled", "unavailable")
+
+
+def auth_counters(samples, realm):
+    """{result: value} of portcullis_auth_requests_total for `realm`, and
+    "verifications": portcullis_auth_verifications_total; a missing series
+    is None."""
+    out = {r: metric(samples, "portcullis_auth_requests_total", realm=realm,
+                     result=r) for r in AUTH_RESULTS}
+    out["verifications"] = metric(samples,
+                                  "portcullis_auth_verifications_total",
+                                  realm=realm)
+    return out
+
+
+def counters_delta(before, after):
+    """after - before, key by key (both from auth_counters)."""
+    return {k: after[k] - before[k] for k in before}
 
 
 # ------------------------------------------------------------------ logs

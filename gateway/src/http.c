@@ -955,18 +955,20 @@ http_basic_decode(const char *v, size_t len, char *out, size_t cap,
 			acc = 0;
 		}
 	}
-	/* A last group of 2 or 3 digits holds 1 or 2 bytes; 1 digit holds
-	 * none, and padding must complete the group if present. */
+	/* A last group of 2 or 3 digits holds 1 or 2 bytes and its unused
+	 * bits must be zero (the canonical encoding, RFC 4648 section 3.5);
+	 * 1 digit holds none; padding must complete the group if present. */
 	switch (digits % 4) {
 	case 1:
 		return -1;
 	case 2:
-		if ((pad != 0 && pad != 2) || n + 1 > cap - 2)
+		if ((pad != 0 && pad != 2) || n + 1 > cap - 2 ||
+		    (acc & 15) != 0)
 			return -1;
 		out[n++] = (char)(acc >> 4);
 		break;
 	case 3:
-		if ((pad != 0 && pad != 1) || n + 2 > cap - 2)
+		if ((pad != 0 && pad != 1) || n + 2 > cap - 2 || (acc & 3) != 0)
 			return -1;
 		out[n++] = (char)(acc >> 10);
 		out[n++] = (char)(acc >> 2);

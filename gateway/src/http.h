@@ -186,9 +186,9 @@ void http_chunked_skip(struct http_chunked *c, uint64_t n);
 /*
  * Decodes Basic credentials (RFC 7617) from an Authorization value v[0..len):
  * the scheme "Basic" (any case), one or more spaces, then base64 (RFC 4648
- * section 4, padding optional). Writes the user, a NUL, the password and a
- * NUL into out[cap]; 0 with *ulen and *pwlen set, or -1 for another scheme,
- * bad base64, no ':' in the decoded text, an empty user, a control
+ * section 4, canonical, padding optional). Writes the user, a NUL, the password
+ * and a NUL into out[cap]; 0 with *ulen and *pwlen set, or -1 for another
+ * scheme, bad base64, no ':' in the decoded text, an empty user, a control
  * character anywhere (section 2), or more than cap - 2 decoded bytes.
  */
 int http_basic_decode(const char *v, size_t len, char *out, size_t cap,

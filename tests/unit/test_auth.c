@@ -81,6 +81,8 @@ test_basic_decode_refusals(void **state)
 	    "Basic dTpwAHc=",			   /* u:p NUL w */
 	    "Basic dTpwCnc=",			   /* u:p LF w */
 	    "Basic dX86cHc=",			   /* u DEL :pw */
+	    "Basic QWxhZGRpbjpBav",		   /* unused bits set */
+	    "Basic dTpwOnF=",			   /* unused bits set */
 	};
 	char big[200];
 	size_t i;

@@ -85,41 +85,23 @@ metrics_init(void)
 		registry[registry_n++] = strdup("_none");
 }
 
+/* The id of `name` in a registry of names[*n] (at most max), added when
+ * new. 0, or -1 when the registry is full. */
 static int
-registry_id(const char *name, unsigned *id)
+registry_id(char **names, unsigned *n, unsigned max, const char *name,
+	    unsigned *id)
 {
 	unsigned i;
 
-	for (i = 0; i < registry_n; i++) {
-		if (strcmp(registry[i], name) == 0) {
+	for (i = 0; i < *n; i++) {
+		if (strcmp(names[i], name) == 0) {
 			*id = i;
 			return 0;
 		}
 	}
-	if (registry_n == METRICS_MAX_ROUTES)
+	if (*n == max || (names[*n] = strdup(name)) == NULL)
 		return -1;
-	if ((registry[registry_n] = strdup(name)) == NULL)
-		return -1;
-	*id = registry_n++;
-	return 0;
-}
-
-static int
-realm_registry_id(const char *name, unsigned *id)
-{
-	unsigned i;
-
-	for (i = 0; i < realm_registry_n; i++) {
-		if (strcmp(realm_registry[i], name) == 0) {
-			*id = i;
-			return 0;
-		}
-	}
-	if (realm_registry_n == METRICS_MAX_REALMS)
-		return -1;
-	if ((realm_registry[realm_registry_n] = strdup(name)) == NULL)
-		return -1;
-	*id = realm_registry_n++;
+	*id = (*n)++;
 	return 0;
 }
 
@@ -130,14 +112,17 @@ metrics_register(struct config *c)
 
 	metrics_init();
 	for (i = 0; i < c->nrealms; i++)
-		if (realm_registry_id(c->realms[i].name,
-				      &c->realms[i].metric_id) == -1)
+		if (registry_id(realm_registry, &realm_registry_n,
+				METRICS_MAX_REALMS, c->realms[i].name,
+				&c->realms[i].metric_id) == -1)
 			return -1;
 	for (i = 0; i < c->nlisteners; i++) {
 		for (j = 0; j < c->listeners[i].nroutes; j++) {
 			struct config_route *r = &c->listeners[i].routes[j];
 
-			if (registry_id(r->name, &r->metric_id) == -1)
+			if (registry_id(registry, &registry_n,
+					METRICS_MAX_ROUTES, r->name,
+					&r->metric_id) == -1)
 				return -1;
 		}
 	}

@@ -64,104 +64,11 @@ ALL_ROWS=(
   "1m     /1m.bin   ${INSTR_N_1M:-200}"
 )
 
-log() { printf '[instr %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-PIDS=()
-WORK=""
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# spawn LOGFILE CMD... : start CMD in the background; SPAWNED = its PID
-# (valgrind runs the program in its own process, so this is the proxy's PID).
-spawn() {
-  local logfile=$1; shift
-  "$@" >"$logfile" 2>&1 &
-  SPAWNED=$!
-  PIDS+=("$SPAWNED")
-}
-forget_pid() {
-  local p keep=()
-  for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-
-# stop_pid PID SECONDS: SIGTERM, wait up to SECONDS for it to exit (callgrind
-# writes its file on exit), then SIGKILL. Returns 1 if it had to be killed.
-stop_pid() {
-  local pid=$1 secs=$2 rc=0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq $((secs * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; rc=1; fi
-  wait "$pid" 2>/dev/null || true
-  forget_pid "$pid"
-  return $rc
-}
-
-USED_PORTS=()
-alloc_port() {
-  local p
-  while :; do
-    p=$("$PY" "$BENCH_DIR/tools.py" free-port)
-    [[ " ${USED_PORTS[*]} " == *" $p "* ]] || break
-  done
-  USED_PORTS+=("$p")
-  printf -v "$1" '%s' "$p"
-}
-
-nginx_user_line() { if [[ $EUID -eq 0 ]]; then echo "user $(id -un) $(id -gn);"; fi; }
-nginx_temp_paths() { # NAME
-  local d=$WORK/$1-temp t; mkdir -p "$d"
-  for t in client_body proxy fastcgi uwsgi scgi; do echo "    ${t}_temp_path $d/$t;"; done
-}
-
-# ---------------------------------------------------------------- upstream
-start_upstream() {
-  DOCROOT=$WORK/docroot; mkdir -p "$DOCROOT"
-  printf 'hello world!\n' >"$DOCROOT/small"
-  head -c 65536 /dev/urandom >"$DOCROOT/64k.bin"
-  head -c 1048576 /dev/urandom >"$DOCROOT/1m.bin"
-  alloc_port UP_PORT
-  local conf=$WORK/upstream-nginx.conf
-  cat >"$conf" <<EOF
-$(nginx_user_line)
-worker_processes 1;
-daemon off;
-master_process on;
-pid $WORK/upstream.pid;
-error_log $WORK/upstream.error.log warn;
-events { worker_connections 4096; }
-http {
-$(nginx_temp_paths upstream)
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    default_type application/octet-stream;
-    server {
-        listen 127.0.0.1:$UP_PORT;
-        root $DOCROOT;
-        location / { }
-    }
-}
-EOF
-  spawn "$WORK/upstream.log" "$NGINX" -p "$WORK/" -e "$WORK/upstream.error.log" -c "$conf"
-  UP_PID=$SPAWNED
-  "$PY" "$BENCH_DIR/tools.py" check --wait 10 --pid "$UP_PID" \
-    "http://127.0.0.1:$UP_PORT/small" "$DOCROOT/small" || die "upstream nginx did not start"
-  log "upstream nginx pid $UP_PID on 127.0.0.1:$UP_PORT"
-}
+# The setup layer shared with run.sh: log/die, spawn, stop_pid, alloc_port,
+# start_upstream, the proxies' config writers; processes stopped by PID on exit.
+LOG_TAG=instr DIE_WORD=error
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 # ---------------------------------------------------------------- proxies
 # NAME_version: one line; NAME_config TAG PORT: write the config, set T_CMD
@@ -170,57 +77,14 @@ EOF
 nginx_version() { "$NGINX" -v 2>&1 | sed 's/^nginx version: //'; }
 nginx_config() {
   local tag=$1 port=$2 conf=$WORK/nginx-$1.conf
-  cat >"$conf" <<EOF
-$(nginx_user_line)
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WORK/nginx-$tag.pid;
-error_log $WORK/nginx-$tag.error.log warn;
-events { worker_connections 4096; }
-http {
-$(nginx_temp_paths "nginx-$tag")
-    access_log off;
-    keepalive_requests 1000000;
-    upstream up {
-        server 127.0.0.1:$UP_PORT;
-        keepalive 32;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$port;
-        location / {
-            proxy_pass http://up;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
+  nginx_proxy_conf "nginx-$tag" off "listen 127.0.0.1:$port;" >"$conf"
   T_CMD=("$NGINX" -p "$WORK/" -e "$WORK/nginx-$tag.error.log" -c "$conf")
 }
 
 haproxy_version() { "$HAPROXY" -v | head -n 1 | sed 's/ - https.*//'; }
 haproxy_config() {
-  local tag=$1 port=$2 conf=$WORK/haproxy-$1.cfg
-  cat >"$conf" <<EOF
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 120s
-    timeout server 120s
-    timeout http-keep-alive 120s
-frontend fe
-    bind 127.0.0.1:$port
-    default_backend be
-backend be
-    server up 127.0.0.1:$UP_PORT
-EOF
+  local port=$2 conf=$WORK/haproxy-$1.cfg
+  haproxy_conf 120s "bind 127.0.0.1:$port" >"$conf"
   T_CMD=("$HAPROXY" -db -f "$conf")
 }
 
@@ -228,20 +92,9 @@ portcullis_version() {
   echo "$("$PORTCULLIS" --version 2>&1 | head -n 1), sha256 $(sha256sum "$PORTCULLIS" | cut -c1-12)"
 }
 portcullis_config() {
-  local tag=$1 port=$2 admin conf=$WORK/portcullis-$1.json
+  local port=$2 admin conf=$WORK/portcullis-$1.json
   alloc_port admin
-  cat >"$conf" <<EOF
-{
-  "workers": 1,
-  "access_log": false,
-  "admin": {"listen": "127.0.0.1:$admin"},
-  "upstreams": {"up": {"servers": ["127.0.0.1:$UP_PORT"], "keepalive": 32}},
-  "listeners": [
-    {"listen": "127.0.0.1:$port",
-     "routes": [{"name": "bench", "path": "/", "upstream": "up"}]}
-  ]
-}
-EOF
+  portcullis_conf "$port" "$admin" >"$conf"
   T_CMD=("$PORTCULLIS" -c "$conf")
 }
 
@@ -254,7 +107,7 @@ measure() {
   out=$RAW/callgrind.$t.$tag.out
   logf=$RAW/$t.$tag.log
   rm -f "$out"
-  spawn "$logf" "$VALGRIND" --tool=callgrind --callgrind-out-file="$out" "${T_CMD[@]}"
+  spawn "" "$logf" "$VALGRIND" --tool=callgrind --callgrind-out-file="$out" "${T_CMD[@]}"
   pid=$SPAWNED
   if ! "$PY" "$BENCH_DIR/tools.py" check --wait "$READY_WAIT" --pid "$pid" \
       "http://127.0.0.1:$port$path" "$DOCROOT$path"; then
@@ -300,13 +153,12 @@ fi
 ROWS=()
 for r in "${ALL_ROWS[@]}"; do
   read -r name _ n <<<"$r"
-  [[ $n =~ ^[0-9]+$ ]] && ((n / LOW_DIV >= 1)) || die "request count for $name ('$n') must be >= $LOW_DIV"
+  if ! [[ $n =~ ^[0-9]+$ ]] || ((n / LOW_DIV < 1)); then die "request count for $name ('$n') must be >= $LOW_DIV"; fi
   if [[ -z ${INSTR_ROWS:-} || " $INSTR_ROWS " == *" $name "* ]]; then ROWS+=("$r"); fi
 done
 ((${#ROWS[@]})) || die "no row matches INSTR_ROWS='$INSTR_ROWS'"
 
-WORK=$(mktemp -d /tmp/portcullis-instr.XXXXXX)
-chmod 755 "$WORK"
+make_work portcullis-instr
 # Every run uses one snapshot of the binary, even if build/ is rebuilt meanwhile.
 if [[ " ${TARGETS[*]} " == *" portcullis "* ]]; then
   cp "$PORTCULLIS" "$WORK/portcullis" || die "cannot copy $PORTCULLIS"
@@ -331,7 +183,7 @@ for r in "${ROWS[@]}"; do read -r n _ c <<<"$r"; counts+="$n $c / $((c / LOW_DIV
 printf 'row\tpath\ttarget\tkind\trequests\tstatus\tir\n' >"$RAW/runs.tsv"
 
 log "${#ROWS[@]} rows x ${#TARGETS[@]} proxies x 2 callgrind runs ($(grep '^counts' "$RAW/meta.tsv" | cut -f2))"
-start_upstream
+start_upstream ""   # not pinned: nothing here is timed
 cp "$WORK/upstream-nginx.conf" "$RAW/"
 
 # ---------------------------------------------------------------- measure

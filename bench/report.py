@@ -25,6 +25,24 @@ has no such counter) and, for a failed new-connection check, why (note).
 bench.md gets a second table with their sums per cell; for the profiles in
 meta.tsv's newconn_profiles (one request per connection) requests/s is new
 TLS connections/s.
+
+Basic auth (rows tlsauth-*): runs.tsv has, for portcullis, the realm's
+auth counters over each run (auth_ok, auth_cached, auth_denied,
+auth_throttled, auth_unavailable; auth_hashes = hash computations). The
+report prints the headline explicitly: portcullis tlsauth-bcrypt10 against
+portcullis's own tls-small (no auth) as a requests/s ratio and a p99
+difference in ms, and portcullis against nginx and HAProxy in the auth rows.
+
+Storm (row pairs NAME-alone / NAME): requests/s on /open/ alone and while the
+storm client hammers /locked/ with wrong passwords; the report gives the
+second as a % of the first per target (ratio of the medians, and the range of
+the per-round ratios: run k alone and run k under the storm were measured in
+the same round). The storm client's own wrk output (storm_file) has its
+request count and "storm status CODE COUNT" lines; storm_cpu_ticks is its CPU
+over the measured run (on the load CPU).
+
+A cell shown n/a may carry a reason in runs.tsv's note (e.g. HAProxy cannot
+check $apr1$ hashes with crypt(3)).
 """
 import csv
 import math
@@ -50,6 +68,8 @@ def parse_wrk(text):
         out[f"p{pct}"] = float(m.group(1)) * UNIT_MS[m.group(2)] if m else math.nan
     m = re.search(r"(\d+) requests in", text)
     out["requests"] = int(m.group(1)) if m else 0
+    if out["requests"] == 0:  # wrk prints 0.00us percentiles then
+        out["p50"] = out["p99"] = math.nan
     errors = 0
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if m:
@@ -106,6 +126,20 @@ def run_cpu(r, res, clk_tck):
 
 
 TLS_SUMS = ("requests", "hs_full", "hs_resumed", "hs_other_cipher", "srv_conns", "srv_tls")
+AUTH_KEYS = ("auth_ok", "auth_cached", "auth_denied", "auth_throttled", "auth_unavailable",
+             "auth_hashes")
+
+
+def parse_storm(text):
+    """requests, duration (s) and {status: count} of the storm client's wrk output."""
+    out = {"requests": None, "seconds": None, "statuses": {}}
+    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h)", text)
+    if m:
+        out["requests"] = int(m.group(1))
+        out["seconds"] = float(m.group(2)) * UNIT_MS[m.group(3)] / 1000
+    for code, count in re.findall(r"^storm status (\d+) (\d+)\s*$", text, re.M):
+        out["statuses"][code] = out["statuses"].get(code, 0) + int(count)
+    return out
 
 
 def add_tls(t, r):
@@ -136,6 +170,8 @@ def summarize(raw, meta, runs, rss):
         c = cells[key]
         if r["status"] == "na":
             c["status"] = "na"
+            if r.get("note") and r["note"] not in c["notes"]:
+                c["notes"].append(r["note"])  # why n/a
             continue
         add_tls(c["tls"], r)
         if r.get("note"):
@@ -144,10 +180,23 @@ def summarize(raw, meta, runs, rss):
         if r["status"] == "ok" and r["file"]:
             with open(os.path.join(raw, r["file"])) as f:
                 res = parse_wrk(f.read())
-        if res is None or res["requests"] == 0:
+        # A run under a storm may complete no request at all: that is its result
+        # (0 requests/s), not a failure of the harness.
+        if res is None or (res["requests"] == 0 and not r.get("storm_file")):
             c["status"] = "fail"
             continue
         res["cpu_us"], res["cpu_util"] = run_cpu(r, res, clk_tck)
+        res["run"] = r["run"]
+        res["auth"] = {k: int(r[k]) for k in AUTH_KEYS if (r.get(k) or "").isdigit()}
+        if r.get("storm_file"):
+            try:
+                with open(os.path.join(raw, r["storm_file"])) as f:
+                    res["storm"] = parse_storm(f.read())
+            except OSError:
+                res["storm"] = {"requests": None, "seconds": None, "statuses": {}}
+            ticks, wall = r.get("storm_cpu_ticks") or "", r.get("wall_s") or ""
+            res["storm"]["cpu_util"] = (int(ticks) / clk_tck / float(wall)
+                                        if ticks and wall and clk_tck and float(wall) > 0 else None)
         c["runs"].append(res)
         c["errors"] += res["errors"]
 
@@ -155,7 +204,7 @@ def summarize(raw, meta, runs, rss):
         c["rss_kb"] = rss_kb.get((c["profile"], c["target"]))
         if c["status"] != "ok" or not c["runs"]:
             c.update(rps=None, p50=None, p99=None, rps_min=None, rps_max=None,
-                     cpu_us=None, cpu_util=None)
+                     cpu_us=None, cpu_util=None, auth={})
             if c["status"] == "ok":
                 c["status"] = "fail"
             continue
@@ -166,6 +215,24 @@ def summarize(raw, meta, runs, rss):
         for key in ("cpu_us", "cpu_util"):
             vals = [x[key] for x in c["runs"] if x[key] is not None]
             c[key] = statistics.median(vals) if vals else None
+        c["auth"] = {}
+        for k in AUTH_KEYS:
+            vals = [x["auth"][k] for x in c["runs"] if k in x["auth"]]
+            c["auth"][k] = sum(vals) if len(vals) == len(c["runs"]) else None
+        storms = [x["storm"] for x in c["runs"] if "storm" in x]
+        if storms:
+            st = {"requests": 0, "seconds": 0.0, "statuses": {}}
+            for x in storms:
+                if x["requests"] is None:
+                    st["requests"] = None
+                elif st["requests"] is not None:
+                    st["requests"] += x["requests"]
+                    st["seconds"] += x["seconds"]
+                for code, n in x["statuses"].items():
+                    st["statuses"][code] = st["statuses"].get(code, 0) + n
+            utils = [x["cpu_util"] for x in storms if x.get("cpu_util") is not None]
+            st["cpu_util"] = statistics.median(utils) if utils else None
+            c["storm"] = st
 
     for c in cells.values():
         ref = cells.get((c["row"], "nginx"))
@@ -184,7 +251,8 @@ def write_csv(path, cells):
             "rps_min", "rps_max", "p50_ms", "p99_ms", "peak_rss_kb", "rps_vs_nginx",
             "p99_vs_nginx", "errors", "cpu_us_per_req", "cpu_vs_nginx", "cpu_util_pct",
             "tls_negotiated", "tls_requests", "tls_handshakes_full", "tls_handshakes_resumed",
-            "tls_other_cipher", "proxy_conns_accepted", "proxy_tls_handshakes", "note"]
+            "tls_other_cipher", "proxy_conns_accepted", "proxy_tls_handshakes", "note",
+            *AUTH_KEYS, "storm_requests", "storm_statuses", "storm_client_cpu_pct"]
 
     def num(v, nd=3):
         return "" if v is None or (isinstance(v, float) and math.isnan(v)) else round(v, nd)
@@ -202,7 +270,17 @@ def write_csv(path, cells):
                         num(None if c["cpu_util"] is None else c["cpu_util"] * 100, 1),
                         " | ".join(c["tls"].get("negotiated", []))]
                        + [num(c["tls"].get(k)) for k in TLS_SUMS]
-                       + ["; ".join(c["notes"])])
+                       + ["; ".join(c["notes"])]
+                       + [num(c["auth"].get(k)) for k in AUTH_KEYS]
+                       + storm_csv(c.get("storm")))
+
+
+def storm_csv(st):
+    if not st:
+        return ["", "", ""]
+    return ["" if st["requests"] is None else st["requests"],
+            " ".join(f"{k}:{v}" for k, v in sorted(st["statuses"].items())),
+            "" if st["cpu_util"] is None else round(st["cpu_util"] * 100, 1)]
 
 
 def fmt_count(v):
@@ -265,6 +343,8 @@ def write_md(path, meta, cells):
         seen.setdefault(c["row"], f"{c['row']} = GET {c['path']} (profile {c['profile']})")
     L.append("Rows: " + "; ".join(seen.values()) + ".")
     L.append("")
+    L.extend(auth_section(meta, cells))
+    L.extend(storm_section(meta, cells))
     tls_cells = [c for c in cells if c["tls"]]
     if tls_cells:
         L.append("TLS handshakes and connections, summed over the measured runs of each cell. "
@@ -297,6 +377,156 @@ def write_md(path, meta, cells):
         f.write("\n".join(L) + "\n")
 
 
+def ok(c):
+    return c is not None and c["status"] == "ok" and c["rps"] is not None
+
+
+def fmt_delta_ms(v):
+    return "–" if v is None or math.isnan(v) else f"{v:+.2f} ms"
+
+
+def auth_section(meta, cells):
+    """The basic-auth rows: headline ratios and a table with the auth counters."""
+    by = {(c["row"], c["target"]): c for c in cells}
+    allrows = [r for r in meta["rows"].split() if r.startswith("tlsauth-")]
+    rows = [r for r in allrows if r != OPEN_ROW]   # rows with auth
+    if not rows:
+        return []
+    L = ["## Basic auth over TLS (keep-alive, ECDSA)\n"]
+    if meta.get("auth_settings"):
+        L.append(f"Setup: {meta['auth_settings']}. portcullis verifies a credential once and "
+                 "then serves the same Authorization value from its cache, so its rows price "
+                 "the cached path; nginx and HAProxy have no cache and hash every request on "
+                 "their one event loop.\n")
+    base = by.get(("tls-small", "portcullis"))
+    for row in rows:
+        c = by.get((row, "portcullis"))
+        if not ok(c):
+            L.append(f"- portcullis {row}: no result"
+                     + (f" ({c['status']})" if c else "") + ".")
+            continue
+        if ok(base) and base["rps"] > 0:
+            d99 = c["p99"] - base["p99"]
+            L.append(f"- **portcullis {row} vs portcullis tls-small (same TLS setup, no auth): "
+                     f"{c['rps']:,.0f} / {base['rps']:,.0f} req/s = {c['rps'] / base['rps'] * 100:.1f} %; "
+                     f"p99 {fmt_ms(c['p99'])} vs {fmt_ms(base['p99'])} = {fmt_delta_ms(d99)}** "
+                     "(issue 5's target, for reference: ≥ 80 % and p99 within 2 ms; "
+                     "tls-small ran in another profile block, minutes apart)")
+        else:
+            L.append(f"- portcullis {row}: the tls-small row of portcullis is not in this run "
+                     "(add it to BENCH_ROWS for the comparison without auth)")
+        o = by.get((OPEN_ROW, "portcullis"))
+        if ok(o) and o["rps"] > 0 and o["profile"] == c["profile"]:
+            per = {x["run"]: x["rps"] for x in o["runs"]}
+            rr = [x["rps"] / per[x["run"]] for x in c["runs"] if per.get(x["run"])]
+            rng = f", per round {min(rr) * 100:.0f}–{max(rr) * 100:.0f} %" if rr else ""
+            L.append(f"  - **same rounds, vs {OPEN_ROW} (this server's route without auth, the "
+                     f"same request bytes): {c['rps']:,.0f} / {o['rps']:,.0f} req/s = "
+                     f"{c['rps'] / o['rps'] * 100:.1f} %{rng}; p99 {fmt_ms(c['p99'])} vs "
+                     f"{fmt_ms(o['p99'])} = {fmt_delta_ms(c['p99'] - o['p99'])}**")
+        for other in ("nginx", "haproxy"):
+            o = by.get((row, other))
+            name = TARGET_LABEL[other]
+            if ok(o) and o["rps"] > 0:
+                L.append(f"  - vs {name} in {row}: {c['rps'] / o['rps']:,.1f}× the requests/s "
+                         f"({c['rps']:,.0f} vs {o['rps']:,.0f}); p99 {fmt_ms(c['p99'])} vs {fmt_ms(o['p99'])}")
+            elif o is not None and o["status"] == "na":
+                L.append(f"  - vs {name} in {row}: n/a" + (f" — {'; '.join(o['notes'])}" if o["notes"] else ""))
+            elif o is not None:
+                L.append(f"  - vs {name} in {row}: {name} FAILED")
+    if base is not None and ok(base):
+        L.append("- tls-small and the auth rows ran in different profile blocks of this run "
+                 "(interleaving is per profile), minutes apart.")
+    L.append("")
+    L.append("| row | target | requests/s | range | p50 | p99 | errors | proxy CPU µs/req "
+             "| proxy CPU util | portcullis auth: ok / cached / denied / throttled / unavailable "
+             "| hashes computed |")
+    L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    show = (["tls-small"] if ok(base) else []) + allrows
+    for row in show:
+        for t in meta["targets"].split():
+            c = by.get((row, t))
+            if c is None:
+                continue
+            name = TARGET_LABEL.get(t, t)
+            if not ok(c):
+                word = "n/a" if c["status"] == "na" else "**FAIL**"
+                if c["notes"]:
+                    word += " (" + "; ".join(c["notes"]).replace("|", "/") + ")"
+                L.append(f"| {row} | {name} | {word} | | | | | | | | |")
+                continue
+            a = c.get("auth") or {}
+            res = " / ".join(fmt_count(a.get(k)) for k in AUTH_KEYS[:5]) if a.get("auth_hashes") is not None else "–"
+            hashes = fmt_count(a.get("auth_hashes")) if a.get("auth_hashes") is not None else (
+                "every request" if row in rows and t in ("nginx", "haproxy") else "–")
+            L.append(f"| {row} | {name} | {c['rps']:,.0f} | {c['rps_min']:,.0f}–{c['rps_max']:,.0f} "
+                     f"| {fmt_ms(c['p50'])} | {fmt_ms(c['p99'])} | {c['errors']} | {fmt_us(c['cpu_us'])} "
+                     f"| {fmt_pct(c['cpu_util'])} | {res} | {hashes} |")
+    L.append("")
+    L.append("Auth counters and hashes: sums over the measured runs (portcullis "
+             "`portcullis_auth_requests_total` by result, `portcullis_auth_verifications_total`). "
+             "nginx and HAProxy keep no such counters; they hash every request.\n")
+    return L
+
+
+OPEN_ROW = "tlsauth-open"   # no-auth reference inside profile tlsauth_bcrypt10
+GUARD = {("storm", "portcullis"): "default (10 failures / 5 m, then 429)",
+         ("storm_noguard", "portcullis"): "off (max_failures 0)"}
+
+
+def storm_section(meta, cells):
+    """Row pairs NAME-alone / NAME: /open/ requests/s under the storm as % of alone."""
+    by = {(c["row"], c["target"]): c for c in cells}
+    rows = meta["rows"].split()
+    pairs = [(r, r[: -len("-alone")]) for r in rows
+             if r.endswith("-alone") and r[: -len("-alone")] in rows]
+    if not pairs:
+        return []
+    L = ["## Wrong-password storm: /open/ while /locked/ (bcrypt 10) is hammered\n"]
+    if meta.get("storm_settings"):
+        L.append(f"Setup: {meta['storm_settings']}. The proxy (all its threads) on its own CPU "
+                 "as in every row. \"under storm / alone\": ratio of the median requests/s "
+                 "(range: the per-round ratios, run k alone and run k under the storm being "
+                 "measured in the same round). Storm answers: counted by the storm client over "
+                 "its whole life (ramp, warm-up and the measured run); hashes: portcullis's "
+                 "verifications over the measured runs only.\n")
+    L.append("| target | guard | /open/ alone req/s | under storm req/s | under storm / alone "
+             "| range | p99 alone | p99 under storm | storm answers (status × count) | storm req/s "
+             "| hashes computed (measured runs) | proxy CPU util alone / storm | storm client CPU |")
+    L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    for alone_row, storm_row in pairs:
+        for t in meta["targets"].split():
+            a, s = by.get((alone_row, t)), by.get((storm_row, t))
+            if a is None or s is None or (a["status"] == "na" and s["status"] == "na"):
+                continue
+            name = TARGET_LABEL.get(t, t)
+            guard = GUARD.get((s["profile"], t), "none (no such feature)")
+            if not ok(a) or not ok(s):
+                def word(c):
+                    return f"{c['rps']:,.0f}" if ok(c) else "n/a" if c["status"] == "na" else "**FAIL**"
+                L.append(f"| {name} ({storm_row}) | {guard} | {word(a)} | {word(s)} "
+                         "| | | | | | | | | |")
+                continue
+            ratio = s["rps"] / a["rps"] if a["rps"] else math.nan
+            per = {x["run"]: x["rps"] for x in a["runs"]}
+            rr = [x["rps"] / per[x["run"]] for x in s["runs"] if per.get(x["run"])]
+            rng = f"{min(rr) * 100:.0f}–{max(rr) * 100:.0f} %" if rr else "–"
+            st = s.get("storm") or {}
+            answers = ", ".join(f"{k} × {v:,}" for k, v in sorted(st.get("statuses", {}).items())) or "–"
+            srate = (f"{st['requests'] / st['seconds']:,.0f}"
+                     if st.get("requests") is not None and st.get("seconds") else "–")
+            hashes = fmt_count((s.get("auth") or {}).get("auth_hashes"))
+            L.append(f"| {name} ({storm_row}) | {guard} | {a['rps']:,.0f} | {s['rps']:,.0f} "
+                     f"| **{ratio * 100:.1f} %** | {rng} | {fmt_ms(a['p99'])} | {fmt_ms(s['p99'])} "
+                     f"| {answers} | {srate} | {hashes} "
+                     f"| {fmt_pct(a['cpu_util'])} / {fmt_pct(s['cpu_util'])} | {fmt_pct(st.get('cpu_util'))} |")
+    L.append("")
+    L.append("The storm's cost to /open/ is 100 % minus \"under storm / alone\" (issue 5's "
+             "target, for reference: under 10 % for portcullis). Proxy CPU util under the "
+             "storm includes the storm's share (TLS, 401/429 answers, hashing).\n")
+    return L
+
+
 def write_chart_data(raw, meta, cells):
     """rps.dat / p99.dat: one line per row, one column per target (NaN = no bar)."""
     targets = meta["targets"].split()
@@ -312,13 +542,15 @@ def write_chart_data(raw, meta, cells):
                 vals = []
                 for t in targets:
                     v = by.get((r, t), {}).get(key)
-                    vals.append("NaN" if v is None or math.isnan(v) else f"{v:.6g}")
+                    # log scale: 0 (a storm run that completed nothing) has no bar
+                    vals.append("NaN" if v is None or math.isnan(v) or v <= 0 else f"{v:.6g}")
                 f.write(f'"{r}" ' + " ".join(vals) + "\n")
     with open(os.path.join(raw, "chart.vars"), "w") as f:
         f.write(f"ntargets = {len(targets)}\nnrows = {len(rows)}\n")
         # y ranges (log scale): bars start at the bottom, so it must be below every value
         for key in ("rps", "p99"):
-            vals = [c[key] for c in cells if c.get(key) is not None and not math.isnan(c[key])] or [1]
+            vals = [c[key] for c in cells
+                    if c.get(key) is not None and not math.isnan(c[key]) and c[key] > 0] or [1]
             lo = 10 ** math.floor(math.log10(min(vals) / 2))
             hi = 10 ** math.ceil(math.log10(max(vals) * 3))
             f.write(f"{key}_lo = {lo:g}\n{key}_hi = {hi:g}\n")

@@ -84,17 +84,95 @@
 #                  connections, both at most requests + connections + socket
 #                  errors + 4 (see newconn_check).
 #
+#   * Basic-auth rows (profiles tlsauth_apr1, tlsauth_bcrypt10): the tls-small
+#     setup (ECDSA, keep-alive, GET /small, 32 connections) with the whole
+#     server behind HTTP basic auth: one user "bench" whose password is made
+#     up at run time, in an htpasswd file made at run time with
+#     `htpasswd -nbm` ($apr1$, Apache MD5) or `htpasswd -nbB -C 10` (bcrypt
+#     $2y$ cost 10). wrk sends the right "Authorization: Basic ..." header on
+#     every request (wrk -H; the body check sends it too), and before the runs
+#     each proxy must answer 401 without it. What this measures differs by
+#     design: portcullis verifies a credential once (on a verifier thread,
+#     single flight) and then accepts the same Authorization value from its
+#     cache (cache_ttl, 5 m by default), so its rows price the cached path and
+#     compare with its own tls-small row (the headline: tlsauth-bcrypt10 /
+#     tls-small requests/s, and the p99 difference); nginx (auth_basic +
+#     auth_basic_user_file) and HAProxy (userlist, `http-request auth unless
+#     { http_auth(...) }`) hash on every request, on their one event loop, so
+#     with bcrypt they collapse to what one core hashes (~15 req/s) and their
+#     rows show that. HAProxy checks userlist passwords with crypt(3)
+#     (libcrypt); Debian's libcrypt has bcrypt but no $apr1$, so before
+#     starting HAProxy for an auth profile the script asks libcrypt
+#     (tools.py crypt-check) and shows the cell as n/a with that reason when
+#     it cannot check the hash (nginx implements $apr1$ itself). None of the
+#     three forwards the Authorization header upstream (portcullis's default;
+#     nginx proxy_set_header Authorization "", HAProxy del-header). portcullis
+#     runs the realm at its defaults (cache_ttl 5m, max_failures 10 per 5m,
+#     1 verifier thread); its auth counters (portcullis_auth_requests_total
+#     by result, portcullis_auth_verifications_total = hashes computed) are
+#     read around every run into runs.tsv. tls-small runs in another profile
+#     block (minutes earlier), so profile tlsauth_bcrypt10 also has a route
+#     /open/ without a realm, and row tlsauth-open (GET /open/small, same
+#     TLS setup, same request bytes, Authorization header included) runs in
+#     the same rounds as tlsauth-bcrypt10: the report gives the headline
+#     against both references.
+#   * Wrong-password storm (profiles storm, storm_noguard): one TLS listener
+#     (ECDSA) with two routes to the same upstream, /open/ (no auth) and
+#     /locked/ (the bcrypt-10 realm); the docroot has open/small and
+#     locked/small. Per target, row "storm-alone" is wrk on /open/small
+#     alone, row "storm" is the same wrk on /open/small while a second wrk
+#     (the storm client) sends GET /locked/small, every request with a
+#     different wrong password, over BENCH_STORM_CONNECTIONS (8) keep-alive
+#     connections, each waiting BENCH_STORM_DELAY_MS (20 ms) between a
+#     response and its next request (so at most ~400 req/s: far more than a
+#     bcrypt-10 hasher keeps up with, while the client itself stays cheap).
+#     The storm starts BENCH_STORM_RAMP (1 s) before the /open/ warm-up and is
+#     stopped (SIGINT, wrk then prints its summary; a Lua hook counts the
+#     answers by status) after the measured run. The report gives /open/
+#     requests/s under the storm as a % of alone. portcullis runs twice:
+#     profile storm with the realm's default brute-force guard (after 10
+#     failures from 127.0.0.1 the storm gets 429 without hashing), profile
+#     storm_noguard ("max_failures": 0, portcullis only: every wrong password
+#     is hashed on the verifier thread, or refused with 503 when its queue is
+#     full). nginx and HAProxy have no such guard: every storm request is a
+#     bcrypt on their event loop. Passwords differ per request so that no
+#     cache or single flight can merge them (a guessing attack does that too).
+#     Where each process runs: every proxy process, all its threads
+#     (portcullis's verifier thread included), on CPU 0 (BENCH_PROXY_CPU) as
+#     in every row, so hashing competes with the event loop there exactly as
+#     in nginx and HAProxy; the /open/ wrk, the upstream AND the storm client
+#     on CPU 1 (BENCH_STORM_CPU, default BENCH_LOAD_CPU), never on the proxy's
+#     core. The storm client's own CPU on CPU 1 is measured over the run
+#     (runs.tsv storm_cpu_ticks) and reported, since it slows the load side a
+#     little for every target alike.
+#   * Auth and storm profiles: wrk gets --timeout 10s (a proxy that bcrypts
+#     every request answers 32 queued connections in ~2 s, and wrk's default
+#     2 s would drop those latencies from its statistics), and the script
+#     waits after every warm-up and every measured run until the proxy is
+#     idle (CPU < 2 ticks in 0.5 s, up to 20 s: settle): a proxy that hashes
+#     synchronously still works through the requests of the connections wrk
+#     just closed, and that work must not fall into the next measurement on
+#     the shared proxy core.
+#
 # Rows are (name, URL path, config profile); a profile is the per-target
-# config tweak (plain, metrics_off, tls_*, tlsnew_*; tls_auth later). Each
+# config tweak (plain, metrics_off, tls_*, tlsnew_*, tlsauth_*, storm*). Each
 # target's start function receives the profile and builds its config for it,
-# or returns 2 for "not applicable" (cell shown as n/a).
+# or returns 2 for "not applicable" (cell shown as n/a, with T_NOTE as the
+# reason when it set one).
+#
+# The setup layer (spawn/stop by PID, CPU pinning, ports, upstream, config
+# writers) is bench/lib.sh, shared with bench/instructions.sh.
 #
 # Environment: BENCH_DURATION BENCH_RUNS BENCH_WARMUP BENCH_CONNECTIONS
 #   BENCH_THREADS BENCH_TARGETS ("direct nginx haproxy portcullis")
 #   BENCH_ROWS (row names, default all) BENCH_PROXY_CPU BENCH_LOAD_CPU
-#   BENCH_RESULTS PORTCULLIS (binary path)
-# Default duration: 28 measured cells (plain 3 rows x 4 targets,
-# small-nometrics 1, five TLS rows x 3 proxies) x 3 runs x (8+1 s) ~ 13 min.
+#   BENCH_STORM_CPU BENCH_STORM_CONNECTIONS BENCH_STORM_DELAY_MS
+#   BENCH_STORM_RAMP BENCH_RESULTS PORTCULLIS (binary path)
+# Default duration: 44 measured cells (plain 3 rows x 4 targets,
+# small-nometrics 1, five TLS rows x 3 proxies, three tlsauth rows x 3 but
+# HAProxy's apr1 n/a, storm 2 rows x 3 + 2 portcullis-only) x 3 runs x
+# (8+1 s, plus ~2-3 s of settling and storm ramp in the auth and storm rows)
+# ~ 25 min.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -112,6 +190,10 @@ CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-1}
 PROXY_CPU=${BENCH_PROXY_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
+STORM_CPU=${BENCH_STORM_CPU:-$LOAD_CPU}
+STORM_CONNECTIONS=${BENCH_STORM_CONNECTIONS:-8}
+STORM_DELAY_MS=${BENCH_STORM_DELAY_MS:-20}
+STORM_RAMP=${BENCH_STORM_RAMP:-1}
 read -r -a TARGETS <<<"${BENCH_TARGETS:-direct nginx haproxy portcullis}"
 RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
 
@@ -132,24 +214,68 @@ ALL_ROWS=(
   # (requests/s = connections/s)
   "tlsnew-ecdsa    /small     tlsnew_ecdsa"
   "tlsnew-rsa      /small     tlsnew_rsa"
-  # Later, for example:
-  # "tls-auth      /small  tls_auth"     (TLS + basic auth, bcrypt cost 10)
+  # TLS (ECDSA) keep-alive as tls-small, behind basic auth, the right password
+  # on every request: $apr1$ hash, bcrypt cost 10 (portcullis: compare with
+  # its tls-small row). tlsauth-open: the same server and the same request
+  # (header included) on a route without auth, interleaved with
+  # tlsauth-bcrypt10: the no-auth reference measured in the same rounds.
+  "tlsauth-apr1     /small       tlsauth_apr1"
+  "tlsauth-open     /open/small  tlsauth_bcrypt10"
+  "tlsauth-bcrypt10 /small       tlsauth_bcrypt10"
+  # /open/ alone, then /open/ while a wrong-password storm hits /locked/
+  # (bcrypt 10); see storm_row. portcullis with its default brute-force guard
+  # (storm) and with the guard off (storm_noguard, portcullis only)
+  "storm-alone          /open/small  storm"
+  "storm                /open/small  storm"
+  "storm-noguard-alone  /open/small  storm_noguard"
+  "storm-noguard        /open/small  storm_noguard"
 )
+# storm_row NAME: the row's /open/ run happens during a wrong-password storm.
+storm_row() { case $1 in storm | storm-noguard) ;; *) return 1 ;; esac; }
 
-# Request headers per profile, one "Name: value" per line (e.g. for tls_auth:
-# "Authorization: Basic ..."). Sent by wrk and by the body check alike.
+# Request headers per profile, one "Name: value" per line. Sent by wrk and by
+# the body check alike.
 profile_headers() {
   case $1 in
     tlsnew_*) echo "Connection: close" ;;  # the proxy closes, wrk reconnects
+    tlsauth_*) echo "Authorization: $AUTH_HEADER" ;;  # the right password
     *) ;;
   esac
 }
+# profile_wrk_args PROFILE: more wrk options for that profile.
+profile_wrk_args() {
+  case $1 in
+    tlsauth_* | storm | storm_noguard) echo "--timeout 10s" ;;
+    *) ;;
+  esac
+}
+# profile_settle PROFILE: wait for the proxy to go idle after every warm-up
+# and every run (see settle).
+profile_settle() { [[ $1 == tlsauth_* || $1 == storm || $1 == storm_noguard ]]; }
+# profile_auth PROFILE: which htpasswd file ("apr1" or "bcrypt10") protects
+# the profile's protected path; fails for a profile without auth.
+profile_auth() {
+  case $1 in
+    tlsauth_apr1) echo apr1 ;;
+    tlsauth_bcrypt10 | storm | storm_noguard) echo bcrypt10 ;;
+    *) return 1 ;;
+  esac
+}
+# profile_locked PROFILE: a URL path that needs the password in that profile.
+profile_locked() {
+  case $1 in
+    tlsauth_*) echo /small ;;                  # the whole server
+    storm | storm_noguard) echo /locked/small ;;  # only /locked/
+    *) return 1 ;;
+  esac
+}
+profile_storm() { [[ $1 == storm || $1 == storm_noguard ]]; }
 
 # profile_tls PROFILE: the certificate key type ("ecdsa" or "rsa") of a TLS
 # profile; fails for a plain-HTTP profile.
 profile_tls() {
   case $1 in
-    tls_ecdsa|tlsnew_ecdsa) echo ecdsa ;;
+    tls_ecdsa|tlsnew_ecdsa|tlsauth_*|storm|storm_noguard) echo ecdsa ;;
     tls_rsa|tlsnew_rsa) echo rsa ;;
     *) return 1 ;;
   esac
@@ -170,85 +296,12 @@ header_args() {
 }
 
 # ---------------------------------------------------------------- helpers
-log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-PIDS=()   # every process we started, stopped by PID on exit
-WORK=""
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  [[ -n $WORK && -d $WORK ]] && rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# spawn CPU LOGFILE CMD... : start CMD pinned to CPU in the background;
-# sets SPAWNED to its PID (taskset execs, so it is the command's own PID).
-spawn() {
-  local cpu=$1 logfile=$2; shift 2
-  taskset -c "$cpu" "$@" >"$logfile" 2>&1 &
-  SPAWNED=$!
-  PIDS+=("$SPAWNED")
-}
-
-stop_pid() {
-  local pid=$1 p keep=()
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-
-# alloc_port VAR: a free port on 127.0.0.1, never one handed out before in this run.
-USED_PORTS=()
-alloc_port() {
-  local p
-  while :; do
-    p=$("$PY" "$BENCH_DIR/tools.py" free-port)
-    [[ " ${USED_PORTS[*]} " == *" $p "* ]] || break
-  done
-  USED_PORTS+=("$p")
-  printf -v "$1" '%s' "$p"
-}
-
-# wait_ready URL FILE LOG PID: the target answers FILE's exact bytes at URL.
-wait_ready() {
-  local url=$1 file=$2 logfile=$3 pid=$4
-  if ! "$PY" "$BENCH_DIR/tools.py" check --wait 10 --pid "$pid" "${HDR_ARGS[@]}" "$url" "$file"; then
-    log "log of the process ($logfile):"; tail -n 20 "$logfile" >&2 || true
-    return 1
-  fi
-}
-
-# nginx as root would switch workers to "nobody", which cannot read our temp dir.
-nginx_user_line() { if [[ $EUID -eq 0 ]]; then echo "user $(id -un) $(id -gn);"; fi; }
-
-nginx_common() { # NAME: main-context lines shared by both nginx instances
-  local name=$1
-  cat <<EOF
-$(nginx_user_line)
-worker_processes 1;
-daemon off;
-master_process on;
-pid $WORK/$name.pid;
-error_log $WORK/$name.error.log warn;
-events { worker_connections 4096; }
-EOF
-}
-nginx_temp_paths() { # NAME
-  local d=$WORK/$1-temp t; mkdir -p "$d"
-  for t in client_body proxy fastcgi uwsgi scgi; do echo "    ${t}_temp_path $d/$t;"; done
-}
+# The setup layer shared with instructions.sh: log/die, spawn (pinned),
+# stop_pid, alloc_port, wait_ready, start_upstream, the proxies' config
+# writers; processes stopped by PID on exit.
+LOG_TAG=bench DIE_WORD=ERROR
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 # ---------------------------------------------------------------- TLS
 # make_certs: self-signed ECDSA P-256 and RSA 2048 certificates for bench.test
@@ -280,36 +333,79 @@ build_shim() {
     || { cat "$WORK/shim.log" >&2; die "could not build bench/wrk_tls_shim.c (needs gcc and libssl-dev)"; }
 }
 
-# ---------------------------------------------------------------- upstream
-start_upstream() {
-  DOCROOT=$WORK/docroot; mkdir -p "$DOCROOT"
-  printf 'hello world!\n' >"$DOCROOT/small"
-  head -c 65536 /dev/urandom >"$DOCROOT/64k.bin"
-  head -c 1048576 /dev/urandom >"$DOCROOT/1m.bin"
-  alloc_port UP_PORT
-  local conf=$WORK/upstream-nginx.conf
-  { nginx_common upstream; cat <<EOF
-http {
-$(nginx_temp_paths upstream)
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    default_type application/octet-stream;
-    server {
-        listen 127.0.0.1:$UP_PORT;
-        root $DOCROOT;
-        location / { }
-    }
+# ---------------------------------------------------------------- basic auth
+# make_auth: the user "bench" with a password made up now, in two htpasswd
+# files made by Apache's htpasswd: $WORK/auth/apr1.htpasswd ($apr1$, -m) and
+# $WORK/auth/bcrypt10.htpasswd (bcrypt $2y$, -B -C 10). Sets AUTH_USER,
+# AUTH_PASSWORD and AUTH_HEADER ("Basic base64(user:password)").
+make_auth() {
+  local d=$WORK/auth
+  mkdir -p "$d"
+  AUTH_USER=bench
+  AUTH_PASSWORD=$(openssl rand -hex 12)
+  htpasswd -nbm "$AUTH_USER" "$AUTH_PASSWORD" | head -n 1 >"$d/apr1.htpasswd"
+  htpasswd -nbB -C 10 "$AUTH_USER" "$AUTH_PASSWORD" | head -n 1 >"$d/bcrypt10.htpasswd"
+  # shellcheck disable=SC2016  # literal $ signs
+  grep -q '^bench:\$apr1\$' "$d/apr1.htpasswd" || die 'htpasswd -nbm made no $apr1$ hash'
+  # shellcheck disable=SC2016
+  grep -q '^bench:\$2y\$10\$' "$d/bcrypt10.htpasswd" || die 'htpasswd -nbB -C 10 made no bcrypt hash'
+  chmod 644 "$d"/*   # readable by nginx workers if they run as another user
+  AUTH_HEADER="Basic $(printf '%s:%s' "$AUTH_USER" "$AUTH_PASSWORD" | base64 -w0)"
 }
+htpasswd_file() { echo "$WORK/auth/$1.htpasswd"; }       # KIND (apr1, bcrypt10)
+htpasswd_hash() { cut -d: -f2- "$(htpasswd_file "$1")"; }  # KIND
+
+# write_storm_lua: $WORK/storm.lua, the storm client's wrk script. Arguments
+# (after "--"): USER DELAY_MS. Every request carries "Authorization: Basic"
+# with USER and a password never used before ("wrong-N"); after each response
+# the connection waits DELAY_MS before its next request (wrk's delay()); the
+# answers are counted per status and printed at the end as "storm status
+# CODE COUNT" lines (the one wrk thread's table, copied out by done()).
+write_storm_lua() {
+  cat >"$WORK/storm.lua" <<'EOF'
+local b64c = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function b64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local function ch(k) return b64c:sub(k + 1, k + 1) end
+    out[#out + 1] = ch(math.floor(n / 262144) % 64) .. ch(math.floor(n / 4096) % 64)
+      .. (b and ch(math.floor(n / 64) % 64) or "=") .. (c and ch(n % 64) or "=")
+  end
+  return table.concat(out)
+end
+
+local user, delay_ms, n = "bench", 20, 0
+statuses = {}
+local threads = {}
+
+function setup(thread) table.insert(threads, thread) end
+
+function init(args)
+  user = args[1] or user
+  delay_ms = tonumber(args[2]) or delay_ms
+end
+
+function request()
+  n = n + 1
+  return wrk.format(nil, nil, {["Authorization"] = "Basic " .. b64(user .. ":wrong-" .. n)})
+end
+
+function delay() return delay_ms end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    for code, count in pairs(t:get("statuses")) do
+      io.write(string.format("storm status %d %d\n", code, count))
+    end
+  end
+end
 EOF
-  } >"$conf"
-  spawn "$LOAD_CPU" "$WORK/upstream.log" "$NGINX" -p "$WORK/" -e "$WORK/upstream.error.log" -c "$conf"
-  UP_PID=$SPAWNED
-  wait_ready "http://127.0.0.1:$UP_PORT/small" "$DOCROOT/small" "$WORK/upstream.error.log" "$UP_PID" \
-    || die "upstream nginx did not start"
-  log "upstream nginx pid $UP_PID on 127.0.0.1:$UP_PORT (CPU $LOAD_CPU)"
 }
 
 # ---------------------------------------------------------------- targets
@@ -321,7 +417,8 @@ EOF
 #                         or "" for none), T_COUNTERS (arguments of
 #                         "tools.py counters", which prints the proxy's accepted
 #                         connections and TLS handshakes so far, or "" for
-#                         none); return 2 if PROFILE does not apply.
+#                         none); return 2 if PROFILE does not apply (T_NOTE:
+#                         why, if it is not obvious).
 # Stopping is generic (stop_pid T_PID).
 
 # target_applies TARGET PROFILE: TARGET has a config for PROFILE (else n/a).
@@ -332,6 +429,9 @@ target_applies() {
     portcullis:metrics_off) ;;                        # a portcullis-only switch
     nginx:tls_* | haproxy:tls_* | portcullis:tls_*) ;;
     nginx:tlsnew_* | haproxy:tlsnew_* | portcullis:tlsnew_*) ;;
+    nginx:tlsauth_* | haproxy:tlsauth_* | portcullis:tlsauth_*) ;;
+    nginx:storm | haproxy:storm | portcullis:storm) ;;
+    portcullis:storm_noguard) ;;                      # the guard is portcullis's
     *) return 1 ;;
   esac
 }
@@ -345,7 +445,7 @@ direct_start() {
 
 nginx_version() { "$NGINX" -v 2>&1 | sed 's/^nginx version: //'; }
 nginx_start() {
-  local profile=$1 port status conf tls="" listen scheme=http
+  local profile=$1 port status conf tls="" listen scheme=http locations="" auth=() kind
   target_applies nginx "$profile" || return 2
   tls=$(profile_tls "$profile") || tls=""
   alloc_port port; alloc_port status; conf=$WORK/nginx-$profile.conf
@@ -361,31 +461,23 @@ nginx_start() {
         ssl_session_cache shared:SSL:10m;
         ssl_session_tickets on;"
   fi
-  { nginx_common "proxy-$profile"; cat <<EOF
-http {
-$(nginx_temp_paths "proxy-$profile")
-    access_log off;
-    keepalive_requests 1000000;
-    upstream up {
-        server 127.0.0.1:$UP_PORT;
-        keepalive 32;
-        keepalive_requests 1000000;
-    }
-    server {
-        $listen
-        location / {
-            proxy_pass http://up;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-    server {   # connection counters for the harness (idle during a run)
+  if kind=$(profile_auth "$profile"); then
+    # the upstream does not get the Authorization header (as with portcullis)
+    auth=('auth_basic "bench";' "auth_basic_user_file $(htpasswd_file "$kind");"
+          'proxy_set_header Authorization "";')
+    if profile_storm "$profile"; then
+      locations="$(nginx_proxy_location /open/)
+$(nginx_proxy_location /locked/ "${auth[@]}")"
+    else   # everything but /open/ (the tlsauth-open reference)
+      locations="$(nginx_proxy_location / "${auth[@]}")
+$(nginx_proxy_location /open/)"
+    fi
+  fi
+  nginx_proxy_conf "proxy-$profile" on "$listen" "$locations" \
+"    server {   # connection counters for the harness (idle during a run)
         listen 127.0.0.1:$status;
         location = /status { stub_status; }
-    }
-}
-EOF
-  } >"$conf"
+    }" >"$conf"
   T_LOG=$WORK/proxy-$profile.error.log
   spawn "$PROXY_CPU" "$WORK/nginx-$profile.out" "$NGINX" -p "$WORK/" -e "$T_LOG" -c "$conf"
   T_PID=$SPAWNED; T_URL="$scheme://127.0.0.1:$port"
@@ -396,39 +488,45 @@ nginx_worker_pid() { pgrep -P "$1" | head -n 1; }  # children of the master, by 
 
 haproxy_version() { "$HAPROXY" -v | head -n 1 | sed 's/ - https.*//'; }
 haproxy_start() {
-  local profile=$1 port conf tls="" bind global_tls="" scheme=http sock
+  local profile=$1 port conf tls="" bind global scheme=http sock kind front="" users="" why
   target_applies haproxy "$profile" || return 2
+  if kind=$(profile_auth "$profile"); then
+    # HAProxy checks userlist passwords with crypt(3): ask libcrypt first.
+    if ! why=$("$PY" "$BENCH_DIR/tools.py" crypt-check "$(htpasswd_hash "$kind")" "$AUTH_PASSWORD"); then
+      T_NOTE="HAProxy checks userlist passwords with crypt(3); $why"
+      log "haproxy ($profile): n/a: $T_NOTE"
+      return 2
+    fi
+    users="userlist bench_users
+    user $AUTH_USER password $(htpasswd_hash "$kind")"
+    # storm: /locked/ only; tlsauth: everything but /open/ (tlsauth-open)
+    front="    acl open path_beg /open/"
+    if profile_storm "$profile"; then
+      front+="
+    acl locked path_beg /locked/"
+    else
+      front+="
+    acl locked path_beg /"
+    fi
+    # the upstream does not get the Authorization header (as with portcullis)
+    front+="
+    http-request auth realm bench if locked !open !{ http_auth(bench_users) }
+    http-request del-header Authorization if locked !open"
+  fi
   tls=$(profile_tls "$profile") || tls=""
   alloc_port port; conf=$WORK/haproxy-$profile.cfg; sock=$WORK/haproxy-$profile.sock
   bind="bind 127.0.0.1:$port"
+  global="    stats socket $sock mode 600"
   if [[ -n $tls ]]; then
     scheme=https
     bind="bind 127.0.0.1:$port ssl crt $(pem_file "$tls")"
     # session cache (tune.ssl.cachesize, 20000 by default) and tickets: on
-    global_tls="    ssl-default-bind-options ssl-min-ver TLSv1.2
+    global+="
+    ssl-default-bind-options ssl-min-ver TLSv1.2
     ssl-default-bind-ciphers $TLS_CIPHERS
     ssl-default-bind-curves $TLS_GROUPS"
   fi
-  cat >"$conf" <<EOF
-global
-    nbthread 1
-    maxconn 4096
-    stats socket $sock mode 600
-$global_tls
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-keep-alive 60s
-frontend fe
-    $bind
-    default_backend be
-backend be
-    server up 127.0.0.1:$UP_PORT
-EOF
+  haproxy_conf 60s "$bind" "$global" "$front" "$users" >"$conf"
   T_LOG=$WORK/haproxy-$profile.log
   spawn "$PROXY_CPU" "$T_LOG" "$HAPROXY" -db -f "$conf"
   T_PID=$SPAWNED; T_URL="$scheme://127.0.0.1:$port"
@@ -438,36 +536,40 @@ EOF
 
 portcullis_version() { "$PORTCULLIS" --version 2>&1 | head -n 1; }
 portcullis_start() {
-  local profile=$1 port admin conf metrics=true tls="" tls_block="" listener_tls=false scheme=http
+  local profile=$1 port admin conf metrics=true tls="" top listener_tls=false scheme=http
+  local kind routes="" guard="" realm=""
   target_applies portcullis "$profile" || return 2
   [[ $profile == metrics_off ]] && metrics=false  # what recording the SLI metrics costs
   tls=$(profile_tls "$profile") || tls=""
   alloc_port port; alloc_port admin; conf=$WORK/portcullis-$profile.json
+  top="  \"metrics\": $metrics,"
   if [[ -n $tls ]]; then
     scheme=https; listener_tls=true
     # ciphers: the same list as its default, explicit as in the other two
-    tls_block="\"tls\": {\"certificates\": [{\"cert\": \"$(cert_file "$tls")\", \"key\": \"$(key_file "$tls")\"}],
+    top+="
+  \"tls\": {\"certificates\": [{\"cert\": \"$(cert_file "$tls")\", \"key\": \"$(key_file "$tls")\"}],
           \"ciphers\": \"$TLS_CIPHERS\"},"
   fi
-  cat >"$conf" <<EOF
-{
-  "workers": 1,
-  "access_log": false,
-  "metrics": $metrics,
-  "admin": {"listen": "127.0.0.1:$admin"},
-  $tls_block
-  "upstreams": {"up": {"servers": ["127.0.0.1:$UP_PORT"], "keepalive": 32}},
-  "listeners": [
-    {"listen": "127.0.0.1:$port", "tls": $listener_tls,
-     "routes": [{"name": "bench", "path": "/", "upstream": "up"}]}
-  ]
-}
-EOF
+  if kind=$(profile_auth "$profile"); then
+    realm=bench
+    # the realm at its defaults, but for storm_noguard: the brute-force guard off
+    [[ $profile == storm_noguard ]] && guard=", \"max_failures\": 0"
+    top+="
+  \"realms\": {\"bench\": {\"htpasswd\": \"$(htpasswd_file "$kind")\"$guard}},"
+    if profile_storm "$profile"; then
+      routes='[{"name": "open", "path": "/open/", "upstream": "up"},
+                {"name": "locked", "path": "/locked/", "upstream": "up", "realm": "bench"}]'
+    else   # and /open/ without a realm (the tlsauth-open reference)
+      routes='[{"name": "bench", "path": "/", "upstream": "up", "realm": "bench"},
+                {"name": "open", "path": "/open/", "upstream": "up"}]'
+    fi
+  fi
+  portcullis_conf "$port" "$admin" "$top" ", \"tls\": $listener_tls" "$routes" >"$conf"
   T_LOG=$WORK/portcullis-$profile.log
   spawn "$PROXY_CPU" "$T_LOG" "$PORTCULLIS" -c "$conf"
   T_PID=$SPAWNED; T_URL="$scheme://127.0.0.1:$port"
   T_SERVING="echo $T_PID"
-  T_COUNTERS="portcullis http://127.0.0.1:$admin/metrics 127.0.0.1:$port"
+  T_COUNTERS="portcullis http://127.0.0.1:$admin/metrics 127.0.0.1:$port${realm:+ $realm}"
 }
 
 # ---------------------------------------------------------------- preflight
@@ -484,10 +586,12 @@ if [[ " ${TARGETS[*]} " == *" portcullis "* ]]; then
   (cmake -S . -B build && cmake --build build), or run the other targets only with
   BENCH_TARGETS=\"direct nginx haproxy\" (portcullis is never skipped silently)."
 fi
-{ taskset -c "$PROXY_CPU" true && taskset -c "$LOAD_CPU" true; } 2>/dev/null \
-  || die "cannot pin to CPUs $PROXY_CPU and $LOAD_CPU (see BENCH_PROXY_CPU/BENCH_LOAD_CPU)"
+{ taskset -c "$PROXY_CPU" true && taskset -c "$LOAD_CPU" true && taskset -c "$STORM_CPU" true; } 2>/dev/null \
+  || die "cannot pin to CPUs $PROXY_CPU, $LOAD_CPU and $STORM_CPU (see BENCH_PROXY_CPU/BENCH_LOAD_CPU/BENCH_STORM_CPU)"
 [[ $DURATION =~ ^[0-9]+$ && $RUNS =~ ^[1-9][0-9]*$ && $WARMUP =~ ^[0-9]+$ ]] \
   || die "BENCH_DURATION, BENCH_RUNS, BENCH_WARMUP must be integers (seconds, count)"
+[[ $STORM_CONNECTIONS =~ ^[1-9][0-9]*$ && $STORM_DELAY_MS =~ ^[0-9]+$ && $STORM_RAMP =~ ^[0-9]+$ ]] \
+  || die "BENCH_STORM_CONNECTIONS, BENCH_STORM_DELAY_MS, BENCH_STORM_RAMP must be integers"
 
 ROWS=()
 for r in "${ALL_ROWS[@]}"; do
@@ -495,18 +599,45 @@ for r in "${ALL_ROWS[@]}"; do
   if [[ -z ${BENCH_ROWS:-} || " $BENCH_ROWS " == *" $name "* ]]; then ROWS+=("$r"); fi
 done
 ((${#ROWS[@]})) || die "no row matches BENCH_ROWS='$BENCH_ROWS'"
-WANT_TLS=0
-for r in "${ROWS[@]}"; do read -r _ _ p <<<"$r"; profile_tls "$p" >/dev/null && WANT_TLS=1; done
+WANT_TLS=0 WANT_AUTH=0 WANT_STORM=0
+for r in "${ROWS[@]}"; do
+  read -r _ _ p <<<"$r"
+  profile_tls "$p" >/dev/null && WANT_TLS=1
+  profile_auth "$p" >/dev/null && WANT_AUTH=1
+  profile_storm "$p" && WANT_STORM=1
+done
 if ((WANT_TLS)); then
   for tool in openssl gcc; do command -v "$tool" >/dev/null || die "missing $tool (TLS rows)"; done
 fi
+if ((WANT_AUTH)); then
+  command -v htpasswd >/dev/null || die "missing htpasswd (auth rows; Debian package apache2-utils)"
+  command -v base64 >/dev/null || die "missing base64 (auth rows)"
+fi
 
-WORK=$(mktemp -d /tmp/portcullis-bench.XXXXXX)
-chmod 755 "$WORK"
+make_work portcullis-bench
 RAW=$RESULTS/raw
 rm -rf "$RAW"; mkdir -p "$RAW"
 SHIM=""
 if ((WANT_TLS)); then make_certs; build_shim; fi
+AUTH_USER="" AUTH_PASSWORD="" AUTH_HEADER=""
+if ((WANT_AUTH)); then
+  make_auth
+  ((WANT_STORM)) && write_storm_lua
+  # portcullis must understand realms; never drop it silently
+  if [[ " ${TARGETS[*]} " == *" portcullis "* ]]; then
+    cat >"$WORK/realm-check.json" <<EOF
+{"upstreams": {"up": {"servers": ["127.0.0.1:9"]}},
+ "realms": {"bench": {"htpasswd": "$(htpasswd_file bcrypt10)"}},
+ "listeners": [{"listen": "127.0.0.1:9", "routes": [{"name": "r", "path": "/", "upstream": "up", "realm": "bench"}]}]}
+EOF
+    if ! out=$("$PORTCULLIS" -t -c "$WORK/realm-check.json" 2>&1); then
+      die "this portcullis ($PORTCULLIS) does not accept a \"realms\" config yet:
+$out
+  The auth and storm rows need it; run the others (BENCH_ROWS) or without
+  portcullis (BENCH_TARGETS)."
+    fi
+  fi
+fi
 
 # ---------------------------------------------------------------- metadata
 {
@@ -523,6 +654,7 @@ if ((WANT_TLS)); then make_certs; build_shim; fi
   for r in "${ROWS[@]}"; do
     read -r _ _ p <<<"$r"; profile_newconn "$p" && newconn_note="; tlsnew rows: Connection: close, one request per connection"
   done
+  ((WANT_AUTH)) && newconn_note+="; auth and storm rows: --timeout 10s"
   printf 'wrk_args\t-t%s -c%s -d%ss --latency (keep-alive, 127.0.0.1%s)\n' "$THREADS" "$CONNECTIONS" "$DURATION" "$newconn_note"
   printf 'pinning\tproxy under test on CPU %s; upstream nginx and wrk on CPU %s\n' "$PROXY_CPU" "$LOAD_CPU"
   printf 'wrk\t%s\n' "$("$WRK" -v 2>&1 | head -n 1 | sed 's/ Copyright.*//')"
@@ -537,20 +669,40 @@ if ((WANT_TLS)); then make_certs; build_shim; fi
     for r in "${ROWS[@]}"; do read -r _ _ p <<<"$r"; if profile_newconn "$p"; then echo "$p"; fi; done \
       | awk '!seen[$0]++' | tr '\n' ' '; echo
   fi
+  if ((WANT_AUTH)); then
+    # shellcheck disable=SC2016  # literal $apr1$ and $2y$
+    printf 'auth_settings\tone user, password made up at run time; htpasswd files made at run time with htpasswd -nbm ($apr1$) and htpasswd -nbB -C 10 (bcrypt $2y$ cost 10); the right Authorization: Basic header on every wrk request; nginx auth_basic + auth_basic_user_file; HAProxy userlist + http-request auth unless http_auth() (crypt(3)); portcullis realm "bench" at its defaults (cache_ttl 5m, max_failures 10 per 5m, 1 verifier thread); none forwards Authorization upstream\n'
+  fi
+  if ((WANT_STORM)); then
+    printf 'storm_settings\tstorm client: wrk -t1 -c%s --timeout 10s on CPU %s (with wrk and the upstream; never the proxy CPU %s), GET /locked/small with a different wrong password per request, %s ms between a response and the next request on a connection (<= %s req/s), started %s s before the /open/ warm-up and stopped (SIGINT) after the measured run; /locked/ is the bcrypt-10 realm; storm_noguard: portcullis with "max_failures": 0\n' \
+      "$STORM_CONNECTIONS" "$STORM_CPU" "$PROXY_CPU" "$STORM_DELAY_MS" \
+      "$(( STORM_DELAY_MS > 0 ? STORM_CONNECTIONS * 1000 / STORM_DELAY_MS : 0 ))" "$STORM_RAMP"
+  fi
 } >"$RAW/meta.tsv"
-printf 'profile\trow\tpath\ttarget\trun\tstatus\tfile\tserving_pid\tcpu_ticks\twall_s\trequests\ths_full\ths_resumed\ths_other_cipher\ttls\tsrv_conns\tsrv_tls\tnote\n' >"$RAW/runs.tsv"
+printf 'profile\trow\tpath\ttarget\trun\tstatus\tfile\tserving_pid\tcpu_ticks\twall_s\trequests\ths_full\ths_resumed\ths_other_cipher\ttls\tsrv_conns\tsrv_tls\tnote' >"$RAW/runs.tsv"
+printf '\tauth_ok\tauth_cached\tauth_denied\tauth_throttled\tauth_unavailable\tauth_hashes\tstorm_file\tstorm_cpu_ticks\n' >>"$RAW/runs.tsv"
 printf 'profile\ttarget\tvmhwm_kb\n' >"$RAW/rss.tsv"
 
-ncells=0
+ncells=0 extra_s=0
 for r in "${ROWS[@]}"; do
-  read -r _ _ p <<<"$r"
-  for t in "${TARGETS[@]}"; do target_applies "$t" "$p" && ncells=$((ncells + 1)); done
+  read -r name _ p <<<"$r"
+  for t in "${TARGETS[@]}"; do
+    target_applies "$t" "$p" || continue
+    ncells=$((ncells + 1))
+    profile_settle "$p" && extra_s=$((extra_s + RUNS * 2))
+    storm_row "$name" && extra_s=$((extra_s + RUNS * STORM_RAMP))
+  done
 done
-log "$ncells measured cells x $RUNS runs x (${WARMUP}s warm-up + ${DURATION}s) ~ $(( ncells * RUNS * (DURATION + WARMUP + 1) / 60 + 1 )) min"
+log "$ncells measured cells x $RUNS runs x (${WARMUP}s warm-up + ${DURATION}s) ~ $(( (ncells * RUNS * (DURATION + WARMUP + 1) + extra_s) / 60 + 1 )) min"
 
 HDR_ARGS=()
-start_upstream
+start_upstream "$LOAD_CPU"
 cp "$WORK/upstream-nginx.conf" "$RAW/"
+if ((WANT_AUTH)); then   # /open/ and /locked/ routes of the auth profiles: the same small file
+  mkdir -p "$DOCROOT/open" "$DOCROOT/locked"
+  cp "$DOCROOT/small" "$DOCROOT/open/small"; cp "$DOCROOT/small" "$DOCROOT/locked/small"
+fi
+if ((WANT_AUTH)); then cp "$WORK"/auth/*.htpasswd "$RAW/"; fi
 
 # ---------------------------------------------------------------- measure
 # newconn_check WRK_OUT FULL RESUMED ACCEPTED: prints why a one-request-per-
@@ -591,6 +743,23 @@ cpu_ticks() {
   printf -v "$2" '%s' "$(( f[11] + f[12] ))"
 }
 
+# settle PID: wait until PID is idle (< 2 ticks of CPU in 0.5 s), at most
+# 20 s: a proxy that hashes passwords on its event loop still works through
+# the requests of connections wrk has just closed, and that must not overlap
+# the next measurement on the proxy core. Logs when it took more than 1 s.
+settle() {
+  local pid=$1 a b i
+  for ((i = 1; i <= 40; i++)); do
+    cpu_ticks "$pid" a; sleep 0.5; cpu_ticks "$pid" b
+    [[ -n $a && -n $b ]] || return 0
+    if ((b - a < 2)); then
+      ((i > 2)) && log "  (waited $(awk -v i="$i" 'BEGIN { print i / 2 }') s for pid $pid to go idle)"
+      return 0
+    fi
+  done
+  log "  pid $pid still busy after 20 s of settling"
+}
+
 # run_wrk URL OUTFILE SECONDS EXTRA...: https runs get the TLS shim (a full
 # handshake on every connection; with BENCH_TLS_STATS set, it writes its
 # handshake counts there at exit).
@@ -600,11 +769,32 @@ run_wrk() {
   taskset -c "$LOAD_CPU" "${pre[@]}" "$WRK" -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" --latency "$@" "$url" >"$out" 2>&1
 }
 
-# counters TARGET VAR: "accepted_connections tls_handshakes" of the proxy so
-# far ("- -" where unknown), from tools.py counters.
+# start_storm URL OUTFILE: the storm client (storm.lua, see write_storm_lua)
+# against URL in the background on STORM_CPU, through the TLS shim like every
+# https wrk; runs until stop_storm (its -d is only a cap). Sets STORM_PID.
+start_storm() {
+  local url=$1 out=$2 pre=()
+  [[ $url == https://* ]] && pre=(env "LD_PRELOAD=$SHIM")
+  spawn "$STORM_CPU" "$out" "${pre[@]}" "$WRK" -t1 -c"$STORM_CONNECTIONS" \
+    -d"$((STORM_RAMP + WARMUP + DURATION + 120))s" --timeout 10s --latency \
+    -s "$WORK/storm.lua" "$url" -- "$AUTH_USER" "$STORM_DELAY_MS"
+  STORM_PID=$SPAWNED
+}
+# stop_storm: SIGINT (wrk stops, prints its summary and the status counts).
+stop_storm() {
+  kill -INT "$STORM_PID" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$STORM_PID" 2>/dev/null || break; sleep 0.1; done
+  stop_pid "$STORM_PID" 2 || log "the storm client did not stop on SIGINT; killed"
+}
+
+# counters TARGET VAR: the proxy's counters so far ("- -" where unknown), from
+# tools.py counters: "accepted_connections tls_handshakes", and for
+# portcullis in an auth profile six more: the realm's auth requests by result
+# (ok cached denied throttled unavailable) and hashes computed.
 counters() {
-  local c=${COUNTERS[$1]} v="- -"
-  [[ -n $c ]] && v=$("$PY" "$BENCH_DIR/tools.py" counters $c 2>/dev/null || echo "- -")
+  local c v="- -"
+  read -r -a c <<<"${COUNTERS[$1]}"
+  ((${#c[@]})) && v=$("$PY" "$BENCH_DIR/tools.py" counters "${c[@]}" 2>/dev/null || echo "- -")
   printf -v "$2" '%s' "$v"
 }
 # delta A B: B - A, or "" if either is unknown.
@@ -614,15 +804,17 @@ FAILED=0
 profiles=$(for r in "${ROWS[@]}"; do read -r _ _ p <<<"$r"; echo "$p"; done | awk '!seen[$0]++')
 for profile in $profiles; do
   header_args "$profile"
-  declare -A URL=() PID=() LOGF=() SERVING=() COUNTERS=() STATE=()
+  read -r -a WRK_ARGS <<<"$(profile_wrk_args "$profile")"
+  declare -A URL=() PID=() LOGF=() SERVING=() COUNTERS=() STATE=() NOTE=()
   for t in "${TARGETS[@]}"; do
-    T_URL=""; T_PID=""; T_LOG=""; T_SERVING=""; T_COUNTERS=""
+    T_URL=""; T_PID=""; T_LOG=""; T_SERVING=""; T_COUNTERS=""; T_NOTE=""
     rc=0; "${t}_start" "$profile" || rc=$?
-    if ((rc == 2)); then STATE[$t]=na; continue; fi
+    if ((rc == 2)); then STATE[$t]=na; NOTE[$t]=$T_NOTE; continue; fi
     ((rc == 0)) || die "could not start $t for profile $profile"
     URL[$t]=$T_URL; PID[$t]=$T_PID; LOGF[$t]=$T_LOG; SERVING[$t]=$T_SERVING; COUNTERS[$t]=$T_COUNTERS
+    NOTE[$t]=""
     read -r _ first_path _ < <(for r in "${ROWS[@]}"; do echo "$r"; done | awk -v p="$profile" '$3==p' | head -n 1)
-    if wait_ready "$T_URL$first_path" "$DOCROOT${first_path}" "$T_LOG" "${T_PID:-$UP_PID}"; then
+    if wait_ready 10 "$T_URL$first_path" "$DOCROOT${first_path}" "$T_LOG" "${T_PID:-$UP_PID}" "${HDR_ARGS[@]}"; then
       STATE[$t]=up
       log "$t ($profile) ready at $T_URL${T_PID:+ pid $T_PID}"
     else
@@ -643,6 +835,22 @@ for profile in $profiles; do
       fi
     done
   done
+  # Auth profiles: the protected path answers 401 without credentials (a
+  # missing header is no failure for portcullis's guard) and the file with
+  # the right password.
+  if locked=$(profile_locked "$profile"); then
+    for t in "${TARGETS[@]}"; do
+      [[ ${STATE[$t]} == up ]] || continue
+      code=$("$PY" "$BENCH_DIR/tools.py" status "${URL[$t]}$locked" 2>&1 || true)
+      if [[ $code != 401 ]]; then
+        log "$t answered '$code' (want 401) for $locked without credentials; its cells in profile $profile are marked FAIL"
+        STATE[$t]=fail; FAILED=1
+      elif ! "$PY" "$BENCH_DIR/tools.py" check -H "Authorization: $AUTH_HEADER" "${URL[$t]}$locked" "$DOCROOT$locked"; then
+        log "$t did not serve $locked with the right password; its cells in profile $profile are marked FAIL"
+        STATE[$t]=fail; FAILED=1
+      fi
+    done
+  fi
 
   for run in $(seq "$RUNS"); do
     # rotate the target order each run so nobody is always first after a pause
@@ -652,9 +860,9 @@ for profile in $profiles; do
       read -r name path p <<<"$r"; [[ $p == "$profile" ]] || continue
       for t in "${order[@]}"; do
         out="$RAW/$name.$t.run$run.txt"; status=ok; spid=""; cpu=""; wall=""; reqs=""
-        hs=("" "" "" ""); sconns=""; stls=""; note=""
+        hs=("" "" "" ""); sconns=""; stls=""; note=""; auth=("" "" "" "" "" ""); sfile=""; scpu=""
         case ${STATE[$t]} in
-          na) status=na; out="" ;;
+          na) status=na; out=""; note=${NOTE[$t]} ;;
           fail) status=fail; out="" ;;
           up)
             if [[ -n ${PID[$t]} ]] && ! kill -0 "${PID[$t]}" 2>/dev/null; then
@@ -662,31 +870,47 @@ for profile in $profiles; do
               cp "${LOGF[$t]}" "$RAW/" 2>/dev/null || true
               STATE[$t]=fail; FAILED=1; status=fail; out=""
             else
+              busy=""   # the serving PID, for settle (auth and storm profiles)
+              if profile_settle "$profile" && [[ -n ${SERVING[$t]} ]]; then busy=$(${SERVING[$t]} || true); fi
+              if storm_row "$name"; then
+                sfile="$name.$t.run$run.storm.txt"
+                start_storm "${URL[$t]}$(profile_locked "$profile")" "$RAW/$sfile"
+                sleep "$STORM_RAMP"
+              fi
               if ((WARMUP > 0)); then
-                run_wrk "${URL[$t]}$path" /dev/null "$WARMUP" "${HDR_ARGS[@]}" || true
+                run_wrk "${URL[$t]}$path" /dev/null "$WARMUP" "${HDR_ARGS[@]}" "${WRK_ARGS[@]}" || true
+                # no settling during a storm: the proxy is meant to be busy then
+                if [[ -n $busy && -z $sfile ]]; then settle "$busy"; fi
               fi
               # The proxy's connection counters, outside the CPU window below.
+              c0=""; c1=""
               counters "$t" c0
               # CPU time of the serving process right around the measured run.
-              spid=""; t0=""; t1=""; w0=""; w1=""
+              spid=""; t0=""; t1=""; w0=""; w1=""; s0=""; s1=""
               [[ -n ${SERVING[$t]} ]] && spid=$(${SERVING[$t]} || true)
               if [[ -n $spid ]]; then cpu_ticks "$spid" t0; w0=$EPOCHREALTIME; fi
+              [[ -n $sfile ]] && cpu_ticks "$STORM_PID" s0
               stats="$RAW/$name.$t.run$run.tls"; rm -f "$stats"
-              BENCH_TLS_STATS=$stats run_wrk "${URL[$t]}$path" "$out" "$DURATION" "${HDR_ARGS[@]}" || status=fail
+              BENCH_TLS_STATS=$stats run_wrk "${URL[$t]}$path" "$out" "$DURATION" "${HDR_ARGS[@]}" "${WRK_ARGS[@]}" || status=fail
+              [[ -n $sfile ]] && cpu_ticks "$STORM_PID" s1
               if [[ -n $spid ]]; then
                 cpu_ticks "$spid" t1; w1=$EPOCHREALTIME
                 # a different (respawned) serving process makes the difference meaningless
                 [[ $(${SERVING[$t]} || true) == "$spid" ]] || t1=""
               fi
               counters "$t" c1
+              [[ -n $sfile ]] && stop_storm
+              [[ -n $busy ]] && settle "$busy"
               if [[ -n $t0 && -n $t1 ]]; then
                 cpu=$((t1 - t0))
                 wall=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.3f", b - a }')
               fi
+              [[ -n $s0 && -n $s1 ]] && scpu=$((s1 - s0))
               reqs=$(awk '/ requests in / {print $1; exit}' "$out")
               rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-              read -r a0 h0 <<<"$c0"; read -r a1 h1 <<<"$c1"
-              sconns=$(delta "$a0" "$a1"); stls=$(delta "$h0" "$h1")
+              read -r -a C0 <<<"$c0"; read -r -a C1 <<<"$c1"
+              sconns=$(delta "${C0[0]-}" "${C1[0]-}"); stls=$(delta "${C0[1]-}" "${C1[1]-}")
+              for i in 0 1 2 3 4 5; do auth[i]=$(delta "${C0[i + 2]-}" "${C1[i + 2]-}"); done
               [[ -f $stats ]] && IFS=$'\t' read -r -a hs <"$stats"
               # tlsnew: every request on its own connection, a full handshake each
               if [[ $status == ok ]] && profile_newconn "$profile"; then
@@ -696,12 +920,13 @@ for profile in $profiles; do
                   log "$name $t run $run: new-connection check failed: $note"
                 fi
               fi
-              log "run $run/$RUNS  $name  $t  ${rps:-?} req/s${cpu:+  proxy CPU ${cpu} ticks in ${wall} s}${hs[0]:+  handshakes ${hs[0]} full / ${hs[1]} resumed}${sconns:+  accepted $sconns}"
+              log "run $run/$RUNS  $name  $t  ${rps:-?} req/s${cpu:+  proxy CPU ${cpu} ticks in ${wall} s}${hs[0]:+  handshakes ${hs[0]} full / ${hs[1]} resumed}${sconns:+  accepted $sconns}${auth[5]:+  auth ok/cached/denied/throttled/unavailable ${auth[0]}/${auth[1]}/${auth[2]}/${auth[3]}/${auth[4]}, ${auth[5]} hashes}${sfile:+  storm: $(grep -h '^storm status' "$RAW/$sfile" | awk '{printf "%s%s x%s", sep, $3, $4; sep=", "}')}"
             fi ;;
         esac
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$name" "$path" "$t" "$run" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$profile" "$name" "$path" "$t" "$run" \
           "$status" "${out##*/}" "$spid" "$cpu" "$wall" "$reqs" "${hs[0]}" "${hs[1]}" "${hs[2]}" "${hs[3]}" \
           "$sconns" "$stls" "$note" >>"$RAW/runs.tsv"
+        printf '\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${auth[@]}" "$sfile" "$scpu" >>"$RAW/runs.tsv"
       done
     done
   done
@@ -717,10 +942,10 @@ for profile in $profiles; do
     printf '%s\t%s\t%s\n' "$profile" "$t" "$kb" >>"$RAW/rss.tsv"
     if [[ -n ${PID[$t]} ]]; then
       cp "${LOGF[$t]}" "$RAW/" 2>/dev/null || true
-      stop_pid "${PID[$t]}"
+      stop_pid "${PID[$t]}" || true
     fi
   done
-  unset URL PID LOGF SERVING COUNTERS STATE
+  unset URL PID LOGF SERVING COUNTERS STATE NOTE
 done
 
 printf 'loadavg_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/meta.tsv"

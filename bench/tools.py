@@ -10,14 +10,25 @@
                                           An https URL is fetched without
                                           certificate verification (the
                                           bench certificates are self-signed).
+  tools.py status [-H H]... URL           print the HTTP status of GET URL
+  tools.py crypt-check HASH PASSWORD      exit 0 if libcrypt's crypt(3) (what
+                                          HAProxy's userlist uses) accepts
+                                          HASH's format and PASSWORD matches
+                                          it; else print why and exit 1
   tools.py counters KIND ARGS...          print "ACCEPTED TLS": client
                                           connections accepted and TLS
                                           handshakes completed so far by a
                                           proxy ("-" where it has no such
                                           counter):
-      portcullis METRICS_URL LISTEN       portcullis_connections_accepted_total
+      portcullis METRICS_URL LISTEN [REALM]
+                                          portcullis_connections_accepted_total
                                           and portcullis_tls_handshakes_total
-                                          {result="ok"} of listener LISTEN
+                                          {result="ok"} of listener LISTEN;
+                                          with REALM six more fields: that
+                                          realm's portcullis_auth_requests_total
+                                          by result (ok cached denied throttled
+                                          unavailable) and
+                                          portcullis_auth_verifications_total
       nginx STUB_STATUS_URL               "accepts" of stub_status (counts
                                           every connection, the status
                                           request included); TLS: -
@@ -25,6 +36,8 @@
                                           connection included), CumSslConns
 """
 import argparse
+import ctypes
+import ctypes.util
 import http.client
 import os
 import re
@@ -89,9 +102,38 @@ def check(url, path, wait, pid, headers):
         time.sleep(0.1)
 
 
+AUTH_RESULTS = ("ok", "cached", "denied", "throttled", "unavailable")
+
+
+def labelled(text, name, want):
+    """Value of the sample of metric NAME whose labels include WANT (any
+    label order), or "-"."""
+    for m in re.finditer(rf"^{name}\{{([^}}]*)\}}\s+([0-9.eE+]+)\s*$", text, re.M):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        if all(labels.get(k) == v for k, v in want.items()):
+            return str(int(float(m.group(2))))
+    return "-"
+
+
+def crypt_check(stored, password):
+    """Does libcrypt's crypt(3), which HAProxy calls for userlist passwords,
+    verify PASSWORD against STORED? (0, "") or (1, why)."""
+    name = ctypes.util.find_library("crypt") or "libcrypt.so.1"
+    lib = ctypes.CDLL(name, use_errno=True)
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = (ctypes.c_char_p, ctypes.c_char_p)
+    out = lib.crypt(password.encode(), stored.encode())
+    if out is None or out.startswith(b"*"):
+        scheme = "$" + stored.split("$")[1] + "$" if stored.startswith("$") else "DES"
+        return 1, f"{name}: crypt(3) cannot check {scheme} hashes"
+    if out != stored.encode():
+        return 1, f"{name}: crypt(3) computed a different hash"
+    return 0, ""
+
+
 def counters(kind, args):
     if kind == "portcullis":
-        url, listen = args
+        url, listen, *realm = args
         status, body = fetch(url)
         if status != 200:
             raise OSError(f"{url}: status {status}")
@@ -103,7 +145,12 @@ def counters(kind, args):
             return m.group(1) if m else "-"
         acc = metric(rf"portcullis_connections_accepted_total\{{{lab}\}}")
         tls = metric(rf'portcullis_tls_handshakes_total\{{{lab},result="ok"\}}')
-        return acc, tls
+        if not realm:
+            return acc, tls
+        return (acc, tls, *(labelled(text, "portcullis_auth_requests_total",
+                                     {"realm": realm[0], "result": r})
+                             for r in AUTH_RESULTS),
+                labelled(text, "portcullis_auth_verifications_total", {"realm": realm[0]}))
     if kind == "nginx":
         status, body = fetch(args[0])
         m = re.search(r"server accepts handled requests\s+(\d+)", body.decode())
@@ -127,6 +174,12 @@ def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("free-port")
+    st = sub.add_parser("status")
+    st.add_argument("-H", "--header", action="append", default=[], help="'Name: value'")
+    st.add_argument("url")
+    cc = sub.add_parser("crypt-check")
+    cc.add_argument("hash")
+    cc.add_argument("password")
     k = sub.add_parser("counters")
     k.add_argument("kind", choices=["portcullis", "nginx", "haproxy"])
     k.add_argument("args", nargs="+")
@@ -143,8 +196,16 @@ def main():
     if a.cmd == "counters":
         print(*counters(a.kind, a.args))
         return 0
+    if a.cmd == "crypt-check":
+        rc, why = crypt_check(a.hash, a.password)
+        if why:
+            print(why)
+        return rc
     headers = dict(h.split(":", 1) for h in a.header)
     headers = {k.strip(): v.strip() for k, v in headers.items()}
+    if a.cmd == "status":
+        print(fetch(a.url, headers)[0])
+        return 0
     return check(a.url, a.file, a.wait, a.pid, headers)
 
 

@@ -22,7 +22,7 @@
 #include "pwhash.h"
 
 #define TABLE_SIZE 1024	 /* buckets of the in-flight table */
-#define VERIFIER_NICE 10 /* below the event loops, which run at 0 */
+#define VERIFIER_NICE 19 /* far below the event loops, which run at 0 */
 
 struct job {
 	struct job *j_next;	    /* queue order */

@@ -11,7 +11,7 @@ pkgs=(
 	python3-pytest python3-websocket
 	nginx-light haproxy wrk varnish gnuplot-nox
 	openssl curl procps iproute2 ca-certificates dnsmasq-base sslscan
-	apache2-utils whois
+	apache2-utils whois python3-botocore
 )
 
 missing=()

@@ -3,6 +3,7 @@
  * and shutdown. The main thread owns signals, reloads and the admin
  * listener; workers own the traffic.
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
@@ -16,6 +17,7 @@
 
 #include "admin.h"
 #include "auth.h"
+#include "aws.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -45,6 +47,13 @@ usage(FILE *f)
 		   "                                print an htpasswd line "
 		   "(bcrypt);\n"
 		   "                                password from stdin\n"
+		   "       portcullis secret get NAME [KEY]\n"
+		   "                                print a Secrets Manager "
+		   "secret (or one\n"
+		   "                                JSON key of it); exit 3 "
+		   "not found,\n"
+		   "                                4 access denied, 5 no "
+		   "credentials\n"
 		   "       portcullis --version\n");
 }
 
@@ -591,6 +600,141 @@ done:
 	return rc;
 }
 
+/* Exit codes of `portcullis secret get`, for scripts. */
+enum {
+	SECRET_OK = 0,
+	SECRET_FAILED = 1,
+	SECRET_USAGE = 2,
+	SECRET_NOT_FOUND = 3,
+	SECRET_DENIED = 4,
+	SECRET_NO_CREDENTIALS = 5,
+};
+
+struct secret_get {
+	struct event_base *base;
+	const char *name, *key;
+	int rc;
+};
+
+/* Prints the value (a string as is, anything else as JSON), with a newline
+ * only for a terminal, so `> file` holds exactly the secret. */
+static int
+secret_print(const char *v, size_t len)
+{
+	if (fwrite(v, 1, len, stdout) != len ||
+	    (isatty(STDOUT_FILENO) && fputc('\n', stdout) == EOF) ||
+	    fflush(stdout) != 0)
+		return SECRET_FAILED;
+	return SECRET_OK;
+}
+
+static int
+secret_key(const struct secret_get *g, const char *text)
+{
+	cJSON *j = cJSON_Parse(text), *v;
+	char *out;
+	int rc;
+
+	if (!cJSON_IsObject(j)) {
+		fprintf(stderr,
+			"portcullis secret: %s is not a JSON object; "
+			"print it whole without KEY\n",
+			g->name);
+		cJSON_Delete(j);
+		return SECRET_FAILED;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(j, g->key);
+	if (v == NULL) {
+		fprintf(stderr, "portcullis secret: %s has no key \"%s\"\n",
+			g->name, g->key);
+		rc = SECRET_NOT_FOUND;
+	} else if (cJSON_IsString(v)) {
+		rc = secret_print(v->valuestring, strlen(v->valuestring));
+	} else if ((out = cJSON_PrintUnformatted(v)) != NULL) {
+		rc = secret_print(out, strlen(out));
+		OPENSSL_cleanse(out, strlen(out));
+		free(out);
+	} else {
+		rc = SECRET_FAILED;
+	}
+	cJSON_Delete(j);
+	return rc;
+}
+
+static void
+secret_done(void *arg, const struct aws_result *r)
+{
+	struct secret_get *g = arg;
+	const cJSON *s;
+	cJSON *j;
+
+	event_base_loopbreak(g->base);
+	if (r->status != AWS_OK) {
+		fprintf(stderr, "portcullis secret: %s: %s%s%s\n", g->name,
+			r->error, r->message[0] != '\0' ? ": " : "",
+			r->message);
+		g->rc = r->status == AWS_NOT_FOUND ? SECRET_NOT_FOUND
+			: r->status == AWS_DENIED  ? SECRET_DENIED
+			: r->status == AWS_NO_CREDENTIALS
+			    ? SECRET_NO_CREDENTIALS
+			    : SECRET_FAILED;
+		return;
+	}
+	j = cJSON_ParseWithLength(r->body, r->body_len);
+	s = cJSON_GetObjectItemCaseSensitive(j, "SecretString");
+	if (!cJSON_IsString(s)) {
+		fprintf(stderr,
+			"portcullis secret: %s: the answer has no SecretString "
+			"(binary secrets are not supported)\n",
+			g->name);
+		g->rc = SECRET_FAILED;
+	} else if (g->key != NULL) {
+		g->rc = secret_key(g, s->valuestring);
+	} else {
+		g->rc = secret_print(s->valuestring, strlen(s->valuestring));
+	}
+	if (cJSON_IsString(s))
+		OPENSSL_cleanse(s->valuestring, strlen(s->valuestring));
+	cJSON_Delete(j);
+}
+
+/* portcullis secret get NAME [KEY], through the gateway's own client. */
+static int
+secret_cmd(int argc, char **argv)
+{
+	struct secret_get g = {NULL, NULL, NULL, SECRET_FAILED};
+	struct aws *a = NULL;
+	cJSON *req;
+	char *body = NULL;
+
+	if ((argc != 4 && argc != 5) || strcmp(argv[2], "get") != 0) {
+		usage(stderr);
+		return SECRET_USAGE;
+	}
+	g.name = argv[3];
+	g.key = argc == 5 ? argv[4] : NULL;
+	if ((req = cJSON_CreateObject()) == NULL ||
+	    cJSON_AddStringToObject(req, "SecretId", g.name) == NULL ||
+	    (body = cJSON_PrintUnformatted(req)) == NULL ||
+	    (g.base = event_base_new()) == NULL ||
+	    (a = aws_new(g.base)) == NULL ||
+	    aws_call(a, "secretsmanager", "secretsmanager.GetSecretValue", body,
+		     secret_done, &g) == -1) {
+		fprintf(stderr,
+			"portcullis secret: cannot start the request\n");
+		goto done;
+	}
+	event_base_dispatch(g.base);
+done:
+	aws_free(a);
+	if (g.base != NULL)
+		event_base_free(g.base);
+	cJSON_Delete(req);
+	free(body);
+	log_stop();
+	return g.rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -610,6 +754,8 @@ main(int argc, char **argv)
 	}
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
 		return passwd_cmd(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "secret") == 0)
+		return secret_cmd(argc, argv);
 	while ((opt = getopt(argc, argv, "c:t")) != -1) {
 		switch (opt) {
 		case 'c':

@@ -715,3 +715,111 @@ def tls_gateway(gateway, nginx):
         return g
 
     return start
+
+
+# ------------------------------------------------------------ fake AWS
+
+
+class FakeAws:
+    """tests/tools/fake_aws.py with a state of the test's (see its
+    docstring): IMDSv2, ECS credentials, Secrets Manager and Cost Explorer
+    on .port, every signature checked with botocore. .url is the endpoint
+    for all of them, .control(method, path, body) calls its unsigned
+    /_fake/ API and returns (status, parsed JSON), .log() lists its JSON
+    log lines."""
+
+    def __init__(self, workdir, state):
+        self.workdir = Path(workdir)
+        self.state_path = self.workdir / "fake_aws_state.json"
+        self.state_path.write_text(json.dumps(state))
+        self.log_path = self.workdir / "fake_aws.log"
+        self.proc = Proc("fake_aws", [
+            PYTHON, str(TOOLS / "fake_aws.py"), "--state",
+            str(self.state_path), "--log", str(self.log_path)], self.workdir)
+        self.pid = self.proc.pid
+
+        def listening():
+            if not self.proc.alive():
+                pytest.fail("fake_aws exited\n" + self.proc.diagnostics(),
+                            pytrace=False)
+            text = self.proc.stdout_path.read_text()
+            return text.startswith("LISTENING ") and "\n" in text and text
+        text = gwtest.wait_until(listening, 10, what="fake_aws to listen")
+        self.port = int(text.split()[1])
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def log(self):
+        return gwtest.read_json_lines(self.log_path) \
+            if self.log_path.exists() else []
+
+    def control(self, method, path, body=None):
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        st, _, data = gwtest.request(self.port, method, "/_fake/" + path,
+                                     body=body)
+        return st, json.loads(data)
+
+    def _ok(self, method, path, body=None):
+        st, out = self.control(method, path, body)
+        assert st == 200, "fake_aws %s /_fake/%s: %d %r" % (method, path,
+                                                            st, out)
+        return out
+
+    def state(self):
+        return self._ok("GET", "state")
+
+    def put_secret(self, name, value):
+        from urllib.parse import quote
+        return self._ok("PUT", "secrets/" + quote(name), value)["VersionId"]
+
+    def delete_secret(self, name):
+        from urllib.parse import quote
+        return self._ok("DELETE", "secrets/" + quote(name))
+
+    def fault(self, target, mode, count=1, delay=None):
+        f = {"target": target, "mode": mode, "count": count}
+        if delay is not None:
+            f["delay"] = delay
+        return self._ok("POST", "faults", f)
+
+    def clear_faults(self):
+        return self._ok("DELETE", "faults")
+
+    def expire_credentials(self):
+        return self._ok("POST", "credentials/expire")
+
+    def skew(self, seconds):
+        return self._ok("POST", "clock", {"skew": seconds})
+
+    def stop(self):
+        return self.proc.stop()
+
+
+@pytest.fixture
+def fake_aws(tmp_path):
+    """fake_aws(state=None) starts tests/tools/fake_aws.py with that state
+    (a dict, format in its docstring) and returns a FakeAws; each one is
+    stopped by its PID at teardown, and the test fails if it did not exit
+    0 on SIGTERM or wrote anything to stderr (a handler's traceback)."""
+    started = []
+
+    def start(state=None):
+        d = tmp_path / ("fake_aws%d" % len(started))
+        d.mkdir()
+        f = FakeAws(d, state or {})
+        started.append(f)
+        return f
+
+    yield start
+    problems = []
+    for f in started:
+        rc, killed = f.stop()
+        err = f.proc.stderr_path.read_text(errors="replace")
+        if killed or rc != 0 or err:
+            problems.append("fake_aws pid %d: exit status %s%s\n%s"
+                            % (f.pid, rc, " (killed)" if killed else "",
+                               f.proc.diagnostics()))
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)

@@ -22,6 +22,7 @@
 #include "auth.h"
 #include "log.h"
 #include "metrics.h"
+#include "secrets.h"
 #include "tls.h"
 
 static struct evhttp *admin_http;
@@ -232,6 +233,7 @@ serve_metrics(struct evhttp_request *req, void *arg)
 		return;
 	}
 	metrics_render(b, admin_shards, admin_nshards, admin_cfg);
+	secrets_render(b);
 	render_process(b);
 	render_certificates(b);
 	evbuffer_add_printf(

@@ -31,6 +31,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "secrets.h"
 #include "verifier.h"
 
 #define AUTH_FILE_MAX (16u << 20) /* an htpasswd file; 100k bcrypt lines */
@@ -218,10 +219,11 @@ sourced_cmp(const void *a, const void *b)
  */
 static int
 creds_load(char *const *files, size_t nfiles, bool allow_plain,
+	   const struct htpasswd *extra, const char *extra_name,
 	   struct creds **out, struct stamp *stamps, size_t *bad, char *why,
 	   size_t len)
 {
-	struct htpasswd *parts = calloc(nfiles, sizeof(*parts));
+	struct htpasswd *parts = calloc(nfiles + 1, sizeof(*parts));
 	struct sourced *all = NULL;
 	struct creds *cs = NULL;
 	char perr[200];
@@ -251,13 +253,40 @@ creds_load(char *const *files, size_t nfiles, bool allow_plain,
 		}
 		total += parts[i].n;
 	}
+	/* The secret's users, copied: its source keeps its own. The source
+	 * takes plain text from anyone; the realm decides here. */
+	if (extra != NULL && extra->n > 0) {
+		if ((parts[nfiles].entries = calloc(
+			 extra->n, sizeof(*parts[nfiles].entries))) == NULL) {
+			snprintf(why, len, "out of memory");
+			goto fail;
+		}
+		for (j = 0; j < extra->n; j++) {
+			struct htpasswd_entry *e = &parts[nfiles].entries[j];
+
+			if (extra->entries[j].kind == PWHASH_PLAIN &&
+			    !allow_plain) {
+				snprintf(why, len,
+					 "secret %s: line %u: plain-text "
+					 "passwords need \"allow_plaintext\"",
+					 extra_name, extra->entries[j].line);
+				goto fail;
+			}
+			if (htpasswd_entry_copy(e, &extra->entries[j]) == -1) {
+				snprintf(why, len, "out of memory");
+				goto fail;
+			}
+			parts[nfiles].n++;
+		}
+		total += extra->n;
+	}
 	if ((cs = calloc(1, sizeof(*cs))) == NULL ||
 	    (total > 0 && (all = calloc(total, sizeof(*all))) == NULL)) {
 		snprintf(why, len, "out of memory");
 		i = 0;
 		goto fail;
 	}
-	for (i = 0; i < nfiles; i++)
+	for (i = 0; i <= nfiles; i++)
 		for (j = 0; j < parts[i].n; j++) {
 			all[k].e = parts[i].entries[j];
 			all[k++].file = i;
@@ -269,10 +298,15 @@ creds_load(char *const *files, size_t nfiles, bool allow_plain,
 			continue;
 		i = all[k].file;
 		snprintf(why, len,
-			 "%s: line %u: user \"%.64s\" is already defined in %s "
-			 "(line %u)",
-			 files[i], all[k].e.line, all[k].e.user,
-			 files[all[k - 1].file], all[k - 1].e.line);
+			 "%s%s: line %u: user \"%.64s\" is already defined in "
+			 "%s%s (line %u)",
+			 i == nfiles ? "secret " : "",
+			 i == nfiles ? extra_name : files[i], all[k].e.line,
+			 all[k].e.user,
+			 all[k - 1].file == nfiles ? "secret " : "",
+			 all[k - 1].file == nfiles ? extra_name
+						   : files[all[k - 1].file],
+			 all[k - 1].e.line);
 		free(all);
 		all = NULL;
 		goto fail;
@@ -289,7 +323,7 @@ creds_load(char *const *files, size_t nfiles, bool allow_plain,
 	for (k = 0; k < total; k++)
 		cs->h.entries[k] = all[k].e;
 	cs->h.n = total;
-	for (i = 0; i < nfiles; i++) {
+	for (i = 0; i <= nfiles; i++) {
 		free(parts[i].entries);
 		parts[i].entries = NULL;
 		parts[i].n = 0;
@@ -302,7 +336,7 @@ creds_load(char *const *files, size_t nfiles, bool allow_plain,
 	return 0;
 fail:
 	*bad = i;
-	for (j = 0; j < nfiles; j++)
+	for (j = 0; j <= nfiles; j++)
 		htpasswd_free(&parts[j]);
 	free(parts);
 	free(cs);
@@ -380,7 +414,9 @@ auth_realm_unref(struct auth_realm *r)
 static void
 file_path(char *buf, size_t len, const struct config_realm *cr, size_t i)
 {
-	if (!cr->htpasswd_list)
+	if (i == cr->nhtpasswd)
+		snprintf(buf, len, "realms.%s.aws_secret", cr->name);
+	else if (!cr->htpasswd_list)
 		snprintf(buf, len, "realms.%s.htpasswd", cr->name);
 	else
 		snprintf(buf, len, "realms.%s.htpasswd[%zu]", cr->name, i);
@@ -404,6 +440,7 @@ auth_build(struct config *c, struct config_errors *err)
 		}
 		cr->auth = r;
 		if (creds_load(cr->htpasswd, cr->nhtpasswd, cr->allow_plaintext,
+			       secrets_users(cr->aws_secret), cr->aws_secret,
 			       &cs, r->ar_loaded, &bad, why,
 			       sizeof(why)) == -1) {
 			file_path(path, sizeof(path), cr, bad);
@@ -411,7 +448,11 @@ auth_build(struct config *c, struct config_errors *err)
 			rc = -1;
 			continue;
 		}
-		if (cs->h.n == 0)
+		if (cs->h.n == 0 && cr->aws_secret != NULL)
+			log_info("realm \"%s\": no users yet; secret %s is "
+				 "fetched once the gateway runs",
+				 cr->name, cr->aws_secret);
+		else if (cs->h.n == 0)
 			log_warn("realm \"%s\": no users in its htpasswd "
 				 "file(s); its routes answer 503 until some "
 				 "are added",
@@ -436,8 +477,9 @@ realm_reload(const struct config_realm *cr, struct auth_realm *r,
 
 	if (got == NULL)
 		return;
-	if (creds_load(cr->htpasswd, cr->nhtpasswd, cr->allow_plaintext, &cs,
-		       got, &bad, why, sizeof(why)) == -1) {
+	if (creds_load(cr->htpasswd, cr->nhtpasswd, cr->allow_plaintext,
+		       secrets_users(cr->aws_secret), cr->aws_secret, &cs, got,
+		       &bad, why, sizeof(why)) == -1) {
 		/* Once per change of the files, not once a second. */
 		if (memcmp(r->ar_failed, now, r->ar_nfiles * sizeof(*now)) != 0)
 			log_error("realm \"%s\": %s; keeping the %zu user(s) "
@@ -485,6 +527,52 @@ auth_watch(const struct config *c)
 			realm_reload(cr, r, now);
 		free(now);
 	}
+}
+
+int
+auth_secret_apply(const struct config *c, const char *secret,
+		  const struct htpasswd *users, char *why, size_t len)
+{
+	struct creds **next = calloc(c->nrealms, sizeof(*next));
+	struct stamp *got;
+	size_t i, bad;
+	int rc = 0;
+
+	if (next == NULL) {
+		snprintf(why, len, "out of memory");
+		return -1;
+	}
+	/* Every realm naming the secret takes the new users, or none does. */
+	for (i = 0; i < c->nrealms && rc == 0; i++) {
+		const struct config_realm *cr = &c->realms[i];
+
+		if (cr->aws_secret == NULL ||
+		    strcmp(cr->aws_secret, secret) != 0)
+			continue;
+		if ((got = calloc(cr->nhtpasswd + 1, sizeof(*got))) == NULL ||
+		    creds_load(cr->htpasswd, cr->nhtpasswd, cr->allow_plaintext,
+			       users, secret, &next[i], got, &bad, why,
+			       len) == -1) {
+			if (got == NULL)
+				snprintf(why, len, "out of memory");
+			rc = -1;
+		}
+		free(got);
+	}
+	for (i = 0; i < c->nrealms; i++) {
+		if (next[i] == NULL)
+			continue;
+		if (rc == 0) {
+			log_info("realm \"%s\": %zu user(s) with secret %s; "
+				 "cached verifications dropped",
+				 c->realms[i].name, next[i]->h.n, secret);
+			realm_swap(c->realms[i].auth, next[i]);
+		} else {
+			creds_free(next[i]);
+		}
+	}
+	free(next);
+	return rc;
 }
 
 size_t

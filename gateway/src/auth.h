@@ -72,6 +72,13 @@ void auth_realm_unref(struct auth_realm *r);
  * previous credentials and is logged once per change. */
 void auth_watch(const struct config *c);
 
+struct htpasswd;
+
+/* Main thread: a secret's new users for every realm of c naming it (with
+ * their files), all or none; 0, or -1 with the reason in why[len]. */
+int auth_secret_apply(const struct config *c, const char *secret,
+		      const struct htpasswd *users, char *why, size_t len);
+
 /* Users loaded in the realm now; 0 means it answers 503. */
 size_t auth_realm_users(const struct auth_realm *r);
 

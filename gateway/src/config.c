@@ -82,6 +82,7 @@ static const struct cfg_range r_cache_entries = {4096, 16, 1 << 20};
 static const struct cfg_range r_cache_ttl = {5 * MIN, 0, DAY};
 static const struct cfg_range r_max_failures = {10, 0, 1000000};
 static const struct cfg_range r_failure_window = {5 * MIN, SEC, DAY};
+static const struct cfg_range r_secret_refresh = {5 * MIN, SEC, DAY};
 
 /* A key an object may hold, and the value found for it. */
 struct cfg_key {
@@ -1268,6 +1269,8 @@ enum {
 	AK_CACHE_TTL,
 	AK_MAX_FAILURES,
 	AK_FAILURE_WINDOW,
+	AK_AWS_SECRET,
+	AK_SECRET_REFRESH,
 	AK_N
 };
 
@@ -1320,8 +1323,11 @@ cfg_realm(struct config_errors *err, const cJSON *v, const char *path,
 	    [AK_CACHE_TTL] = {"cache_ttl", NULL},
 	    [AK_MAX_FAILURES] = {"max_failures", NULL},
 	    [AK_FAILURE_WINDOW] = {"failure_window", NULL},
+	    [AK_AWS_SECRET] = {"aws_secret", NULL},
+	    [AK_SECRET_REFRESH] = {"secret_refresh", NULL},
 	};
 	char p[CFG_PATH_LEN];
+	const char *sv;
 
 	if (!cfg_is_name(v->string))
 		cfg_err(err, path,
@@ -1332,15 +1338,36 @@ cfg_realm(struct config_errors *err, const cJSON *v, const char *path,
 	r->cache_ttl_ms = r_cache_ttl.def;
 	r->max_failures = (unsigned)r_max_failures.def;
 	r->failure_window_ms = r_failure_window.def;
+	r->secret_refresh_ms = r_secret_refresh.def;
 	if (cfg_object(err, v, path, k, AK_N) == -1)
 		return;
+	if (k[AK_HTPASSWD].val == NULL && k[AK_AWS_SECRET].val == NULL)
+		cfg_err(err, path,
+			"needs \"htpasswd\" or \"aws_secret\" (there are no "
+			"default passwords)");
 	cfg_path_key(p, path, "htpasswd");
-	if (k[AK_HTPASSWD].val == NULL)
-		cfg_err(err, p,
-			"required: a realm needs its credentials (there are "
-			"no default passwords)");
-	else
+	if (k[AK_HTPASSWD].val != NULL)
 		cfg_htpasswd_files(err, k[AK_HTPASSWD].val, p, r);
+	cfg_path_key(p, path, "aws_secret");
+	if (k[AK_AWS_SECRET].val != NULL &&
+	    (sv = cfg_string(err, k[AK_AWS_SECRET].val, p)) != NULL) {
+		/* Names and ARNs: 1..2048 printable ASCII (AWS's limit). */
+		size_t i, n = strlen(sv);
+
+		for (i = 0; i < n; i++)
+			if (sv[i] < 0x21 || sv[i] > 0x7e)
+				break;
+		if (n == 0 || n > 2048 || i < n)
+			cfg_err(err, p,
+				"must be a secret name or ARN: 1 to 2048 "
+				"visible ASCII characters");
+		r->aws_secret = cfg_strdup(err, sv);
+	}
+	cfg_path_key(p, path, "secret_refresh");
+	r->secret_refresh_ms =
+	    cfg_duration(err, k[AK_SECRET_REFRESH].val, p, &r_secret_refresh);
+	if (k[AK_SECRET_REFRESH].val != NULL && k[AK_AWS_SECRET].val == NULL)
+		cfg_err(err, p, "only applies to a realm with aws_secret");
 	cfg_path_key(p, path, "allow_plaintext");
 	r->allow_plaintext = cfg_bool(err, k[AK_ALLOW_PLAINTEXT].val, p, false);
 	cfg_path_key(p, path, "cache_ttl");
@@ -1616,6 +1643,7 @@ config_free(struct config *c)
 		for (j = 0; j < r->nhtpasswd; j++)
 			free(r->htpasswd[j]);
 		free(r->htpasswd);
+		free(r->aws_secret);
 		free(r->name);
 		auth_realm_unref(r->auth);
 	}

@@ -64,6 +64,8 @@ struct config_realm {
 	uint64_t cache_ttl_ms;	    /* verified-credential life; 0: no cache */
 	unsigned max_failures;	    /* per client address per window; 0: off */
 	uint64_t failure_window_ms; /* throttling window */
+	char *aws_secret;	    /* Secrets Manager secret, or NULL */
+	uint64_t secret_refresh_ms; /* how often it is fetched again */
 	unsigned metric_id;	    /* set by metrics_register() */
 	/* Loaded credentials and throttling state; made by auth_build(),
 	 * not by the parser, and shared by every thread. */

@@ -251,6 +251,23 @@ htpasswd_find(const struct htpasswd *h, const char *user, size_t len)
 	return NULL;
 }
 
+int
+htpasswd_entry_copy(struct htpasswd_entry *dst,
+		    const struct htpasswd_entry *src)
+{
+	size_t ulen = strlen(src->user), hlen = strlen(src->hash);
+	char *s;
+
+	if ((s = malloc(ulen + hlen + 2)) == NULL)
+		return -1;
+	memcpy(s, src->user, ulen + 1);
+	memcpy(s + ulen + 1, src->hash, hlen + 1);
+	*dst = *src;
+	dst->user = s;
+	dst->hash = s + ulen + 1;
+	return 0;
+}
+
 void
 htpasswd_free(struct htpasswd *h)
 {

@@ -22,7 +22,8 @@
 struct htpasswd_entry {
 	char *user; /* NUL-terminated; 1..HTPASSWD_USER_MAX bytes, no control
 		       characters, no ':' */
-	char *hash; /* NUL-terminated stored hash, as in the file */
+	char *hash; /* NUL-terminated stored hash, as in the file; it lives in
+		       the same allocation as user (freed with it) */
 	enum pwhash_kind kind;
 	unsigned line; /* 1-based line in its file */
 };
@@ -50,6 +51,11 @@ int htpasswd_parse(const char *buf, size_t len, bool allow_plain,
 /* The entry for user[0..len), or NULL. */
 const struct htpasswd_entry *htpasswd_find(const struct htpasswd *h,
 					   const char *user, size_t len);
+
+/* Copies an entry into dst, in the layout htpasswd_free() frees (user and
+ * hash in one allocation). 0 or -1. */
+int htpasswd_entry_copy(struct htpasswd_entry *dst,
+			const struct htpasswd_entry *src);
 
 /* Frees every entry (cleansing the hashes); *h is left empty. */
 void htpasswd_free(struct htpasswd *h);

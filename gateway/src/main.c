@@ -22,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pwhash.h"
+#include "secrets.h"
 #include "verifier.h"
 #include "worker.h"
 
@@ -177,6 +178,7 @@ reload(struct gateway *gw)
 	admin_set_config(cfg);
 	config_unref(gw->cfg);
 	gw->cfg = cfg;
+	secrets_sync(cfg, true); /* SIGHUP fetches every secret again */
 	admin_reload_result(true);
 	log_info("reload: %s loaded", gw->config_path);
 }
@@ -237,6 +239,16 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	gw->drain_poll = event_new(gw->base, -1, EV_PERSIST, drain_poll, gw);
 	evtimer_add(gw->drain_timer, &tv);
 	evtimer_add(gw->drain_poll, &poll);
+}
+
+/* A fetched secret's users for the running config's realms. */
+static int
+apply_secret(void *arg, const char *name, const struct htpasswd *users,
+	     char *why, size_t len)
+{
+	struct gateway *gw = arg;
+
+	return auth_secret_apply(gw->cfg, name, users, why, len);
 }
 
 static void
@@ -407,6 +419,8 @@ run(const char *path)
 	if (verifier_start(gw.cfg->auth.verifier_threads, gw.workers,
 			   gw.nworkers) == -1)
 		goto done;
+	if (secrets_init(gw.base, apply_secret, &gw) == -1)
+		goto done;
 	verifiers = true;
 	/* htpasswd files are watched for changes once a second. */
 	watch = event_new(gw.base, -1, EV_PERSIST, watch_files, &gw);
@@ -435,6 +449,7 @@ run(const char *path)
 		if (worker_start(&gw.workers[started]) == -1)
 			goto done;
 	admin_set_started();
+	secrets_sync(gw.cfg, true);
 	log_info("portcullis %s: %u worker(s), %zu listener(s), admin on %s",
 		 PORTCULLIS_VERSION, gw.nworkers, gw.cfg->nlisteners,
 		 gw.cfg->admin_listen);
@@ -455,6 +470,7 @@ done:
 	for (i = 0; i < inited; i++)
 		worker_free(&gw.workers[i]);
 	admin_stop();
+	secrets_free();
 	for (i = 0; i < 4; i++)
 		if (sigs[i] != NULL)
 			event_free(sigs[i]);

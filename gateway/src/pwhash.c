@@ -582,9 +582,10 @@ pwhash_verify(const char *stored, enum pwhash_kind kind, const char *pw,
 	}
 }
 
-int
-pwhash_make_bcrypt(const char *pw, size_t pwlen, unsigned cost, char *out,
-		   size_t cap)
+/* crypt_rn() of pw with a fresh salt for `prefix` at `count` into out. */
+static int
+make_hash(const char *prefix, unsigned long count, const char *pw, size_t pwlen,
+	  char *out, size_t cap)
 {
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
 	struct crypt_data *cd;
@@ -592,8 +593,7 @@ pwhash_make_bcrypt(const char *pw, size_t pwlen, unsigned cost, char *out,
 	size_t n;
 	int rc = -1;
 
-	if (cost < PWHASH_BCRYPT_MIN_COST || cost > PWHASH_BCRYPT_MAX_COST ||
-	    out == NULL || (pw == NULL && pwlen > 0) ||
+	if (out == NULL || (pw == NULL && pwlen > 0) ||
 	    (pwlen > 0 && memchr(pw, '\0', pwlen) != NULL))
 		return -1;
 	if ((cd = calloc(1, sizeof(*cd))) == NULL)
@@ -603,7 +603,7 @@ pwhash_make_bcrypt(const char *pw, size_t pwlen, unsigned cost, char *out,
 	if (pwlen > 0)
 		memcpy(cd->input, pw, pwlen);
 	cd->input[pwlen] = '\0';
-	if (crypt_gensalt_rn("$2y$", cost, NULL, 0, setting,
+	if (crypt_gensalt_rn(prefix, count, NULL, 0, setting,
 			     (int)sizeof(setting)) == NULL)
 		goto done;
 	h = crypt_rn(cd->input, setting, cd, (int)sizeof(*cd));
@@ -615,6 +615,24 @@ done:
 	OPENSSL_cleanse(cd, sizeof(*cd));
 	free(cd);
 	return rc;
+}
+
+int
+pwhash_make_bcrypt(const char *pw, size_t pwlen, unsigned cost, char *out,
+		   size_t cap)
+{
+	if (cost < PWHASH_BCRYPT_MIN_COST || cost > PWHASH_BCRYPT_MAX_COST)
+		return -1;
+	return make_hash("$2y$", cost, pw, pwlen, out, cap);
+}
+
+int
+pwhash_make_sha512(const char *pw, size_t pwlen, unsigned rounds, char *out,
+		   size_t cap)
+{
+	if (rounds < 1000 || rounds > PWHASH_SHACRYPT_MAX_ROUNDS)
+		return -1;
+	return make_hash("$6$", rounds, pw, pwlen, out, cap);
 }
 
 const char *

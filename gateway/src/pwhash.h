@@ -73,6 +73,11 @@ bool pwhash_verify(const char *stored, enum pwhash_kind kind, const char *pw,
 int pwhash_make_bcrypt(const char *pw, size_t pwlen, unsigned cost, char *out,
 		       size_t cap);
 
+/* The same for sha512-crypt ($6$) at `rounds` (1000..max): quick enough
+ * to hash a password in memory on a control thread. */
+int pwhash_make_sha512(const char *pw, size_t pwlen, unsigned rounds, char *out,
+		       size_t cap);
+
 /* "bcrypt", "sha512-crypt", ... for logs and errors. */
 const char *pwhash_kind_name(enum pwhash_kind kind);
 

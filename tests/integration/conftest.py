@@ -530,11 +530,23 @@ SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
                    "ThreadSanitizer")
 
 
+def gateway_env(env):
+    """The environment of a gateway started with env=...: None (inherit
+    this process's) stays None; a dict is merged over os.environ without
+    any of its AWS_* variables, so only the test decides what the
+    gateway's AWS client sees."""
+    if env is None:
+        return None
+    full = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    full.update(env)
+    return full
+
+
 class Gateway:
     """A running portcullis. access_log() parses its stdout, error_log()
     is its stderr, metrics() scrapes the admin listener."""
 
-    def __init__(self, workdir, config):
+    def __init__(self, workdir, config, env=None):
         self.tmp = Path(workdir)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.config = config
@@ -543,7 +555,8 @@ class Gateway:
         self.config_path = self.tmp / "portcullis.json"
         self._write(config)
         self.proc = Proc("portcullis", [portcullis_binary(), "-c",
-                                        str(self.config_path)], self.tmp)
+                                        str(self.config_path)], self.tmp,
+                         env=gateway_env(env))
         self.pid = self.proc.pid
         self.access_log_path = self.proc.stdout_path
         self.error_log_path = self.proc.stderr_path
@@ -600,21 +613,23 @@ class Gateway:
 
 @pytest.fixture
 def gateway(tmp_path):
-    """gateway(upstreams, routes, listener=None, **top) writes a config
-    (see make_config), starts portcullis, waits for /healthz and returns a
-    Gateway. gateway.start_config(cfg) starts one from a whole dict.
+    """gateway(upstreams, routes, listener=None, env=None, **top) writes a
+    config (see make_config), starts portcullis, waits for /healthz and
+    returns a Gateway. gateway.start_config(cfg, env=None) starts one from
+    a whole dict. env: variables merged over os.environ minus its AWS_*
+    ones (see gateway_env); None inherits os.environ as it is.
     Teardown: SIGTERM, 15 s, then SIGKILL and the test fails; a sanitizer
     report in the error log fails it too."""
     started = []
 
-    def start_config(config):
-        g = Gateway(tmp_path / ("gw%d" % len(started)), config)
+    def start_config(config, env=None):
+        g = Gateway(tmp_path / ("gw%d" % len(started)), config, env)
         started.append(g)
         return g
 
-    def start(upstreams, routes, listener=None, **top):
+    def start(upstreams, routes, listener=None, env=None, **top):
         return start_config(make_config(free_port(), free_port(), upstreams,
-                                        routes, listener, **top))
+                                        routes, listener, **top), env)
 
     start.start_config = start_config
     start.free_port = free_port

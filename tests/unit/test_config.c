@@ -1220,7 +1220,8 @@ test_realm_fields_and_defaults(void **state)
 	    "'cache_entries': 64}, 'realms': {"
 	    "'prom': {'htpasswd': 'a.htpasswd'},"
 	    "'am': {'htpasswd': ['b', 'c'], 'allow_plaintext': true,"
-	    " 'cache_ttl': '0s', 'max_failures': 0, 'failure_window': '1h'}},"
+	    " 'cache_ttl': '0s', 'max_failures': 0, 'failure_window': '1h',"
+	    " 'aws_secret': 'prometheus/am-auth', 'secret_refresh': '30s'}},"
 	    " 'listeners': [{'listen': '127.0.0.1:8080', 'routes': ["
 	    "{'name': 'p', 'path': '/p/', 'upstream': 'p', 'realm': 'am',"
 	    " 'pass_authorization': true, 'user_header': 'X-WEBAUTH-USER'},"
@@ -1248,6 +1249,8 @@ test_realm_fields_and_defaults(void **state)
 	assert_int_equal(r->cache_ttl_ms, 0);
 	assert_int_equal(r->max_failures, 0);
 	assert_int_equal(r->failure_window_ms, 3600 * 1000);
+	assert_string_equal(r->aws_secret, "prometheus/am-auth");
+	assert_int_equal(r->secret_refresh_ms, 30 * 1000);
 	rt = &c->listeners[0].routes[0];
 	assert_int_equal(rt->realm, 1);
 	assert_true(rt->pass_authorization);
@@ -1275,8 +1278,15 @@ test_error_realms(void **state)
 	    WITH_REALM_ROUTE(REALM_P, "'realm': 'grafna'"),
 	    "listeners[0].routes[0].realm: no realm named \"grafna\"");
 	EXPECT_ERRORS(WITH_ROOT("'realms': {'prom': {}}"),
-		      "realms.prom.htpasswd: required: a realm needs its "
-		      "credentials (there are no default passwords)");
+		      "realms.prom: needs \"htpasswd\" or \"aws_secret\" "
+		      "(there are no default passwords)");
+	EXPECT_ERRORS(WITH_ROOT("'realms': {'p': {'htpasswd': 'a', "
+				"'secret_refresh': '1m'}}"),
+		      "realms.p.secret_refresh: only applies to a realm with "
+		      "aws_secret");
+	EXPECT_ERRORS(WITH_ROOT("'realms': {'p': {'aws_secret': 'a b'}}"),
+		      "realms.p.aws_secret: must be a secret name or ARN: 1 to "
+		      "2048 visible ASCII characters");
 	EXPECT_ERRORS(
 	    WITH_ROOT("'realms': {'pr om': {'htpasswd': 'x'}}"),
 	    "realms[\"pr om\"]: realm name must be 1 to 64 of A-Z a-z 0-9 _ "

@@ -619,3 +619,23 @@ def s_client_refused(out):
     an alert (not a local failure of the client): no cipher, an alert."""
     return ("Cipher is (NONE)" in out
             and re.search(r"SSL alert number \d+", out) is not None)
+
+
+class KeptConn:
+    """One keep-alive connection to a gateway (anything with .port) that
+    sends GET `path` with basic credentials: the worker that owns it keeps
+    the cache entry its first request made, so a test sees that worker's
+    cache."""
+
+    def __init__(self, gw, path="/secure/k"):
+        self.path = path
+        self.c = RawConn(gw.port)
+
+    def status(self, user, pw):
+        self.c.send(("GET %s HTTP/1.1\r\nHost: k.test\r\n"
+                     "Authorization: %s\r\n\r\n"
+                     % (self.path, basic_auth(user, pw))).encode())
+        return self.c.read_response().status
+
+    def close(self):
+        self.c.close()

@@ -52,21 +52,7 @@ def statuses(gw, user, pw, n=10):
     return [status(gw, user, pw) for _ in range(n)]
 
 
-class KeptConn:
-    """One keep-alive connection: its worker keeps the cache entry the
-    first request made."""
-
-    def __init__(self, gw):
-        self.c = gwtest.RawConn(gw.port)
-
-    def status(self, user, pw):
-        self.c.send(("GET /secure/k HTTP/1.1\r\nHost: k.test\r\n"
-                     "Authorization: %s\r\n\r\n"
-                     % gwtest.basic_auth(user, pw)).encode())
-        return self.c.read_response().status
-
-    def close(self):
-        self.c.close()
+KeptConn = gwtest.KeptConn
 
 
 def wait_switched(gw, old, new, what):

@@ -698,6 +698,28 @@ def test_no_credentials(fake_aws, stub, gateway):
     assert gw.proc.alive()
 
 
+def test_wrong_aws_key_fails_closed_by_signature(fake_aws, stub, gateway):
+    """A wrong secret access key: the fake (botocore) refuses the
+    signature, the realm never gets users, and says why."""
+    pw = password()
+    fake = fake_aws(fake_state({SECRET: user_secret("alice", pw)}))
+    env = dict(static_env(fake), AWS_SECRET_ACCESS_KEY="w" * len(STATIC_SECRET))
+    gw = start(gateway, stub, env, refresh="1s")
+    wait_refreshes(gw, "denied", 2)
+    assert_503(get(gw, "/secure/x", "alice", pw))
+    assert readyz(gw) == (503, READY_503)
+    assert refreshes(gw, "ok") == 0
+    # refused at the signature, before the secret was even looked up
+    calls = [e for e in fake.log() if e.get("target") == SM_GET]
+    assert calls and all(c["signature"] != "ok" for c in calls), calls
+    assert all("InvalidSignatureException" in json.dumps(c)
+               for c in calls), calls
+    assert sm_calls(fake) == []
+    lines = wait_log(gw, "error", 0, SECRET, "InvalidSignatureException")
+    assert len(lines) == 1, lines  # once per change of state
+    assert "w" * 20 not in gw.error_log()
+
+
 def test_imds_credentials_token_reused(fake_aws, stub, gateway):
     pw = password()
     # credentials that live 200 s: inside any client's early-refresh

@@ -213,13 +213,15 @@ sourced_cmp(const void *a, const void *b)
 }
 
 /*
- * Loads every file of a realm into a new set. 0 with *out, or -1 with the
- * failing file's index in *bad and "FILE: line N: reason" in why[len].
- * stamps[] receives each file's stamp (also for the failing one).
+ * Loads every file of a realm, and the users of its secret (`extra`, may be
+ * NULL; `extra_label` names them in errors), into a new set. 0 with *out,
+ * or -1 with the failing source's index in *bad (nfiles: the secret) and
+ * "FILE: line N: reason" in why[len]. stamps[] receives each file's stamp
+ * (also for the failing one).
  */
 static int
 creds_load(char *const *files, size_t nfiles, bool allow_plain,
-	   const struct htpasswd *extra, const char *extra_name,
+	   const struct htpasswd *extra, const char *extra_label,
 	   struct creds **out, struct stamp *stamps, size_t *bad, char *why,
 	   size_t len)
 {
@@ -267,9 +269,10 @@ creds_load(char *const *files, size_t nfiles, bool allow_plain,
 			if (extra->entries[j].kind == PWHASH_PLAIN &&
 			    !allow_plain) {
 				snprintf(why, len,
-					 "secret %s: line %u: plain-text "
-					 "passwords need \"allow_plaintext\"",
-					 extra_name, extra->entries[j].line);
+					 "%s: line %u: plain-text passwords "
+					 "need \"allow_plaintext\"",
+					 extra_label, extra->entries[j].line);
+				i = nfiles;
 				goto fail;
 			}
 			if (htpasswd_entry_copy(e, &extra->entries[j]) == -1) {
@@ -298,13 +301,11 @@ creds_load(char *const *files, size_t nfiles, bool allow_plain,
 			continue;
 		i = all[k].file;
 		snprintf(why, len,
-			 "%s%s: line %u: user \"%.64s\" is already defined in "
-			 "%s%s (line %u)",
-			 i == nfiles ? "secret " : "",
-			 i == nfiles ? extra_name : files[i], all[k].e.line,
+			 "%s: line %u: user \"%.64s\" is already defined in "
+			 "%s (line %u)",
+			 i == nfiles ? extra_label : files[i], all[k].e.line,
 			 all[k].e.user,
-			 all[k - 1].file == nfiles ? "secret " : "",
-			 all[k - 1].file == nfiles ? extra_name
+			 all[k - 1].file == nfiles ? extra_label
 						   : files[all[k - 1].file],
 			 all[k - 1].e.line);
 		free(all);
@@ -410,6 +411,15 @@ auth_realm_unref(struct auth_realm *r)
 	free(r);
 }
 
+/* "secret NAME", how a realm's secret is named in its errors. */
+static const char *
+secret_label(char *buf, size_t len, const struct config_realm *cr)
+{
+	snprintf(buf, len, "secret %s",
+		 cr->aws_secret != NULL ? cr->aws_secret : "");
+	return buf;
+}
+
 /* The JSON path of a realm's i-th file, as the config wrote it. */
 static void
 file_path(char *buf, size_t len, const struct config_realm *cr, size_t i)
@@ -425,7 +435,7 @@ file_path(char *buf, size_t len, const struct config_realm *cr, size_t i)
 int
 auth_build(struct config *c, struct config_errors *err)
 {
-	char why[CONFIG_ERROR_LEN], path[160];
+	char why[CONFIG_ERROR_LEN], path[160], label[2100];
 	size_t i, bad;
 	int rc = 0;
 
@@ -440,9 +450,9 @@ auth_build(struct config *c, struct config_errors *err)
 		}
 		cr->auth = r;
 		if (creds_load(cr->htpasswd, cr->nhtpasswd, cr->allow_plaintext,
-			       secrets_users(cr->aws_secret), cr->aws_secret,
-			       &cs, r->ar_loaded, &bad, why,
-			       sizeof(why)) == -1) {
+			       secrets_users(cr->aws_secret),
+			       secret_label(label, sizeof(label), cr), &cs,
+			       r->ar_loaded, &bad, why, sizeof(why)) == -1) {
 			file_path(path, sizeof(path), cr, bad);
 			config_error(err, path, "%s", why);
 			rc = -1;
@@ -471,15 +481,16 @@ realm_reload(const struct config_realm *cr, struct auth_realm *r,
 	     struct stamp *now)
 {
 	struct stamp *got = calloc(r->ar_nfiles, sizeof(*got));
-	char why[CONFIG_ERROR_LEN];
+	char why[CONFIG_ERROR_LEN], label[2100];
 	struct creds *cs;
 	size_t bad;
 
 	if (got == NULL)
 		return;
 	if (creds_load(cr->htpasswd, cr->nhtpasswd, cr->allow_plaintext,
-		       secrets_users(cr->aws_secret), cr->aws_secret, &cs, got,
-		       &bad, why, sizeof(why)) == -1) {
+		       secrets_users(cr->aws_secret),
+		       secret_label(label, sizeof(label), cr), &cs, got, &bad,
+		       why, sizeof(why)) == -1) {
 		/* Once per change of the files, not once a second. */
 		if (memcmp(r->ar_failed, now, r->ar_nfiles * sizeof(*now)) != 0)
 			log_error("realm \"%s\": %s; keeping the %zu user(s) "
@@ -551,7 +562,7 @@ auth_secret_apply(const struct config *c, const char *secret,
 			continue;
 		if ((got = calloc(cr->nhtpasswd + 1, sizeof(*got))) == NULL ||
 		    creds_load(cr->htpasswd, cr->nhtpasswd, cr->allow_plaintext,
-			       users, secret, &next[i], got, &bad, why,
+			       users, "its new value", &next[i], got, &bad, why,
 			       len) == -1) {
 			if (got == NULL)
 				snprintf(why, len, "out of memory");

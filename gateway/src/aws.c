@@ -734,6 +734,17 @@ imds_url(char *url, size_t len, const char *path)
 	snprintf(url + strlen(url), len - strlen(url), "%s", path);
 }
 
+/* Starts the fetch of a new IMDSv2 token, then `then`, when the one held
+ * is gone or about to be; true if it did (the caller stops there). */
+static bool
+imds_token_stale(struct aws *a, void (*then)(struct aws *))
+{
+	if (a->a_imds_token_expires > time(NULL) + 60)
+		return false;
+	chain_imds_token(a, then);
+	return true;
+}
+
 /* A GET to IMDS with the session token. */
 static int
 imds_get(struct aws *a, const char *path,
@@ -784,10 +795,8 @@ imds_region_done(struct xfer *x, const struct xfer_out *o)
 static void
 chain_imds_region(struct aws *a)
 {
-	if (a->a_imds_token_expires <= time(NULL) + 60) {
-		chain_imds_token(a, chain_imds_region);
+	if (imds_token_stale(a, chain_imds_region))
 		return;
-	}
 	if (imds_get(a, "/latest/meta-data/placement/region",
 		     imds_region_done) == -1)
 		chain_end(a, "cannot ask IMDS for the region");
@@ -842,10 +851,8 @@ imds_role_done(struct xfer *x, const struct xfer_out *o)
 static void
 chain_imds_role(struct aws *a)
 {
-	if (a->a_imds_token_expires <= time(NULL) + 60) {
-		chain_imds_token(a, chain_imds_role);
+	if (imds_token_stale(a, chain_imds_role))
 		return;
-	}
 	if (imds_get(a, "/latest/meta-data/iam/security-credentials/",
 		     imds_role_done) == -1)
 		chain_end(a, "cannot ask IMDS for the role");

@@ -178,7 +178,7 @@ reload(struct gateway *gw)
 	admin_set_config(cfg);
 	config_unref(gw->cfg);
 	gw->cfg = cfg;
-	secrets_sync(cfg, true); /* SIGHUP fetches every secret again */
+	secrets_sync(cfg); /* SIGHUP fetches every secret again */
 	admin_reload_result(true);
 	log_info("reload: %s loaded", gw->config_path);
 }
@@ -449,7 +449,7 @@ run(const char *path)
 		if (worker_start(&gw.workers[started]) == -1)
 			goto done;
 	admin_set_started();
-	secrets_sync(gw.cfg, true);
+	secrets_sync(gw.cfg);
 	log_info("portcullis %s: %u worker(s), %zu listener(s), admin on %s",
 		 PORTCULLIS_VERSION, gw.nworkers, gw.cfg->nlisteners,
 		 gw.cfg->admin_listen);

@@ -222,16 +222,8 @@ fetched(void *arg, const struct aws_result *r)
 	} else {
 		if (sec.apply(sec.arg, s->s_name, &users, why, sizeof(why)) ==
 		    -1) {
-			size_t n = strlen(s->s_name);
-
 			htpasswd_free(&users);
-			/* "secret NAME: line 2: ..." would name it twice. */
-			if (strncmp(why, "secret ", 7) == 0 &&
-			    strncmp(why + 7, s->s_name, n) == 0 &&
-			    strncmp(why + 7 + n, ": ", 2) == 0)
-				failed(s, R_INVALID, why + 9 + n);
-			else
-				failed(s, R_INVALID, why);
+			failed(s, R_INVALID, why);
 			return;
 		}
 		htpasswd_free(&s->s_users);
@@ -290,7 +282,7 @@ secrets_init(struct event_base *base,
 }
 
 void
-secrets_sync(const struct config *c, bool all)
+secrets_sync(const struct config *c)
 {
 	struct source *s;
 	size_t i;
@@ -320,14 +312,12 @@ secrets_sync(const struct config *c, bool all)
 			}
 			s->s_refresh_ms = UINT64_MAX;
 			TAILQ_INSERT_TAIL(&sec.sources, s, s_entry);
-			s->s_used = true; /* new: fetch now */
-			event_active(s->s_timer, EV_TIMEOUT, 0);
-		} else if (!s->s_used && all) {
+		}
+		if (!s->s_used) { /* once per secret, however many realms */
 			s->s_used = true;
 			evtimer_del(s->s_timer);
 			event_active(s->s_timer, EV_TIMEOUT, 0);
 		}
-		s->s_used = true;
 		if (cr->secret_refresh_ms < s->s_refresh_ms)
 			s->s_refresh_ms = cr->secret_refresh_ms;
 	}

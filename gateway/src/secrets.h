@@ -15,7 +15,6 @@
 #ifndef PORTCULLIS_SECRETS_H
 #define PORTCULLIS_SECRETS_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
 struct config;
@@ -34,10 +33,9 @@ int secrets_init(struct event_base *base,
 			      size_t len),
 		 void *arg);
 
-/* Main thread: the secrets of config c are fetched now (new ones, and all
- * of them when `all`), then on their intervals; secrets no realm of c
- * names stop refreshing. */
-void secrets_sync(const struct config *c, bool all);
+/* Main thread: every secret config c names is fetched now, then on its
+ * interval; secrets no realm of c names stop refreshing. */
+void secrets_sync(const struct config *c);
 
 /* The last good users of a secret, or NULL (none yet, or not running). */
 const struct htpasswd *secrets_users(const char *name);

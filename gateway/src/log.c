@@ -98,6 +98,14 @@ emit(int fd, const char *line, size_t len)
 	log_write_all(fd, line, len);
 }
 
+static const char *log_program = "portcullis";
+
+void
+log_set_program(const char *name)
+{
+	log_program = name;
+}
+
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
@@ -107,7 +115,8 @@ log_msg(enum log_level level, const char *fmt, ...)
 
 	if ((int)level > atomic_load(&log_level_max))
 		return;
-	n = snprintf(line, sizeof(line), "portcullis: %s: ", log_names[level]);
+	n = snprintf(line, sizeof(line), "%s: %s: ", log_program,
+		     log_names[level]);
 	va_start(ap, fmt);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);

@@ -19,7 +19,11 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 /* Sets the most verbose level written; default LOG_INFO. */
 void log_set_level(enum log_level level);
 
-/* Error log line on stderr: "portcullis: LEVEL: message". */
+/* The program name that starts every error log line ("portcullis" unless
+ * set; the cost exporter sets its own). Call before any thread logs. */
+void log_set_program(const char *name);
+
+/* Error log line on stderr: "PROGRAM: LEVEL: message". */
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -319,6 +319,7 @@ metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
 	       unsigned nshards, const struct config *c)
 {
 	static struct route_stats sums[1]; /* main thread only; 40 KiB */
+	static bool configured[METRICS_MAX_ROUTES];
 	struct route_stats *sum = &sums[0];
 	unsigned id, i;
 	size_t l;
@@ -350,8 +351,15 @@ metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
 		 "the first byte of a request to the last byte of its "
 		 "response.\n"
 		 "# TYPE portcullis_http_request_duration_seconds histogram\n");
+	/* The histograms of every configured route are there from the start,
+	 * zero until its first request: an idle route is not a missing one
+	 * (the SLO rules tell "no data" from "no traffic" by them). */
+	memset(configured, 0, sizeof(configured));
+	for (l = 0; l < c->nlisteners; l++)
+		for (i = 0; i < c->listeners[l].nroutes; i++)
+			configured[c->listeners[l].routes[i].metric_id] = true;
 	for (id = 0; id < registry_n; id++)
-		if (route_sum(shards, nshards, id, sum))
+		if (route_sum(shards, nshards, id, sum) || configured[id])
 			render_histogram(
 			    out, "portcullis_http_request_duration_seconds",
 			    registry[id], &sum->duration);
@@ -362,7 +370,7 @@ metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
 	    "# TYPE portcullis_upstream_response_duration_seconds "
 	    "histogram\n");
 	for (id = 0; id < registry_n; id++)
-		if (route_sum(shards, nshards, id, sum))
+		if (route_sum(shards, nshards, id, sum) || configured[id])
 			render_histogram(
 			    out,
 			    "portcullis_upstream_response_duration_seconds",

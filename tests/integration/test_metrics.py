@@ -138,6 +138,29 @@ def test_no_route_and_upstream_error_counters(gateway, nginx):
         assert not labels.get("route", "").startswith("/"), (name, labels)
 
 
+def test_idle_route_has_zero_histograms(gateway, nginx):
+    """A configured route is in the histograms before its first request,
+    at zero, so "no traffic" is told from "no data"; the requests counter
+    has no series until a request gives it a method and code."""
+    gw = gateway({"static": upstream(nginx.port)},
+                 [{"name": "static", "path": "/static/", "upstream": "static",
+                   "strip_prefix": True},
+                  {"name": "idle", "path": "/idle/", "upstream": "static"}])
+    st, _, _ = gwtest.get(gw.port, "/static/small.txt")
+    assert st == 200
+    s = gw.metrics()
+    for family in ("portcullis_http_request_duration_seconds",
+                   "portcullis_upstream_response_duration_seconds"):
+        assert gwtest.metric(s, family + "_count", route="idle") == 0
+        assert gwtest.metric(s, family + "_sum", route="idle") == 0
+        assert gwtest.metric(s, family + "_bucket", route="idle",
+                             le="+Inf") == 0
+        assert gwtest.metric(s, family + "_count", route="static") == 1
+    assert not gwtest.samples_named(s, "portcullis_http_requests_total",
+                                    route="idle")
+    assert not gwtest.samples_named(s, family + "_count", route="_none")
+
+
 def test_exposition_passes_promtool(gw):
     run_plan(gw.port, threads=2)
     text = gw.metrics_text()

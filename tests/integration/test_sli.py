@@ -13,16 +13,18 @@ while traffic flows on three routes:
 
 and a few requests that match no route ("_none").
 
-Why the traffic comes in two phases. A route's series appear with its
-first request, so the first sample Prometheus holds is already non-zero,
-and rate() needs two samples of a series. Each route therefore gets one
-fifth of its traffic (in the same proportions as the whole) right after a
-scrape and well before the next one, and the other four fifths once
-Prometheus holds that first sample. Every series of a route then starts at
-the same scrape with first/increase = 1/4 and ends at the same scrape, so
-rate() extrapolates each of them by the same factor and the rate-based
-SLIs equal the cumulative ones (the test checks the first samples, so a
-phase that straddled a scrape is reported as such)."""
+Why the traffic comes in two phases. A route's requests counters appear
+with its first request, so the first sample Prometheus holds is already
+non-zero, and rate() needs two samples of a series. Each route therefore
+gets one fifth of its traffic (in the same proportions as the whole) right
+after a scrape and well before the next one, and the other four fifths once
+Prometheus holds that first sample. Every counter series of a route then
+starts at the same scrape with first/increase = 1/4 and ends at the same
+scrape, so rate() extrapolates each of them by the same factor and the
+rate-based SLIs equal the cumulative ones. The duration histograms are
+exported at zero from the gateway's start, so all of theirs start together
+at 0 (the test checks the first samples, so a phase that straddled a
+scrape is reported as such)."""
 
 import json
 import threading
@@ -219,21 +221,28 @@ def test_slis_through_real_prometheus(stack):
     assert (bucket("mixed", "0.25"), bucket("mixed", "0.5"),
             bucket("mixed", "1"), bucket("mixed", "+Inf")) == (10, 15, 20, 20)
 
-    # The premise of the rate() checks: every series started at the same
-    # scrape, at a fifth of its final value (phase 1), and has >= 2 samples.
-    series = {}
-    for sel in ('portcullis_http_requests_total{route="avail"}',
-                'portcullis_http_request_duration_seconds_count'
+    # The premise of the rate() checks. The requests counters started at
+    # one scrape, at a fifth of their final value (phase 1); the duration
+    # histograms of configured routes are exported at zero from the start,
+    # so theirs began earlier, at 0. Each has >= 2 samples in the window.
+    counters = sample_range(
+        prom, 'portcullis_http_requests_total{route="avail"}', at)
+    hists = {}
+    for sel in ('portcullis_http_request_duration_seconds_count'
                 '{route=~"slow|mixed"}',
                 'portcullis_http_request_duration_seconds_bucket'
                 '{route=~"slow|mixed"}'):
-        series.update(sample_range(prom, sel, at))
-    odd = {k: v for k, v in series.items()
-           if v[1] * 5 != v[2] or v[3] < 2}
-    starts = {v[0] for v in series.values()}
-    assert len(series) == 2 + 2 + 2 * 15 and not odd and len(starts) == 1, (
-        "phase 1 (%.3fs) straddled a scrape? (first t, first, last, "
-        "samples): %r" % (phase1, odd or series))
+        hists.update(sample_range(prom, sel, at))
+    series = {**counters, **hists}
+    odd = {k: v for k, v in counters.items() if v[1] * 5 != v[2] or v[3] < 2}
+    odd.update({k: v for k, v in hists.items() if v[1] != 0 or v[3] < 2})
+    starts = {v[0] for v in counters.values()}
+    hist_starts = {v[0] for v in hists.values()}
+    assert len(counters) == 2 and len(hists) == 2 + 2 * 15 and not odd \
+        and len(starts) == 1 and len(hist_starts) == 1 \
+        and min(hist_starts) <= min(starts), (
+            "phase 1 (%.3fs) straddled a scrape? (first t, first, last, "
+            "samples): %r" % (phase1, odd or series))
 
     # ---- 2. availability, the SLO rules' rate() form
     avail_rate = prom.value(

@@ -34,10 +34,12 @@ bench: deps build
 	@bench/run.sh
 
 format:
-	@clang-format -i gateway/src/*.[ch] gateway/fuzz/*.c tests/unit/*.c
+	@clang-format -i gateway/src/*.[ch] cost-exporter/src/*.[ch] gateway/fuzz/*.c \
+		tests/unit/*.c
 
 lint:
-	@clang-format --dry-run --Werror gateway/src/*.[ch] gateway/fuzz/*.c tests/unit/*.c
+	@clang-format --dry-run --Werror gateway/src/*.[ch] cost-exporter/src/*.[ch] \
+		gateway/fuzz/*.c tests/unit/*.c
 
 clean:
 	rm -rf build build-asan build-fuzz

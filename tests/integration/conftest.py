@@ -27,6 +27,9 @@ import gwtest
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("PORTCULLIS_BIN",
                          REPO / "build" / "bin" / "portcullis")).absolute()
+COST_EXPORTER_BIN = Path(os.environ.get(
+    "PORTCULLIS_COST_EXPORTER_BIN",
+    REPO / "build" / "bin" / "portcullis-cost-exporter")).absolute()
 TOOLS = REPO / "tests" / "tools"
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
@@ -354,15 +357,26 @@ class Service:
         self.prefix = prefix
 
 
-def start_prometheus(tmp, public_port, extra_jobs=()):
+def start_prometheus(tmp, public_port, extra_jobs=(), rule_files=()):
     """Starts Prometheus under /prometheus/, scraping itself every second
     and each (job, "host:port", metrics_path) in extra_jobs; returns a
-    Service once /prometheus/-/ready answers. The caller stops .proc."""
+    Service once /prometheus/-/ready answers. The caller stops .proc.
+    rule_files: rule files copied next to the config (under their own
+    names, which must differ) and loaded; evaluated every second unless a
+    group sets its own interval."""
     port = free_port()
     jobs = [("prometheus", "127.0.0.1:%d" % port, "/prometheus/metrics")]
     jobs += list(extra_jobs)
-    conf = ("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-            "scrape_configs:\n")
+    conf = ("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n")
+    names = [Path(f).name for f in rule_files]
+    assert len(set(names)) == len(names), "rule files share a name: %r" % (
+        list(rule_files),)
+    if rule_files:
+        conf += "rule_files:\n"
+        for f in rule_files:
+            (tmp / Path(f).name).write_bytes(Path(f).read_bytes())
+            conf += "  - %s\n" % Path(f).name  # relative to the config
+    conf += "scrape_configs:\n"
     for job, target, path in jobs:
         conf += ("  - job_name: %s\n    metrics_path: %s\n"
                  "    static_configs:\n      - targets: ['%s']\n"
@@ -392,14 +406,15 @@ def prometheus(tmp_path_factory, public_port):
 
 @pytest.fixture
 def prometheus_factory(tmp_path, public_port):
-    """prometheus_factory(extra_jobs) starts a Prometheus of the test's
-    own that also scrapes extra_jobs [(job, "host:port", path)]."""
+    """prometheus_factory(extra_jobs, rule_files=()) starts a Prometheus
+    of the test's own that also scrapes extra_jobs [(job, "host:port",
+    path)] and evaluates the rules of rule_files (paths, copied)."""
     started = []
 
-    def start(extra_jobs):
+    def start(extra_jobs, rule_files=()):
         d = tmp_path / ("prometheus%d" % len(started))
         d.mkdir()
-        svc = start_prometheus(d, public_port, extra_jobs)
+        svc = start_prometheus(d, public_port, extra_jobs, rule_files)
         started.append(svc)
         return svc
 
@@ -836,5 +851,84 @@ def fake_aws(tmp_path):
             problems.append("fake_aws pid %d: exit status %s%s\n%s"
                             % (f.pid, rc, " (killed)" if killed else "",
                                f.proc.diagnostics()))
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+# ------------------------------------------------------- cost exporter
+
+
+def cost_exporter_binary():
+    """The cost exporter binary; FAILS the calling test if it is not
+    built."""
+    if not (COST_EXPORTER_BIN.is_file()
+            and os.access(COST_EXPORTER_BIN, os.X_OK)):
+        pytest.fail("portcullis-cost-exporter not found at %s; build it "
+                    "with `make build`" % COST_EXPORTER_BIN, pytrace=False)
+    return str(COST_EXPORTER_BIN)
+
+
+class CostExporter:
+    """A running portcullis-cost-exporter listening on 127.0.0.1:.port;
+    metrics() scrapes it, error_log() is its stderr."""
+
+    def __init__(self, workdir, args, env):
+        self.tmp = Path(workdir)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.proc = Proc("cost-exporter", [
+            cost_exporter_binary(), "--listen", "127.0.0.1:%d" % self.port,
+            *args], self.tmp, env=gateway_env(env))
+        self.pid = self.proc.pid
+        self.error_log_path = self.proc.stderr_path
+        wait_http(self.proc, self.port, "/health", timeout=10,
+                  want_body=b"ok")
+
+    def metrics_text(self):
+        st, _, body = gwtest.get(self.port, "/metrics")
+        assert st == 200, "GET /metrics: %d" % st
+        return body.decode()
+
+    def metrics(self):
+        return gwtest.parse_metrics(self.metrics_text())
+
+    def error_log(self):
+        return self.error_log_path.read_text(errors="replace")
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def stop(self, timeout=15.0):
+        return self.proc.stop(timeout)
+
+
+@pytest.fixture
+def cost_exporter(tmp_path):
+    """cost_exporter(*args, env=None) starts portcullis-cost-exporter
+    (binary: $PORTCULLIS_COST_EXPORTER_BIN, else build/bin/) on a free
+    loopback port with the extra command-line args, waits for /health and
+    returns a CostExporter. env as for the gateway fixture (see
+    gateway_env). Teardown: SIGTERM; the test fails unless it exited 0
+    within 15 s with no sanitizer report on stderr."""
+    started = []
+
+    def start(*args, env=None):
+        c = CostExporter(tmp_path / ("cost%d" % len(started)), list(args),
+                         env)
+        started.append(c)
+        return c
+
+    yield start
+    problems = []
+    for c in started:
+        rc, killed = c.stop()
+        err = c.error_log()
+        if killed or rc != 0:
+            problems.append("cost exporter pid %d: exit status %s%s\n%s"
+                            % (c.pid, rc, " (killed)" if killed else "",
+                               c.proc.diagnostics()))
+        if any(mark in err for mark in SANITIZER_MARKS):
+            problems.append("sanitizer report from the cost exporter:\n"
+                            + tail(c.error_log_path, 6000))
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)

@@ -12,6 +12,10 @@ pkgs=(
 	nginx-light haproxy wrk varnish gnuplot-nox
 	openssl curl procps iproute2 ca-certificates dnsmasq-base sslscan
 	apache2-utils whois python3-botocore
+	python3-yaml yamllint
+	podman runc conmon containernetworking-plugins iptables
+	golang-github-containernetworking-plugin-dnsname podman-compose
+	debootstrap
 )
 
 missing=()

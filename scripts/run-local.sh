@@ -27,8 +27,11 @@ wait_ready() { # NAME URL
 	exit 1
 }
 
-# No default password: the first run makes one and keeps it in run/.
+# No default password: the first run makes one, prints it once and keeps
+# it in run/ (0600) for the operator; later runs only say where it is.
+made_password=0
 if [ ! -s "$run/users.htpasswd" ]; then
+	made_password=1
 	umask 077
 	head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$run/admin.password"
 	build/bin/portcullis passwd admin <"$run/admin.password" \
@@ -59,13 +62,18 @@ wait_ready alertmanager http://127.0.0.1:19093/alertmanager/-/ready
 build/bin/portcullis -c scripts/local/portcullis.json &
 pids+=($!)
 wait_ready portcullis http://127.0.0.1:9145/healthz
+if [ $made_password -eq 1 ]; then
+	password_line="user \"admin\", password: $(cat "$run/admin.password") (made now; kept in $run/admin.password)"
+else
+	password_line="user \"admin\", password in $run/admin.password (made on the first run)"
+fi
 cat <<MSG
 
 portcullis is up:
   Prometheus    https://127.0.0.1:8443/prometheus/
   Alertmanager  https://127.0.0.1:8443/alertmanager/
-  user "admin", password: $(cat "$run/admin.password") (kept in $run/admin.password;
-  add users with: build/bin/portcullis passwd NAME >> run/users.htpasswd)
+  $password_line
+  (add users with: build/bin/portcullis passwd NAME >> run/users.htpasswd)
   (http://127.0.0.1:8080/ redirects there; the certificate is self-signed,
    run/certs/gateway.crt: curl --cacert run/certs/gateway.crt, or -k)
   metrics       http://127.0.0.1:9145/metrics (admin, loopback only)

@@ -3,11 +3,15 @@
 # failed", summing the phases:
 #   1. build, C unit tests and fuzz-corpus replay (ctest)
 #   2. a short libFuzzer run of every fuzz target (FUZZ_SECONDS each)
-#   3. integration tests against real Prometheus, Alertmanager and nginx
-#   4. phases 1 and 3 again with the gateway built with ASan+UBSan
-# Set SKIP_SANITIZE=1 or SKIP_FUZZ=1 to leave a phase out while iterating.
+#   3. the stack's configs with the real tools (scripts/check-stack.sh:
+#      promtool, amtool, rule coverage, dashboards, yamllint)
+#   4. integration tests against real Prometheus, Alertmanager and nginx
+#   5. the compose stack in podman containers (tests/containers/run.sh)
+#   6. phases 1 and 4 again with the gateway built with ASan+UBSan
+# Set SKIP_SANITIZE=1, SKIP_FUZZ=1 or SKIP_CONTAINERS=1 to leave a phase
+# out while iterating.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 root=$(pwd)
 jobs=$(nproc)
 passed=0
@@ -62,9 +66,12 @@ unit() {
 	count_ctest "$log_dir/ctest.log"
 }
 
+# integration BIN: the gateway BIN, and the cost exporter beside it.
 integration() {
 	local bin=$1
-	PORTCULLIS_BIN="$bin" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+	PORTCULLIS_BIN="$bin" \
+		PORTCULLIS_COST_EXPORTER_BIN="$(dirname "$bin")/portcullis-cost-exporter" \
+		/usr/bin/python3 -m pytest -q -p no:cacheprovider \
 		tests/integration 2>&1 | tee "$log_dir/pytest.log"
 	count_pytest "$log_dir/pytest.log"
 }
@@ -104,11 +111,38 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
 	fi
 fi
 
+# count_lines LOG: adds the numbers from a "N passed, M failed" last line.
+count_lines() {
+	local line
+	line=$(tail -1 "$1")
+	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		passed=$((passed + BASH_REMATCH[1]))
+		failed=$((failed + BASH_REMATCH[2]))
+	else
+		failed=$((failed + 1))
+	fi
+}
+
+phase "the stack's configuration (promtool, amtool, dashboards, yamllint)"
+scripts/check-stack.sh 2>&1 | tee "$log_dir/stack.log"
+count_lines "$log_dir/stack.log"
+
 phase "integration tests"
 if [ $have_bin -eq 0 ]; then
 	integration "$root/build/bin/portcullis"
 else
 	failed=$((failed + 1))
+fi
+
+if [ "${SKIP_CONTAINERS:-0}" != 1 ]; then
+	phase "the compose stack in containers (podman)"
+	if [ "$(id -u)" -ne 0 ] || ! command -v podman >/dev/null; then
+		# make deps installs podman; this only happens without root.
+		echo "containers: SKIPPED: needs root and podman (make deps)"
+	else
+		tests/containers/run.sh 2>&1 | tee "$log_dir/containers.log"
+		count_lines "$log_dir/containers.log"
+	fi
 fi
 
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then

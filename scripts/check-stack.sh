@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Checks the stack's configuration with the real tools, offline:
+#   promtool check config / check rules / test rules (every test file),
+#   the rule coverage check (every alert tested and with a runbook),
+#   amtool check-config and route and inhibition tests,
+#   every Grafana panel query parsed by promtool,
+#   yamllint on every YAML file of the stack, the compose gateway config
+#   through `portcullis -t`, and the compose files' static checks.
+# Prints "ok - STEP" or "not ok - STEP" (with the tool's output) per step
+# and ends with "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+root=$(pwd)
+bin=${PORTCULLIS_BIN:-$root/build/bin/portcullis}
+passed=0
+failed=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+step() { # NAME CMD...
+	local name=$1
+	shift
+	if "$@" >"$out" 2>&1; then
+		echo "ok - $name"
+		passed=$((passed + 1))
+	else
+		echo "not ok - $name"
+		sed 's/^/    /' "$out"
+		failed=$((failed + 1))
+	fi
+}
+
+# An inner script that prints "N passed, M failed" last: its cases count
+# one by one.
+suite() { # NAME CMD...
+	local name=$1 line p f
+	shift
+	"$@" >"$out" 2>&1
+	local rc=$?
+	line=$(tail -1 "$out")
+	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		p=${BASH_REMATCH[1]}
+		f=${BASH_REMATCH[2]}
+	else
+		p=0
+		f=1
+	fi
+	[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	if [ "$f" -eq 0 ]; then
+		echo "ok - $name ($p cases)"
+	else
+		echo "not ok - $name ($f of $((p + f)) failed)"
+		sed 's/^/    /' "$out"
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
+step "promtool check config prometheus/prometheus.yml" \
+	scripts/check-prometheus-config.sh
+step "promtool check config scripts/local/prometheus.yml (make run)" \
+	promtool check config scripts/local/prometheus.yml
+step "promtool check rules" promtool check rules prometheus/rules/*.yml
+for t in prometheus/tests/*_test.yml; do
+	step "promtool test rules $t" promtool test rules "$t"
+done
+step "every alert tested, annotated and with a runbook" \
+	/usr/bin/python3 tests/tools/check_rules.py "$root"
+suite "alertmanager routes, inhibitions and templates" \
+	alertmanager/tests/routes.sh
+step "every Grafana panel query parses" \
+	/usr/bin/python3 tests/tools/dashboard_queries.py
+step "yamllint" yamllint -s -c .yamllint prometheus alertmanager grafana \
+	compose scripts/local
+step "portcullis -t -c gateway/portcullis.json (the compose config)" \
+	tests/containers/check-gateway-config.sh "$bin"
+suite "compose files (static)" env STACK=0 tests/containers/run.sh
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -417,6 +417,72 @@ parse_version(const char *p, const char **next)
 	return v[7] - '0';
 }
 
+static unsigned
+hex_value(unsigned char ch)
+{
+	return ch <= '9' ? ch - (unsigned)'0'
+			 : (ch | 0x20) - (unsigned)'a' + 10;
+}
+
+/*
+ * The path of a request-target, up to its query, must have one meaning
+ * only. Routes match bytes, and what sits behind the gateway decodes and
+ * cleans paths before its own routing (Go's net/http, Prometheus's router,
+ * most frameworks): a path that reads differently after decoding or
+ * cleaning would be routed by the gateway one way and served another, past
+ * a realm on a longer prefix. So these are refused rather than normalized:
+ *   - a '%' not followed by two hex digits;
+ *   - percent-encoded unreserved characters, '/', '\' and NUL (%41, %2e,
+ *     %2F, %5C, %00): RFC 3986 says unreserved ones are never to be
+ *     encoded, and an encoded separator is a second path syntax;
+ *   - "." and ".." segments and empty ones ("//"), which clients resolve
+ *     before sending (RFC 3986 section 5.2.4) and servers may resolve again.
+ * Nothing else is rewritten: the target goes upstream byte for byte.
+ */
+static int
+check_path(const char *p, size_t n, struct http_fail *f)
+{
+	const char *q = memchr(p, '?', n);
+	size_t i, seg = 1; /* the current segment starts here; p[0] is '/' */
+
+	if (q != NULL)
+		n = (size_t)(q - p);
+	for (i = 1; i <= n; i++) {
+		if (i == n || p[i] == '/') {
+			size_t len = i - seg;
+
+			if (len == 0 && i < n)
+				return fail(
+				    f, 400,
+				    "empty segment (//) in target path");
+			if ((len == 1 && p[seg] == '.') ||
+			    (len == 2 && p[seg] == '.' && p[seg + 1] == '.'))
+				return fail(f, 400,
+					    "dot segment in target path");
+			seg = i + 1;
+		} else if (p[i] == '%') {
+			unsigned v;
+
+			if (i + 2 >= n || !IS(C_HEX, p[i + 1]) ||
+			    !IS(C_HEX, p[i + 2]))
+				return fail(f, 400,
+					    "invalid percent-encoding in "
+					    "target path");
+			v = hex_value((unsigned char)p[i + 1]) * 16 +
+			    hex_value((unsigned char)p[i + 2]);
+			if (IS_ALPHA(v) || IS_DIGIT(v) || v == '-' ||
+			    v == '.' || v == '_' || v == '~' || v == '/' ||
+			    v == '\\' || v == 0)
+				return fail(f, 400,
+					    "percent-encoded unreserved "
+					    "character or separator in target "
+					    "path");
+			i += 2;
+		}
+	}
+	return 0;
+}
+
 /*
  * Classifies the target (RFC 9112 section 3.2), already checked to be
  * VCHARs but '#'. Sets path and form; *auth is the authority of an
@@ -438,7 +504,7 @@ parse_target(struct http_request *req, const char **auth, size_t *auth_len,
 		req->target_form = HTTP_TARGET_ORIGIN;
 		req->path = t;
 		req->path_len = n;
-		return 0;
+		return check_path(t, n, f);
 	}
 	if (n == 1 && t[0] == '*') {
 		if (req->method_len != 7 ||
@@ -474,7 +540,7 @@ parse_target(struct http_request *req, const char **auth, size_t *auth_len,
 	}
 	*auth = t + a;
 	*auth_len = q - a;
-	return 0;
+	return check_path(req->path, req->path_len, f);
 }
 
 /*
@@ -1020,13 +1086,6 @@ http_chunked_init(struct http_chunked *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->state = CK_SIZE0;
-}
-
-static unsigned
-hex_value(unsigned char ch)
-{
-	return ch <= '9' ? ch - (unsigned)'0'
-			 : (ch | 0x20) - (unsigned)'a' + 10;
 }
 
 /*

@@ -1,5 +1,7 @@
 """Client errors the gateway answers itself and never forwards: 408 for a
-slowloris, 431, 414, 413, 400 for every smuggling-prone or malformed head;
+slowloris, 431, 414, 413, 400 for every smuggling-prone or malformed head
+and every path the upstream would route differently (percent-encoded
+unreserved characters or slashes, dot and empty segments);
 and well-formed use of one connection: pipelining in order, keep-alive
 reuse, the connection limit (503)."""
 
@@ -154,6 +156,15 @@ MALFORMED = {
     "two_hosts": b"GET /static/small.txt HTTP/1.1\r\nHost: a.test\r\n"
                  b"Host: b.test\r\n\r\n",
     "space_in_target": b"GET /static/small .txt HTTP/1.1\r\nHost: m.test\r\n\r\n",
+    # paths the upstream would read differently from the router (nginx
+    # decodes and cleans them: /static/%73mall.txt is small.txt to it)
+    "encoded_unreserved": b"GET /static/%73mall.txt HTTP/1.1\r\n"
+                          b"Host: m.test\r\n\r\n",
+    "encoded_slash": b"GET /static%2Fsmall.txt HTTP/1.1\r\nHost: m.test\r\n\r\n",
+    "bad_percent": b"GET /static/small.txt%G1 HTTP/1.1\r\nHost: m.test\r\n\r\n",
+    "dot_segment": b"GET /static/../static/small.txt HTTP/1.1\r\n"
+                   b"Host: m.test\r\n\r\n",
+    "empty_segment": b"GET /static//small.txt HTTP/1.1\r\nHost: m.test\r\n\r\n",
 }
 
 

@@ -92,6 +92,74 @@ parse_res(const char *s, bool head)
 	return http_parse_response(s, strlen(s), &lim, head, &res);
 }
 
+/* Paths with one meaning: what the gateway routes is what the upstream,
+ * decoding and cleaning the path, will serve. */
+static void
+assert_path_rejected(const char *target, const char *why)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n",
+		 target);
+	assert_rejected(buf, 400);
+	assert_string_equal(req.error, why);
+}
+
+static void
+assert_path_accepted(const char *target)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n",
+		 target);
+	assert_int_equal(parse(buf), (int)strlen(buf));
+	assert_str(req.path, req.path_len, target);
+}
+
+static void
+test_path_ambiguous_rejected(void **state)
+{
+	static const char *const enc = "percent-encoded unreserved character "
+				       "or separator in target path";
+
+	(void)state;
+	assert_path_rejected("/api/v1/%61dmin/tsdb", enc);
+	assert_path_rejected("/api/v1/admin%2Ftsdb", enc);
+	assert_path_rejected("/api/v1/admin%2ftsdb", enc);
+	assert_path_rejected("/a%5Cb", enc);
+	assert_path_rejected("/a%00", enc);
+	assert_path_rejected("/%2e%2e/admin/", enc);
+	assert_path_rejected("/a%7e", enc);
+	assert_path_rejected("/a%4", "invalid percent-encoding in target path");
+	assert_path_rejected("/a%", "invalid percent-encoding in target path");
+	assert_path_rejected("/a%zz",
+			     "invalid percent-encoding in target path");
+	assert_path_rejected("/a%4?x=1",
+			     "invalid percent-encoding in target path");
+	assert_path_rejected("/api/v1//admin/", "empty segment (//) in "
+						"target path");
+	assert_path_rejected("/x/../admin/", "dot segment in target path");
+	assert_path_rejected("/x/./admin/", "dot segment in target path");
+	assert_path_rejected("/x/..", "dot segment in target path");
+	assert_path_rejected("/.", "dot segment in target path");
+	assert_path_rejected("/x/..?q", "dot segment in target path");
+	assert_path_rejected("http://h/a/../b", "dot segment in target path");
+	assert_path_rejected("http://h/a%2Fb", enc);
+}
+
+static void
+test_path_unambiguous_accepted(void **state)
+{
+	(void)state;
+	assert_path_accepted("/");
+	assert_path_accepted("/a/");
+	assert_path_accepted("/a/b");
+	assert_path_accepted("/a/.b/..c/...");
+	assert_path_accepted("/a%20b/%E2%82%AC/%3F%23%25");
+	assert_path_accepted("/search?q=a%2Fb&p=../x//y&e=%41");
+	assert_path_accepted("/a?");
+}
+
 /* Requests that are accepted. */
 
 static void
@@ -1792,6 +1860,8 @@ main(void)
 	    cmocka_unit_test(test_chunked_skip_then_bad_crlf),
 	    cmocka_unit_test(test_chunked_size_line_too_long),
 	    cmocka_unit_test(test_chunked_trailers_too_long),
+	    cmocka_unit_test(test_path_ambiguous_rejected),
+	    cmocka_unit_test(test_path_unambiguous_accepted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -71,7 +71,19 @@ suite "alertmanager routes, inhibitions and templates" \
 step "every Grafana panel query parses" \
 	/usr/bin/python3 tests/tools/dashboard_queries.py
 step "yamllint" yamllint -s -c .yamllint prometheus alertmanager grafana \
-	compose scripts/local
+	compose scripts/local .github
+suite "GitHub workflows: schema, pinning, timeouts, permissions" \
+	node tests/tools/check_workflows.js
+step "terraform: offline checks (parse, variables, module calls, policy)" \
+	/usr/bin/python3 tests/tools/check_terraform.py terraform
+# terraform itself is not a project dependency (its registry is out of
+# reach here, so `validate` runs in CI only); its formatter needs nothing.
+if command -v terraform >/dev/null; then
+	step "terraform fmt -check -recursive" \
+		terraform fmt -check -recursive terraform
+else
+	echo "# terraform not installed: fmt -check runs in CI (ci.yml) only"
+fi
 step "portcullis -t -c gateway/portcullis.json (the compose config)" \
 	tests/containers/check-gateway-config.sh "$bin"
 suite "compose files (static)" env STACK=0 tests/containers/run.sh

@@ -18,12 +18,25 @@ pkgs=(
 	debootstrap
 )
 
+# Node.js runs the npm tools of tools/node/ (HCL parser, JSON-schema
+# validator): the machine's own when it has one, else Debian's.
+command -v node >/dev/null || pkgs+=(nodejs)
+command -v npm >/dev/null || pkgs+=(npm)
+
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+npm_tools() { # the pinned npm packages, when the lock file is newer
+	[ tools/node/node_modules/.package-lock.json -nt tools/node/package-lock.json ] ||
+		npm ci --prefix tools/node --ignore-scripts --no-audit --no-fund
+}
+cd "$(dirname "$0")/.."
+if [ ${#missing[@]} -eq 0 ]; then
+	npm_tools
+	exit 0
+fi
 
 echo "deps: installing ${missing[*]}"
 sudo=""
@@ -47,3 +60,4 @@ fi
 trap '[ $made_policy -eq 1 ] && $sudo rm -f "$policy"' EXIT
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+npm_tools

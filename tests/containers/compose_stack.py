@@ -152,6 +152,7 @@ class Project:
         ports = free_ports(4)
         self.ports = dict(zip(["http", "https", "prometheus", "alertmanager"], ports))
         self.users = {"prometheus": ("prom-test", secrets.token_urlsafe(18)),
+                      "prometheus-admin": ("prom-admin-test", secrets.token_urlsafe(18)),
                       "alertmanager": ("am-test", secrets.token_urlsafe(18))}
         self.aws_keys = ("AKIDPCTEST" + secrets.token_hex(5).upper(),
                          secrets.token_urlsafe(30))
@@ -194,7 +195,7 @@ class Project:
                  "passwd", user],
                 input=password + "\n", capture_output=True, text=True, timeout=120)
             assert p.returncode == 0, f"portcullis passwd: {quiet(p.stderr)}"
-            self._write(f"{realm}_htpasswd", p.stdout)
+            self._write(f"{realm.replace('-', '_')}_htpasswd", p.stdout)
         self._write("grafana_admin_password", secrets.token_urlsafe(18))
         self._write("pagerduty_routing_key", secrets.token_hex(16))
         # Receivers point at a closed port on the container's own loopback.

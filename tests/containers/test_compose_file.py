@@ -149,7 +149,10 @@ def test_prometheus_flags(compose):
     assert any(c.startswith("--web.external-url=https://${DOMAIN") and
                c.endswith("/prometheus/") for c in cmd), cmd
     assert any(c.startswith("--storage.tsdb.retention.time=") and "35d" in c for c in cmd)
-    assert not any("enable-lifecycle" in c or "enable-admin-api" in c for c in cmd)
+    # the lifecycle API stays off (/-/quit through the gateway); the admin
+    # API is on for backups, behind the realm prometheus-admin
+    assert not any("enable-lifecycle" in c for c in cmd)
+    assert "--web.enable-admin-api" in cmd
     am = services(compose)["alertmanager"]["command"]
     assert "--web.route-prefix=/" in am
     assert any(c.endswith("/alertmanager/") for c in am if "external-url" in c)
@@ -212,10 +215,29 @@ def test_gateway_config_shape(gateway_config):
     assert routes["prometheus"]["realm"] == "prometheus"
     assert routes["alertmanager"]["realm"] == "alertmanager"
     assert routes["grafana"]["path"] == "/" and "realm" not in routes["grafana"]
-    for port, name in ((":9090", "prometheus"), (":9093", "alertmanager")):
-        (route,) = by_port[port]["routes"]
+    (route,) = by_port[":9093"]["routes"]
+    assert (route["name"], route["path"], route["realm"]) == ("alertmanager", "/", "alertmanager")
+    on_9090 = {r["path"]: r for r in by_port[":9090"]["routes"]}
+    assert set(on_9090) == {"/", "/api/v1/admin/"}
+    assert (on_9090["/"]["name"], on_9090["/"]["realm"]) == ("prometheus", "prometheus")
+    for port in (":9090", ":9093"):
         assert by_port[port]["tls"] is True
-        assert (route["name"], route["path"], route["realm"]) == (name, "/", name)
+    # Prometheus's admin API: a realm of its own on every listener that
+    # reaches Prometheus, and the longer prefix wins over the prometheus
+    # route. On 443 strip_prefix would cut the whole route path, so that
+    # route forwards /prometheus/api/v1/admin/... as it is and Prometheus
+    # (route prefix /) answers 404: closed there, served on 9090.
+    admin = [on_9090["/api/v1/admin/"], routes["prometheus-admin"]]
+    assert admin[1]["path"] == "/prometheus/api/v1/admin/"
+    assert not admin[1].get("strip_prefix")
+    for r in admin:
+        assert (r["name"], r["upstream"], r["realm"]) == \
+            ("prometheus-admin", "prometheus", "prometheus-admin")
+    assert cfg["realms"]["prometheus-admin"]["htpasswd"] == \
+        "/run/secrets/prometheus_admin_htpasswd"
+    for lst in cfg["listeners"]:
+        if any(r["upstream"] == "prometheus" for r in lst.get("routes", [])):
+            assert any(r["realm"] == "prometheus-admin" for r in lst["routes"]), lst["listen"]
     for lst in cfg["listeners"]:
         assert lst.get("tls") or lst.get("redirect_https"), lst["listen"]
 

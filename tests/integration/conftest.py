@@ -357,13 +357,15 @@ class Service:
         self.prefix = prefix
 
 
-def start_prometheus(tmp, public_port, extra_jobs=(), rule_files=()):
+def start_prometheus(tmp, public_port, extra_jobs=(), rule_files=(),
+                     admin_api=False):
     """Starts Prometheus under /prometheus/, scraping itself every second
     and each (job, "host:port", metrics_path) in extra_jobs; returns a
     Service once /prometheus/-/ready answers. The caller stops .proc.
     rule_files: rule files copied next to the config (under their own
     names, which must differ) and loaded; evaluated every second unless a
-    group sets its own interval."""
+    group sets its own interval. Its data is tmp/data (which may hold
+    blocks already); admin_api adds --web.enable-admin-api."""
     port = free_port()
     jobs = [("prometheus", "127.0.0.1:%d" % port, "/prometheus/metrics")]
     jobs += list(extra_jobs)
@@ -388,7 +390,7 @@ def start_prometheus(tmp, public_port, extra_jobs=(), rule_files=()):
         "--web.external-url=http://127.0.0.1:%d/prometheus/" % public_port,
         "--storage.tsdb.path=%s" % (tmp / "data"),
         "--config.file=%s" % (tmp / "prometheus.yml"),
-    ], tmp, cwd=tmp)
+    ] + (["--web.enable-admin-api"] if admin_api else []), tmp, cwd=tmp)
     try:
         wait_http(proc, port, "/prometheus/-/ready", timeout=60)
     except BaseException:
@@ -406,15 +408,17 @@ def prometheus(tmp_path_factory, public_port):
 
 @pytest.fixture
 def prometheus_factory(tmp_path, public_port):
-    """prometheus_factory(extra_jobs, rule_files=()) starts a Prometheus
-    of the test's own that also scrapes extra_jobs [(job, "host:port",
-    path)] and evaluates the rules of rule_files (paths, copied)."""
+    """prometheus_factory(extra_jobs, rule_files=(), admin_api=False)
+    starts a Prometheus of the test's own that also scrapes extra_jobs
+    [(job, "host:port", path)] and evaluates the rules of rule_files
+    (paths, copied); admin_api: with --web.enable-admin-api."""
     started = []
 
-    def start(extra_jobs, rule_files=()):
+    def start(extra_jobs, rule_files=(), admin_api=False):
         d = tmp_path / ("prometheus%d" % len(started))
         d.mkdir()
-        svc = start_prometheus(d, public_port, extra_jobs, rule_files)
+        svc = start_prometheus(d, public_port, extra_jobs, rule_files,
+                               admin_api)
         started.append(svc)
         return svc
 

@@ -1,0 +1,113 @@
+variable "aws_region" {
+  description = "AWS region of the stack (Cost Explorer is always called in us-east-1, whatever this is)."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "vpc_id" {
+  description = "VPC of the instance and its security group."
+  type        = string
+}
+
+variable "subnet_id" {
+  description = "Public subnet of the instance (a route to an internet gateway)."
+  type        = string
+}
+
+variable "domain" {
+  description = "DNS name the stack is served under (https://DOMAIN/). Empty: the instance's public IP address."
+  type        = string
+  default     = ""
+}
+
+variable "repository_url" {
+  description = "HTTPS URL of the portcullis repository the instance runs."
+  type        = string
+  default     = "https://github.com/portcullis-gw/portcullis.git"
+}
+
+variable "repository_ref" {
+  description = "Pinned revision the instance runs: a 40-hex commit id or a vX.Y.Z tag."
+  type        = string
+}
+
+variable "instance_type" {
+  description = "EC2 instance type (t3.medium: 4 GiB for 35 days of Prometheus data and Grafana)."
+  type        = string
+  default     = "t3.medium"
+}
+
+variable "root_volume_size" {
+  description = "Root volume size in GiB (encrypted gp3)."
+  type        = number
+  default     = 30
+}
+
+variable "create_eip" {
+  description = "Give the instance an Elastic IP (stable address, about USD 3.65 a month)."
+  type        = bool
+  default     = true
+}
+
+variable "key_name" {
+  description = "EC2 key pair for SSH; null for none."
+  type        = string
+  default     = null
+}
+
+variable "allowed_cidr_blocks" {
+  description = "Who reaches ports 80 and 443 (Grafana, /prometheus/, /alertmanager/). Required in prod: decide it, e.g. the office and VPN ranges."
+  type        = list(string)
+}
+
+variable "monitoring_cidr_blocks" {
+  description = "Who reaches Prometheus (9090) and Alertmanager (9093) directly. Required in prod ([] keeps the ports closed); narrower than allowed_cidr_blocks."
+  type        = list(string)
+}
+
+variable "ssh_cidr_blocks" {
+  description = "Who reaches SSH (22). Required in prod ([] for no SSH). Never 0.0.0.0/0."
+  type        = list(string)
+}
+
+variable "enable_cloudwatch_agent" {
+  description = "Grant the instance role what the CloudWatch agent needs (the agent is not installed by the stack)."
+  type        = bool
+  default     = false
+}
+
+variable "enable_ssm_session_manager" {
+  description = "Let operators reach the instance through SSM Session Manager (needs the SSM agent on the AMI)."
+  type        = bool
+  default     = false
+}
+
+variable "secret_recovery_window_in_days" {
+  description = "Days a deleted secret stays restorable: 0 (at once) or 7-30."
+  type        = number
+  default     = 30
+}
+
+variable "smtp_host" {
+  description = "SMTP relay of the e-mail receiver (seeds the smtp secret)."
+  type        = string
+  default     = "smtp.example.com"
+}
+
+variable "smtp_port" {
+  description = "SMTP relay port (STARTTLS)."
+  type        = number
+  default     = 587
+}
+
+variable "smtp_username" {
+  description = "SMTP login (seeds the smtp secret; the password is set in Secrets Manager)."
+  type        = string
+  default     = "portcullis-alertmanager@example.com"
+}
+
+variable "extra_tags" {
+  description = "Tags added to the default tags of every resource, e.g. Owner and CostCenter."
+  type        = map(string)
+  default     = {}
+}

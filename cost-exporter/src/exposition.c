@@ -8,19 +8,7 @@
 #include <event2/buffer.h>
 #include <stdio.h>
 
-/* A label value with \, " and newline escaped (text format 0.0.4). */
-static void
-put_label(struct evbuffer *out, const char *v)
-{
-	for (; *v != '\0'; v++) {
-		if (*v == '\\' || *v == '"')
-			evbuffer_add_printf(out, "\\%c", *v);
-		else if (*v == '\n')
-			evbuffer_add(out, "\\n", 2);
-		else
-			evbuffer_add(out, v, 1);
-	}
-}
+#include "metrics.h"
 
 static void
 family(struct evbuffer *out, const char *name, const char *type,
@@ -35,7 +23,7 @@ static void
 sample_start(struct evbuffer *out, const struct exposition *e, const char *name)
 {
 	evbuffer_add_printf(out, "%s{environment=\"", name);
-	put_label(out, e->environment);
+	metrics_label_value(out, e->environment);
 	evbuffer_add(out, "\"", 1);
 }
 
@@ -62,12 +50,12 @@ daily(struct evbuffer *out, const struct exposition *e)
 		s = &e->totals->services[i];
 		sample_start(out, e, "aws_cost_daily_usd");
 		evbuffer_add(out, ",service=\"", 10);
-		put_label(out, s->name);
+		metrics_label_value(out, s->name);
 		evbuffer_add(out, "\",day=\"today\"", 13);
 		usd(out, s->today, 1);
 		sample_start(out, e, "aws_cost_daily_usd");
 		evbuffer_add(out, ",service=\"", 10);
-		put_label(out, s->name);
+		metrics_label_value(out, s->name);
 		evbuffer_add(out, "\",day=\"yesterday\"", 17);
 		usd(out, s->yesterday, 1);
 	}
@@ -88,7 +76,7 @@ exporter(struct evbuffer *out, const struct exposition *e)
 	       "Always 1; the version of the cost exporter.");
 	sample_start(out, e, "aws_cost_exporter_build_info");
 	evbuffer_add(out, ",version=\"", 10);
-	put_label(out, e->version);
+	metrics_label_value(out, e->version);
 	evbuffer_add(out, "\"} 1\n", 5);
 	family(out, "aws_cost_exporter_last_success_timestamp_seconds", "gauge",
 	       "When the figures were last refreshed (unix time; 0: never).");
@@ -127,7 +115,7 @@ exposition_render(struct evbuffer *out, const struct exposition *e)
 	for (i = 0; t != NULL && i < t->nservices; i++) {
 		sample_start(out, e, "aws_cost_month_to_date_by_service_usd");
 		evbuffer_add(out, ",service=\"", 10);
-		put_label(out, t->services[i].name);
+		metrics_label_value(out, t->services[i].name);
 		evbuffer_add(out, "\"", 1);
 		usd(out, t->services[i].month_to_date, 1);
 	}

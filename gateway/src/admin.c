@@ -178,20 +178,6 @@ gzip_buffer(struct evbuffer *b)
 	return 0;
 }
 
-/* A label value with \\, " and newlines escaped (exposition format). */
-static void
-add_label_value(struct evbuffer *b, const char *v)
-{
-	for (; *v != '\0'; v++) {
-		if (*v == '\\' || *v == '"')
-			evbuffer_add_printf(b, "\\%c", *v);
-		else if (*v == '\n')
-			evbuffer_add(b, "\\n", 2);
-		else
-			evbuffer_add(b, v, 1);
-	}
-}
-
 /* When each TLS listener's certificates expire. */
 static void
 render_certificates(struct evbuffer *b)
@@ -216,7 +202,7 @@ render_certificates(struct evbuffer *b)
 			    "portcullis_tls_certificate_expiry_timestamp_"
 			    "seconds{listener=\"%s\",subject=\"",
 			    admin_cfg->listeners[i].listen);
-			add_label_value(b, info[j].subject);
+			metrics_label_value(b, info[j].subject);
 			evbuffer_add_printf(b, "\"} %lld\n",
 					    (long long)info[j].not_after);
 		}

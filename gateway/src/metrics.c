@@ -315,6 +315,19 @@ render_histogram(struct evbuffer *out, const char *name, const char *route,
 }
 
 void
+metrics_label_value(struct evbuffer *out, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		if (*v == '\\' || *v == '"')
+			evbuffer_add_printf(out, "\\%c", *v);
+		else if (*v == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, v, 1);
+	}
+}
+
+void
 metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
 	       unsigned nshards, const struct config *c)
 {

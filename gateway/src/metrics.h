@@ -98,6 +98,10 @@ void metrics_auth_verification(unsigned realm);
 void metrics_connection(struct metrics_shard *s, unsigned listener, int delta,
 			bool accepted);
 
+/* Appends a label value with \\, " and newline escaped, as the text
+ * exposition format (0.0.4) wants it. */
+void metrics_label_value(struct evbuffer *out, const char *v);
+
 /*
  * Appends the text exposition (format 0.0.4) of every shard to `out`.
  * `c` supplies the listener labels. Main thread.

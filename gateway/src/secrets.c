@@ -22,6 +22,7 @@
 #include "config.h"
 #include "htpasswd.h"
 #include "log.h"
+#include "metrics.h"
 #include "pwhash.h"
 
 #define BACKOFF_FIRST_MS 1000
@@ -326,20 +327,6 @@ secrets_sync(const struct config *c)
 			evtimer_del(s->s_timer);
 }
 
-/* A label value with \, " and newline escaped (exposition format). */
-static void
-put_label(struct evbuffer *out, const char *v)
-{
-	for (; *v != '\0'; v++) {
-		if (*v == '\\' || *v == '"')
-			evbuffer_add_printf(out, "\\%c", *v);
-		else if (*v == '\n')
-			evbuffer_add(out, "\\n", 2);
-		else
-			evbuffer_add(out, v, 1);
-	}
-}
-
 void
 secrets_render(struct evbuffer *out)
 {
@@ -354,7 +341,7 @@ secrets_render(struct evbuffer *out)
 		for (r = 0; r < N_RESULTS; r++) {
 			evbuffer_add_printf(
 			    out, "portcullis_secret_refresh_total{secret=\"");
-			put_label(out, s->s_name);
+			metrics_label_value(out, s->s_name);
 			evbuffer_add_printf(
 			    out, "\",result=\"%s\"} %llu\n", result_name(r),
 			    (unsigned long long)s->s_results[r]);
@@ -367,7 +354,7 @@ secrets_render(struct evbuffer *out)
 	TAILQ_FOREACH (s, &sec.sources, s_entry) {
 		evbuffer_add_printf(out, "portcullis_secret_last_success_"
 					 "timestamp_seconds{secret=\"");
-		put_label(out, s->s_name);
+		metrics_label_value(out, s->s_name);
 		evbuffer_add_printf(out, "\"} %.0f\n", s->s_last_success);
 	}
 }

@@ -21,35 +21,8 @@ trap 'rm -rf "$log_dir"' EXIT
 
 phase() { printf '\n=== %s\n' "$*"; }
 
-# count_ctest LOG: adds the numbers from ctest's summary line.
-count_ctest() {
-	local line total fail
-	line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" | tail -1)
-	if [ -z "$line" ]; then
-		failed=$((failed + 1))
-		return
-	fi
-	fail=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
-	total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
-	passed=$((passed + total - fail))
-	failed=$((failed + fail))
-}
-
-# count_pytest LOG: adds the numbers from pytest's summary line.
-count_pytest() {
-	local line p f e
-	# "99 passed in 52.8s" (-q) or "=== 1 failed, 98 passed in 50.1s ==="
-	line=$(grep -E '[0-9]+ (passed|failed|errors?)\b.* in [0-9.]+s' "$1" | tail -1)
-	if [ -z "$line" ]; then
-		failed=$((failed + 1))
-		return
-	fi
-	p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
-	f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
-	e=$(grep -oE '[0-9]+ errors?' <<<"$line" | grep -oE '[0-9]+' || echo 0)
-	passed=$((passed + p))
-	failed=$((failed + f + e))
-}
+# shellcheck source=tests/counts.sh
+. tests/counts.sh
 
 # unit DIR CMAKE_ARGS...: configure, build and ctest one build tree.
 unit() {
@@ -110,18 +83,6 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
 		failed=$((failed + 1))
 	fi
 fi
-
-# count_lines LOG: adds the numbers from a "N passed, M failed" last line.
-count_lines() {
-	local line
-	line=$(tail -1 "$1")
-	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-		passed=$((passed + BASH_REMATCH[1]))
-		failed=$((failed + BASH_REMATCH[2]))
-	else
-		failed=$((failed + 1))
-	fi
-}
 
 phase "the stack's configuration (promtool, amtool, dashboards, yamllint)"
 scripts/check-stack.sh 2>&1 | tee "$log_dir/stack.log"

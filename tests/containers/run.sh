@@ -15,6 +15,8 @@
 # builds every image from scratch (the base image is kept).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
+# shellcheck source=tests/counts.sh
+. tests/counts.sh
 passed=0
 failed=0
 started=$(date +%s)
@@ -110,16 +112,7 @@ fi
 
 /usr/bin/python3 -m pytest -q -p no:cacheprovider -rs "${tests[@]}" 2>&1 |
 	tee "$log_dir/pytest.log"
-line=$(grep -E '[0-9]+ (passed|failed|errors?)\b.* in [0-9.]+s' "$log_dir/pytest.log" | tail -1)
-if [ -z "$line" ]; then
-	failed=$((failed + 1))
-else
-	p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
-	f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
-	e=$(grep -oE '[0-9]+ errors?' <<<"$line" | grep -oE '[0-9]+' || echo 0)
-	passed=$((passed + p))
-	failed=$((failed + f + e))
-fi
+count_pytest "$log_dir/pytest.log"
 echo "containers: $(($(date +%s) - started))s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,9 +1,9 @@
 /*
  * fuzz_http.c - libFuzzer target for http.c. Every input goes through the
  * request parser (two sets of limits), the response parser (for HEAD and
- * not) and the chunked scanner (whole, split in two, and byte by byte with
- * http_chunked_skip); what http.h promises is checked, abort() if not:
- * results within the input, pointers into it, -2 for every prefix of a
+ * not) and the chunked reader (whole, split in two, and byte by byte, data
+ * skipped with http_chunked_skip); what http.h promises is checked, abort() if
+ * not: results within the input, pointers into it, -2 for every prefix of a
  * complete head, and the same scan result however the body is split.
  */
 #include <stdint.h>
@@ -20,7 +20,8 @@ static const struct http_limits limits[] = {
 
 /* Results are large; static keeps them off the fuzzer's stack. */
 static struct http_request req;
-static struct http_response res;
+static struct http_header res_fields[HTTP_MAX_HEADERS];
+static struct http_response res = {.headers = res_fields};
 
 /* True if p[0..n) lies within buf[0..len). */
 static bool
@@ -125,44 +126,64 @@ check_response(const char *buf, size_t size, bool head, size_t split)
 	CHECK(http_parse_response(buf, split % n, lim, head, &res) == -2);
 }
 
-/* Scans buf in two calls split at k, the way bytes arrive from a socket. */
+/*
+ * Reads buf[0..size) of a chunked body as the gateway does: framing with
+ * http_chunked_frame (which must never take a data byte), data skipped in
+ * steps of at most `step` bytes. Returns the bytes that belong to the body,
+ * or -1.
+ */
+static ssize_t
+feed(struct http_chunked *c, const char *buf, size_t size, size_t step)
+{
+	size_t pos = 0;
+	uint64_t n;
+	ssize_t r;
+
+	while (pos < size && !c->done) {
+		if (c->remaining > 0) {
+			n = c->remaining < size - pos ? c->remaining
+						      : size - pos;
+			if (n > step)
+				n = step;
+			http_chunked_skip(c, n);
+			pos += (size_t)n;
+			continue;
+		}
+		r = http_chunked_frame(c, buf + pos,
+				       size - pos < step ? size - pos : step);
+		if (r == -1)
+			return -1;
+		/* It stops at data, at the end, or where its input ends. */
+		CHECK(c->remaining > 0 || c->done ||
+		      (size_t)r == (size - pos < step ? size - pos : step));
+		CHECK(c->remaining == 0 ||
+		      c->remaining <= HTTP_MAX_CONTENT_LENGTH);
+		pos += (size_t)r;
+	}
+	return (ssize_t)pos;
+}
+
+/* Reads buf in two calls split at k, the way bytes arrive from a socket. */
 static ssize_t
 scan_split(struct http_chunked *c, const char *buf, size_t size, size_t k)
 {
 	ssize_t a, b;
 
 	http_chunked_init(c);
-	a = http_chunked_scan(c, buf, k);
+	a = feed(c, buf, k, SIZE_MAX);
 	if (a == -1 || c->done)
 		return a;
 	CHECK((size_t)a == k);
-	b = http_chunked_scan(c, buf + k, size - k);
+	b = feed(c, buf + k, size - k, SIZE_MAX);
 	return b == -1 ? -1 : a + b;
 }
 
-/* One byte per call, moving data with http_chunked_skip as a caller may. */
+/* One byte per call. */
 static ssize_t
 scan_bytewise(struct http_chunked *c, const char *buf, size_t size)
 {
-	size_t pos = 0;
-	uint64_t n;
-	ssize_t r;
-
 	http_chunked_init(c);
-	while (pos < size && !c->done) {
-		if (c->remaining > 0) {
-			n = c->remaining < size - pos ? c->remaining
-						      : size - pos;
-			http_chunked_skip(c, n);
-			pos += (size_t)n;
-			continue;
-		}
-		if ((r = http_chunked_scan(c, buf + pos, 1)) == -1)
-			return -1;
-		CHECK(r == 1);
-		pos++;
-	}
-	return (ssize_t)pos;
+	return feed(c, buf, size, 1);
 }
 
 static void
@@ -179,14 +200,14 @@ check_chunked(const char *buf, size_t size, size_t split)
 		return;
 	CHECK((size_t)w <= size);
 	CHECK(whole.done || (size_t)w == size);
-	CHECK(http_chunked_scan(&whole, buf, 0) == 0);
+	CHECK(http_chunked_frame(&whole, buf, 0) == 0);
 	CHECK(part.done == whole.done && bytes.done == whole.done);
 	CHECK(part.total == whole.total && bytes.total == whole.total);
 	CHECK(part.remaining == whole.remaining &&
 	      bytes.remaining == whole.remaining);
 	CHECK(whole.total <= (uint64_t)w);
 	if (whole.done)
-		CHECK(http_chunked_scan(&whole, buf, size) == 0);
+		CHECK(http_chunked_frame(&whole, buf, size) == 0);
 }
 
 int

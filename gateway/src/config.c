@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "rewrite.h"
 
 /* Bigger than any sane config; keeps a stray file from filling memory. */
 #define CONFIG_FILE_MAX (4u << 20)
@@ -79,6 +80,7 @@ static const struct cfg_range r_ticket_rotation = {12 * HOUR, MIN, 7 * DAY};
 static const struct cfg_range r_cert_days = {365, 1, 3650};
 static const struct cfg_range r_verifier_threads = {1, 1, 16};
 static const struct cfg_range r_cache_entries = {4096, 16, 1 << 20};
+static const struct cfg_range r_check_timeout = {10 * SEC, 100 * MS, 10 * MIN};
 static const struct cfg_range r_cache_ttl = {5 * MIN, 0, DAY};
 static const struct cfg_range r_max_failures = {10, 0, 1000000};
 static const struct cfg_range r_failure_window = {5 * MIN, SEC, DAY};
@@ -1419,7 +1421,7 @@ cfg_realms(struct config_errors *err, const cJSON *v, struct config *c)
 	}
 }
 
-enum { AUK_VERIFIER_THREADS, AUK_CACHE_ENTRIES, AUK_N };
+enum { AUK_VERIFIER_THREADS, AUK_CACHE_ENTRIES, AUK_CHECK_TIMEOUT, AUK_N };
 
 /* "auth": the verifier pool and the per-worker cache; optional. */
 static void
@@ -1428,10 +1430,12 @@ cfg_auth(struct config_errors *err, const cJSON *v, struct config *c)
 	struct cfg_key k[AUK_N] = {
 	    [AUK_VERIFIER_THREADS] = {"verifier_threads", NULL},
 	    [AUK_CACHE_ENTRIES] = {"cache_entries", NULL},
+	    [AUK_CHECK_TIMEOUT] = {"check_timeout", NULL},
 	};
 
 	c->auth.verifier_threads = (unsigned)r_verifier_threads.def;
 	c->auth.cache_entries = (size_t)r_cache_entries.def;
+	c->auth.check_timeout_ms = r_check_timeout.def;
 	if (v == NULL || cfg_object(err, v, "auth", k, AUK_N) == -1)
 		return;
 	c->auth.verifier_threads =
@@ -1440,6 +1444,9 @@ cfg_auth(struct config_errors *err, const cJSON *v, struct config *c)
 	c->auth.cache_entries =
 	    (size_t)cfg_uint(err, k[AUK_CACHE_ENTRIES].val,
 			     "auth.cache_entries", &r_cache_entries);
+	c->auth.check_timeout_ms =
+	    cfg_duration(err, k[AUK_CHECK_TIMEOUT].val, "auth.check_timeout",
+			 &r_check_timeout);
 }
 
 enum {
@@ -1608,6 +1615,36 @@ fail:
 	return NULL;
 }
 
+/* Collects config.user_headers from the routes; 0 or -1 (out of memory). */
+static int
+cfg_user_headers(struct config_errors *err, struct config *c)
+{
+	size_t i, j, k, n = 0;
+
+	for (i = 0; i < c->nlisteners; i++)
+		n += c->listeners[i].nroutes;
+	if ((c->user_headers = cfg_calloc(err, n > 0 ? n : 1,
+					  sizeof(*c->user_headers))) == NULL)
+		return -1;
+	for (i = 0; i < c->nlisteners; i++)
+		for (j = 0; j < c->listeners[i].nroutes; j++) {
+			const struct config_route *r =
+			    &c->listeners[i].routes[j];
+
+			if (r->user_header == NULL)
+				continue;
+			for (k = 0; k < c->nuser_headers; k++)
+				if (strcasecmp(c->user_headers[k].p,
+					       r->user_header) == 0)
+					break;
+			if (k == c->nuser_headers)
+				c->user_headers[c->nuser_headers++] =
+				    (struct rewrite_str){r->user_header,
+							 r->user_header_len};
+		}
+	return 0;
+}
+
 /* Frees c and everything it owns, whatever state parsing left it in. */
 static void
 config_free(struct config *c)
@@ -1648,6 +1685,7 @@ config_free(struct config *c)
 		auth_realm_unref(r->auth);
 	}
 	free(c->realms);
+	free(c->user_headers);
 	for (i = 0; i < c->nresolvers; i++)
 		free(c->resolvers[i].host);
 	free(c->resolvers);
@@ -1707,7 +1745,7 @@ config_parse(const char *json, size_t len, struct config_errors *err)
 		goto fail;
 	atomic_init(&c->refs, 1);
 	cfg_root(err, root, c);
-	if (err->n > 0 || err->dropped > 0)
+	if (err->n > 0 || err->dropped > 0 || cfg_user_headers(err, c) == -1)
 		goto fail;
 	cJSON_Delete(root);
 	free(buf);

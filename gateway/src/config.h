@@ -19,6 +19,7 @@
 #include "tls.h"
 
 struct auth_realm;
+struct rewrite_str;
 
 #define CONFIG_MAX_ERRORS 64
 #define CONFIG_ERROR_LEN 256
@@ -76,6 +77,8 @@ struct config_realm {
 struct config_auth {
 	unsigned verifier_threads; /* restart-only */
 	size_t cache_entries;	   /* per worker */
+	uint64_t check_timeout_ms; /* a request waits this long for a check;
+				      then 503 */
 };
 
 struct config_route {
@@ -136,6 +139,12 @@ struct config {
 	struct config_auth auth;
 	struct config_realm *realms;
 	size_t nrealms;
+	/* Every route's user_header, each name once (case-insensitively),
+	 * pointing into the routes: a client's field of one of these names is
+	 * dropped from every request, whatever its route, since an upstream
+	 * that trusts it on one route trusts it on all. */
+	struct rewrite_str *user_headers;
+	size_t nuser_headers;
 	/* Built from `tls` by config_build_tls(), not by the parser: it reads
 	 * and may write certificate files. NULL without TLS listeners. */
 	struct tls_context *tls_ctx;

@@ -161,8 +161,8 @@ lower(unsigned char c)
 }
 
 /* Case-insensitive comparison of n bytes (ASCII only, RFC 9110 5.1). */
-static bool
-eq_ci(const char *a, const char *b, size_t n)
+bool
+http_eq_ci(const char *a, const char *b, size_t n)
 {
 	size_t i;
 
@@ -175,23 +175,17 @@ eq_ci(const char *a, const char *b, size_t n)
 static bool
 header_is(const struct http_header *h, const char *name, size_t n)
 {
-	return h->name_len == n && eq_ci(h->name, name, n);
+	return h->name_len == n && http_eq_ci(h->name, name, n);
 }
 
 static bool
 value_is(const struct http_header *h, const char *value, size_t n)
 {
-	return h->value_len == n && eq_ci(h->value, value, n);
+	return h->value_len == n && http_eq_ci(h->value, value, n);
 }
 
-/*
- * Steps through a comma-separated list (RFC 9110 section 5.6.1): returns
- * false at its end, else the next element, OWS trimmed and possibly empty.
- * Commas inside quoted strings are not special: callers use this only for
- * lists of tokens.
- */
-static bool
-list_next(const char **pos, const char *end, const char **el, size_t *len)
+bool
+http_list_next(const char **pos, const char *end, const char **el, size_t *len)
 {
 	const char *p = *pos, *comma, *e;
 
@@ -241,12 +235,12 @@ connection_flags(const struct http_header *h)
 	size_t n;
 	unsigned f = 0;
 
-	while (list_next(&pos, h->value + h->value_len, &el, &n)) {
-		if (n == 5 && eq_ci(el, "close", 5))
+	while (http_list_next(&pos, h->value + h->value_len, &el, &n)) {
+		if (n == 5 && http_eq_ci(el, "close", 5))
 			f |= CONN_CLOSE;
-		else if (n == 10 && eq_ci(el, "keep-alive", 10))
+		else if (n == 10 && http_eq_ci(el, "keep-alive", 10))
 			f |= CONN_KEEP_ALIVE;
-		else if (n == 7 && eq_ci(el, "upgrade", 7))
+		else if (n == 7 && http_eq_ci(el, "upgrade", 7))
 			f |= CONN_UPGRADE;
 	}
 	return f;
@@ -435,23 +429,28 @@ hex_value(unsigned char ch)
  *   - percent-encoded unreserved characters, '/', '\' and NUL (%41, %2e,
  *     %2F, %5C, %00): RFC 3986 says unreserved ones are never to be
  *     encoded, and an encoded separator is a second path syntax;
+ *   - a raw '\', not a URI character at all, which Windows servers and
+ *     some URL parsers read as '/';
  *   - "." and ".." segments and empty ones ("//"), which clients resolve
- *     before sending (RFC 3986 section 5.2.4) and servers may resolve again.
- * Nothing else is rewritten: the target goes upstream byte for byte.
+ *     before sending (RFC 3986 section 5.2.4) and servers may resolve
+ *     again; also "..;x" and ".;x": servlet containers cut path parameters
+ *     off a segment before they resolve dot segments.
+ * Nothing else is rewritten: the path goes upstream byte for byte.
  */
 static int
 check_path(const char *p, size_t n, struct http_fail *f)
 {
 	const char *q = memchr(p, '?', n);
-	size_t i, seg = 1; /* the current segment starts here; p[0] is '/' */
+	size_t i, seg = 1,   /* the current segment starts here; p[0] is '/' */
+	    semi = SIZE_MAX; /* its first ';', if any */
 
 	if (q != NULL)
 		n = (size_t)(q - p);
 	for (i = 1; i <= n; i++) {
 		if (i == n || p[i] == '/') {
-			size_t len = i - seg;
+			size_t len = (semi < i ? semi : i) - seg;
 
-			if (len == 0 && i < n)
+			if (i - seg == 0 && i < n)
 				return fail(
 				    f, 400,
 				    "empty segment (//) in target path");
@@ -460,6 +459,12 @@ check_path(const char *p, size_t n, struct http_fail *f)
 				return fail(f, 400,
 					    "dot segment in target path");
 			seg = i + 1;
+			semi = SIZE_MAX;
+		} else if (p[i] == ';') {
+			if (semi == SIZE_MAX)
+				semi = i;
+		} else if (p[i] == '\\') {
+			return fail(f, 400, "backslash in target path");
 		} else if (p[i] == '%') {
 			unsigned v;
 
@@ -515,9 +520,9 @@ parse_target(struct http_request *req, const char **auth, size_t *auth_len,
 		req->path_len = 1;
 		return 0;
 	}
-	if (n >= 7 && eq_ci(t, "http://", 7))
+	if (n >= 7 && http_eq_ci(t, "http://", 7))
 		a = 7;
-	else if (n >= 8 && eq_ci(t, "https://", 8))
+	else if (n >= 8 && http_eq_ci(t, "https://", 8))
 		a = 8;
 	else
 		return fail(f, 400, "invalid request-target");
@@ -597,24 +602,40 @@ parse_request_line(const char *buf, size_t off, const struct http_limits *lim,
 }
 
 /*
- * Limits on a request head that is not complete yet: 414 as soon as the
- * target seen so far is too long, 431 once the head cannot fit.
+ * A request head that is not complete yet: the request line is checked as
+ * far as it has arrived, so bytes that cannot start a request (a TLS
+ * ClientHello on a plain port, binary garbage) get their 400 at once
+ * instead of after the header timeout. Also 414 as soon as the target seen
+ * so far is too long, and 431 once the head cannot fit. Whatever passes
+ * here passes parse_request_line() as far as it goes.
  */
 static int
 request_partial(const char *buf, size_t off, size_t len,
 		const struct http_limits *lim, size_t max_head,
 		struct http_fail *f)
 {
+	static const char version[] = "HTTP/0.0\r\n"; /* '0': any DIGIT */
 	const char *m = buf + off, *p = m, *end = buf + len, *t;
+	size_t k;
 
 	for (; p < end && IS(C_TCHAR, *p); p++)
 		if (p - m == HTTP_MAX_METHOD)
 			return fail(f, 400, "method too long");
-	if (p < end && *p == ' ') {
-		for (t = ++p; p < end && IS(C_TARGET, *p); p++)
-			if ((size_t)(p - t) == lim->max_target)
-				return fail(f, 414, "target too long");
-	}
+	if (p == end)
+		goto more;
+	if (p == m || *p != ' ')
+		return fail(f, 400, "invalid method");
+	for (t = ++p; p < end && IS(C_TARGET, *p); p++)
+		if ((size_t)(p - t) == lim->max_target)
+			return fail(f, 414, "target too long");
+	if (p == end)
+		goto more;
+	if (p == t || *p != ' ')
+		return fail(f, 400, "invalid character in target");
+	for (p++, k = 0; p < end && k < sizeof(version) - 1; p++, k++)
+		if (version[k] == '0' ? !IS_DIGIT(*p) : *p != version[k])
+			return fail(f, 400, "malformed request line");
+more:
 	if (len >= max_head)
 		return fail(f, 431, "request head too large");
 	return -2;
@@ -633,14 +654,14 @@ request_te(const struct http_header *te, struct http_fail *f)
 	size_t n, tok;
 	bool chunked = false, unknown = false;
 
-	while (list_next(&pos, end, &el, &n)) {
+	while (http_list_next(&pos, end, &el, &n)) {
 		for (tok = 0; tok < n && IS(C_TCHAR, el[tok]); tok++)
 			;
 		if (tok == 0)
 			return fail(f, 400, "malformed Transfer-Encoding");
 		if (chunked)
 			return fail(f, 400, "chunked is not the last coding");
-		if (tok == 7 && eq_ci(el, "chunked", 7)) {
+		if (tok == 7 && http_eq_ci(el, "chunked", 7)) {
 			if (n != 7)
 				return fail(f, 400, "chunked with parameters");
 			chunked = true;
@@ -680,7 +701,7 @@ request_host(struct http_request *req, const struct http_header *host,
 	 * upstream's view of the request the same.
 	 */
 	if (auth != NULL && (auth_len != host->value_len ||
-			     !eq_ci(auth, host->value, auth_len)))
+			     !http_eq_ci(auth, host->value, auth_len)))
 		return fail(f, 400, "Host differs from target");
 	req->host = host->value;
 	req->host_len = host->value_len;
@@ -825,11 +846,9 @@ response_derive(struct http_response *res, bool method_is_head,
 		struct http_fail *f)
 {
 	const struct http_header *h, *te = NULL;
-	const char *pos, *el, *last = NULL;
-	bool has_cl = false;
-	uint64_t cl = 0, v;
+	uint64_t v;
 	unsigned conn = 0;
-	size_t i, n, last_len = 0;
+	size_t i;
 
 	for (i = 0; i < res->nheaders; i++) {
 		h = &res->headers[i];
@@ -837,42 +856,36 @@ response_derive(struct http_response *res, bool method_is_head,
 			/* RFC 9110 section 8.6: equal repeats are one value. */
 			if (parse_length(h->value, h->value_len, &v) == -1)
 				return fail(f, 502, "invalid Content-Length");
-			if (has_cl && v != cl)
+			if (res->has_length && v != res->content_length)
 				return fail(f, 502,
 					    "conflicting Content-Length");
-			has_cl = true;
-			cl = v;
+			res->has_length = true;
+			res->content_length = v;
 		} else if (header_is(h, "transfer-encoding", 17)) {
+			/* One field, one coding: "chunked". Anything else
+			 * would be a coding the client is not told of once
+			 * the gateway has re-framed the body. */
+			if (te != NULL || !value_is(h, "chunked", 7))
+				return fail(f, 502,
+					    "unsupported Transfer-Encoding");
 			te = h;
 		} else if (header_is(h, "connection", 10)) {
 			conn |= connection_flags(h);
 		}
 	}
-	if (te != NULL && has_cl)
+	if (te != NULL && res->has_length)
 		return fail(f, 502, "Content-Length with Transfer-Encoding");
 	if (te != NULL && res->minor == 0)
 		return fail(f, 502, "Transfer-Encoding in HTTP/1.0");
 	if (method_is_head || res->status < 200 || res->status == 204 ||
-	    res->status == 304) {
+	    res->status == 304)
 		res->body = HTTP_BODY_NONE;
-	} else if (te != NULL) {
-		pos = te->value;
-		while (list_next(&pos, te->value + te->value_len, &el, &n))
-			if (n > 0) {
-				last = el;
-				last_len = n;
-			}
-		for (n = 0; n < last_len && IS(C_TCHAR, last[n]); n++)
-			;
-		res->body = n == 7 && eq_ci(last, "chunked", 7)
-				? HTTP_BODY_CHUNKED
-				: HTTP_BODY_CLOSE;
-	} else if (has_cl) {
+	else if (te != NULL)
+		res->body = HTTP_BODY_CHUNKED;
+	else if (res->has_length)
 		res->body = HTTP_BODY_LENGTH;
-		res->content_length = cl;
-	} else {
+	else
 		res->body = HTTP_BODY_CLOSE;
-	}
 	if (res->minor == 1)
 		res->keep_alive = !(conn & CONN_CLOSE);
 	else
@@ -935,12 +948,12 @@ http_parse_response(const char *buf, size_t len, const struct http_limits *lim,
 	res->nheaders = 0;
 	res->body = HTTP_BODY_NONE;
 	res->content_length = 0;
+	res->has_length = false;
 	res->keep_alive = false;
 	res->error = NULL;
 
 	max_head = lim->max_head < INT_MAX ? lim->max_head : INT_MAX;
-	max_headers = lim->max_headers < HTTP_MAX_HEADERS ? lim->max_headers
-							  : HTTP_MAX_HEADERS;
+	max_headers = lim->max_headers;
 	rc = head_bound(buf, 0, len, max_head, max_headers + 1, &end, &f);
 	if (rc != 1) {
 		if (rc == 0 && len >= max_head)
@@ -998,7 +1011,7 @@ http_basic_decode(const char *v, size_t len, char *out, size_t cap,
 	uint32_t acc = 0;
 	bool found = false;
 
-	if (len < 6 || !eq_ci(v, "basic", 5) || v[5] != ' ' || cap < 2)
+	if (len < 6 || !http_eq_ci(v, "basic", 5) || v[5] != ' ' || cap < 2)
 		return -1;
 	while (i < len && v[i] == ' ')
 		i++;
@@ -1069,8 +1082,8 @@ http_list_has(const char *value, size_t len, const char *token)
 	const char *pos = value, *el;
 	size_t tlen = strlen(token), n;
 
-	while (list_next(&pos, value + len, &el, &n))
-		if (n == tlen && eq_ci(el, token, n))
+	while (http_list_next(&pos, value + len, &el, &n))
+		if (n == tlen && http_eq_ci(el, token, n))
 			return true;
 	return false;
 }
@@ -1247,21 +1260,11 @@ chunk_byte(struct http_chunked *c, unsigned char ch)
 }
 
 ssize_t
-http_chunked_scan(struct http_chunked *c, const char *buf, size_t len)
+http_chunked_frame(struct http_chunked *c, const char *buf, size_t len)
 {
 	size_t i = 0;
-	uint64_t n;
 
-	while (i < len && c->state != CK_DONE) {
-		if (c->state == CK_DATA) {
-			n = len - i < c->remaining ? len - i : c->remaining;
-			i += n;
-			c->remaining -= n;
-			c->total += n;
-			if (c->remaining == 0)
-				c->state = CK_DATA_CR;
-			continue;
-		}
+	while (i < len && c->state != CK_DATA && c->state != CK_DONE) {
 		if (++c->line > CHUNK_MAX_LINE ||
 		    chunk_byte(c, (unsigned char)buf[i]) == -1)
 			return -1;

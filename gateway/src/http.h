@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Most header fields in a request head (431 beyond). Responses have no
+ * count limit of their own: the caller's array sizes it (http_response). */
 #define HTTP_MAX_HEADERS 100
 
 /*
@@ -43,7 +45,7 @@ struct http_header {
 enum http_body {
 	HTTP_BODY_NONE,	   /* no body at all */
 	HTTP_BODY_LENGTH,  /* exactly content_length bytes */
-	HTTP_BODY_CHUNKED, /* chunked coding; scan it with http_chunked_scan */
+	HTTP_BODY_CHUNKED, /* chunked coding; read with http_chunked_frame */
 	HTTP_BODY_CLOSE,   /* response only: until the upstream closes */
 };
 
@@ -59,7 +61,9 @@ enum http_target {
 struct http_limits {
 	size_t max_head;    /* whole head in bytes; over it: 431 */
 	size_t max_target;  /* request-target in bytes; over it: 414 */
-	size_t max_headers; /* header field count, <= HTTP_MAX_HEADERS; 431 */
+	size_t max_headers; /* header field count; requests: <= HTTP_MAX_HEADERS
+			       (431 over it); responses: the room in
+			       http_response.headers (502 over it) */
 };
 
 struct http_request {
@@ -89,18 +93,25 @@ struct http_request {
 	const char *error; /* on -1: why, a static string */
 };
 
+/*
+ * The caller points `headers` at room for lim->max_headers fields before
+ * parsing: a response head is bounded by its size in bytes, not by a field
+ * count, so the room must hold as many fields as max_head bytes can (one
+ * per 4 bytes: "a:" CRLF).
+ */
 struct http_response {
 	int minor;
 	int status; /* 100..999, three digits */
 	const char *reason;
 	size_t reason_len;
 
-	struct http_header headers[HTTP_MAX_HEADERS];
+	struct http_header *headers; /* set by the caller, see above */
 	size_t nheaders;
 
-	enum http_body body; /* depends on the request method, see below */
-	uint64_t content_length;
-	bool keep_alive; /* the upstream connection may be reused */
+	enum http_body body;	 /* depends on the request method, see below */
+	uint64_t content_length; /* with has_length, also when body is NONE */
+	bool has_length;	 /* a valid Content-Length field was present */
+	bool keep_alive;	 /* the upstream connection may be reused */
 
 	const char *error; /* on -1: why, a static string (answer is 502) */
 };
@@ -122,19 +133,23 @@ struct http_response {
  * absolute-form target. HTTP versions other than 1.0 and 1.1 get 505. Up
  * to 8 empty lines before the request line (RFC 9112 section 2.2) are
  * skipped and counted in the return value. Content-Length: 0 gives
- * HTTP_BODY_LENGTH with content_length 0.
+ * HTTP_BODY_LENGTH with content_length 0. A request line that goes wrong
+ * is refused as soon as its first wrong byte arrives, not when the head is
+ * complete: a client speaking something else gets its 400 at once.
  */
 int http_parse_request(const char *buf, size_t len,
 		       const struct http_limits *lim, struct http_request *req);
 
 /*
- * Parses a response head from buf[0..len). `method_is_head` tells whether
- * it answers a HEAD request. Framing per RFC 9112 section 6.3: no body for
- * HEAD, 1xx, 204 and 304; chunked when the last Transfer-Encoding coding is
- * chunked; close-delimited when Transfer-Encoding is present without chunked
- * last or when neither field is present; otherwise Content-Length (CL and TE
- * together or conflicting CLs: -1). keep_alive is false for close-delimited
- * bodies, "Connection: close", and HTTP/1.0 without "keep-alive".
+ * Parses a response head from buf[0..len) into res (whose `headers` the
+ * caller set). `method_is_head` tells whether it answers a HEAD request.
+ * Framing per RFC 9112 section 6.3: no body for HEAD, 1xx, 204 and 304;
+ * chunked when Transfer-Encoding is "chunked"; close-delimited when neither
+ * field is present; otherwise Content-Length. -1 (502) for CL and TE
+ * together, conflicting CLs, and any Transfer-Encoding but a single
+ * "chunked": the gateway re-frames bodies and cannot pass on a coding it
+ * would have to drop. keep_alive is false for close-delimited bodies,
+ * "Connection: close", and HTTP/1.0 without "keep-alive".
  */
 int http_parse_response(const char *buf, size_t len,
 			const struct http_limits *lim, bool method_is_head,
@@ -144,6 +159,18 @@ int http_parse_response(const char *buf, size_t len,
 const struct http_header *http_find(const struct http_header *h, size_t n,
 				    const char *name);
 
+/*
+ * Steps through a comma-separated list value (RFC 9110 section 5.6.1),
+ * *pos starting at its first byte and `end` just past its last: false at
+ * the end, else the next element in *el and *len, OWS trimmed, possibly
+ * empty. Commas in quoted strings are not special: for lists of tokens.
+ */
+bool http_list_next(const char **pos, const char *end, const char **el,
+		    size_t *len);
+
+/* Whether a[0..n) and b[0..n) are equal, ASCII case-insensitively. */
+bool http_eq_ci(const char *a, const char *b, size_t n);
+
 /* True if the comma-separated field value holds `token`, case-insensitive. */
 bool http_list_has(const char *value, size_t len, const char *token);
 
@@ -151,10 +178,11 @@ bool http_list_has(const char *value, size_t len, const char *token);
 bool http_is_tchar(unsigned char c);
 
 /*
- * Incremental scanner for a chunked body (RFC 9112 section 7.1). It does
- * not decode: every byte it accepts belongs to the message and is forwarded
- * verbatim. Chunk extensions are checked for syntax and kept; trailer fields
- * are checked like header fields.
+ * Incremental reader of a chunked body (RFC 9112 section 7.1) that keeps
+ * the framing apart from the data, so the body can be framed anew on the
+ * way out: chunk sizes without leading zeros, no extensions, no trailers.
+ * Extensions are checked for syntax and dropped; trailer fields are checked
+ * like header fields and dropped (section 7.1.2 allows discarding them).
  */
 struct http_chunked {
 	int state;	    /* private */
@@ -165,20 +193,21 @@ struct http_chunked {
 	bool done;	    /* the terminating empty line has been seen */
 };
 
-/* Sets up a scanner for a new body. */
+/* Sets up a reader for a new body. */
 void http_chunked_init(struct http_chunked *c);
 
 /*
- * Scans buf[0..len) and returns how many of its bytes belong to the body
- * (all of them unless the body ends inside buf; then c->done is set and the
- * rest is the next message), or -1 on a framing error (bad hex, a size
- * over HTTP_MAX_CONTENT_LENGTH, missing CRLF after data, bad extension or
- * trailer, a size line or the whole trailer section longer than 4096
- * bytes). Once done it returns 0. While c->remaining > 0 the caller
- * may move that many data bytes itself and subtract them instead of
- * scanning; http_chunked_skip does the bookkeeping.
+ * Reads framing from buf[0..len): size lines, the CRLF after data, the
+ * trailer section and the final CRLF. Returns how many bytes it consumed,
+ * none of them data: it stops where a chunk's data begins (c->remaining is
+ * then that chunk's size, > 0), where the body ends (c->done; the rest of
+ * buf is the next message), or at the end of buf. While c->remaining > 0 it
+ * consumes nothing and returns 0: the caller moves the data and accounts
+ * for it with http_chunked_skip. -1 on a framing error: bad hex, a size
+ * over HTTP_MAX_CONTENT_LENGTH, a missing CRLF after data, a bad extension
+ * or trailer, a size line or the whole trailer section over 4096 bytes.
  */
-ssize_t http_chunked_scan(struct http_chunked *c, const char *buf, size_t len);
+ssize_t http_chunked_frame(struct http_chunked *c, const char *buf, size_t len);
 
 /* Accounts for n data bytes (n <= c->remaining) moved by the caller. */
 void http_chunked_skip(struct http_chunked *c, uint64_t n);

@@ -35,19 +35,19 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "rewrite.h"
 #include "router.h"
 #include "tls.h"
 #include "upstream.h"
 #include "worker.h"
 
 #define PROXY_HIGH (64 * 1024)
-#define PROXY_MAX_RESPONSE_HEAD (64 * 1024)
 #define PROXY_LINGER_MS 2000
 #define PROXY_TUNNEL_IDLE_S 3600
 
 /* S_AUTH: the request head is parsed and its upstream head built; a
- * password check runs on the verifier pool and the client's further bytes
- * wait unread. */
+ * password check runs on the verifier pool (for auth.check_timeout at
+ * most) and the client's further bytes wait unread. */
 enum session_state { S_HEAD, S_AUTH, S_PROXY, S_TUNNEL, S_CLOSING, S_LINGER };
 
 struct session {
@@ -63,10 +63,14 @@ struct session {
 	char s_client[INET6_ADDRSTRLEN];
 	uint64_t s_peer;	 /* guard_key() of the client's address */
 	struct evbuffer *s_head; /* upstream request head, kept for a retry */
+	size_t s_consume; /* bytes of the request head still at the front of
+			     the input: what was parsed points into them */
 
-	/* The current request; reset by request_reset(). */
+	/* The current request; reset by request_reset(). Everything it reads
+	 * of the config comes from s_gen, taken when its first byte arrived,
+	 * so a reload never mixes two configs in one request. */
 	struct wgen *s_gen;
-	const struct config_listener *s_lc;
+	const struct config_listener *s_lc; /* in s_gen */
 	const struct config_route *s_route;
 	struct upstream *s_up;
 	struct upstream_conn *s_uc;
@@ -79,14 +83,10 @@ struct session {
 	bool s_retryable;  /* idempotent with no body: may retry once */
 	bool s_retried;
 	bool s_req_done; /* the request body has been forwarded */
-	enum http_body s_req_body;
-	uint64_t s_req_left;
-	struct http_chunked s_req_chunk;
+	struct rewrite_body s_req;
 	bool s_resp_head;  /* the response head has been forwarded */
 	bool s_resp_bytes; /* a byte of the response arrived from upstream */
-	enum http_body s_resp_body;
-	uint64_t s_resp_left;
-	struct http_chunked s_resp_chunk;
+	struct rewrite_body s_resp;
 	bool s_up_keepalive;
 	int s_status;
 	double s_up_seconds; /* -1: no upstream took part */
@@ -107,6 +107,7 @@ static void up_drained(struct conn *c, void *arg);
 static void up_event(struct conn *c, int what, void *arg);
 static void process_input(struct session *s);
 static void request_finish(struct session *s);
+static void session_free(struct session *s, const char *why);
 
 static void
 ms_to_tv(uint64_t ms, struct timeval *tv)
@@ -278,6 +279,7 @@ request_reset(struct session *s)
 	if (s->s_gen != NULL)
 		wgen_release(s->s_gen);
 	s->s_gen = NULL;
+	s->s_lc = NULL;
 	s->s_route = NULL;
 	s->s_up = NULL;
 	s->s_started = false;
@@ -286,7 +288,7 @@ request_reset(struct session *s)
 	s->s_tunnel_req = false;
 	s->s_is_head = false;
 	s->s_req_done = false;
-	s->s_req_body = HTTP_BODY_NONE;
+	s->s_req.kind = HTTP_BODY_NONE;
 	s->s_resp_head = false;
 	s->s_resp_bytes = false;
 	s->s_status = 0;
@@ -337,18 +339,60 @@ request_account(struct session *s)
 	});
 }
 
-/* The Strict-Transport-Security field for TLS listeners when configured
- * (RFC 6797); "" otherwise. */
-static const char *
-hsts_field(struct session *s, char *buf, size_t len)
+/* Strict-Transport-Security max-age for this request's answers on a TLS
+ * listener (RFC 6797); 0: none. */
+static uint64_t
+hsts_max_age(struct session *s)
 {
-	const struct config *cfg = s->s_w->w_gen->g_cfg;
+	return s->s_lc->tls ? s->s_gen->g_cfg->tls.hsts_max_age_s : 0;
+}
 
-	if (!current_listener(s)->tls || cfg->tls.hsts_max_age_s == 0)
-		return "";
-	snprintf(buf, len, "Strict-Transport-Security: max-age=%llu\r\n",
-		 (unsigned long long)cfg->tls.hsts_max_age_s);
-	return buf;
+/*
+ * Adds a head (or a whole answer) to b: reserves `bound` bytes and lets
+ * write(arg, buf, cap) fill them; when the head needs more than the bound
+ * said, reserves what it asked for and writes again. 0, or -1 when out of
+ * memory, with nothing added to b: a head is written whole or not at all.
+ */
+static int
+head_put(struct evbuffer *b, size_t bound,
+	 size_t (*write)(const void *arg, char *buf, size_t cap),
+	 const void *arg, size_t *len)
+{
+	struct evbuffer_iovec v;
+	size_t need;
+
+	if (evbuffer_reserve_space(b, (ev_ssize_t)bound, &v, 1) != 1)
+		return -1;
+	need = write(arg, v.iov_base, v.iov_len);
+	if (need > v.iov_len) {
+		if (evbuffer_reserve_space(b, (ev_ssize_t)need, &v, 1) != 1 ||
+		    write(arg, v.iov_base, v.iov_len) != need)
+			return -1;
+	}
+	v.iov_len = need;
+	if (evbuffer_commit_space(b, &v, 1) == -1)
+		return -1;
+	if (len != NULL)
+		*len = need;
+	return 0;
+}
+
+static size_t
+write_answer(const void *arg, char *buf, size_t cap)
+{
+	return rewrite_answer(arg, buf, cap);
+}
+
+static size_t
+write_request(const void *arg, char *buf, size_t cap)
+{
+	return rewrite_request_head(arg, buf, cap);
+}
+
+static size_t
+write_response(const void *arg, char *buf, size_t cap)
+{
+	return rewrite_response_head(arg, buf, cap);
 }
 
 /*
@@ -382,51 +426,79 @@ tls_log_allowed(struct session *s)
 	return true;
 }
 
-/* Answers with a body of "STATUS REASON: detail" (detail may be NULL). */
+/* The parsed head is done with: drop its bytes from the input. */
 static void
-answer_body(struct session *s, int status, const char *extra,
-	    const char *detail, bool close)
+consume_head(struct session *s)
 {
-	struct evbuffer *out = conn_out(s->s_c);
-	char body[256], hsts[80];
-	int blen;
-	size_t before = evbuffer_get_length(out);
+	evbuffer_drain(conn_in(s->s_c), s->s_consume);
+	s->s_consume = 0;
+}
 
-	if (!s->s_req_done && s->s_req_body != HTTP_BODY_NONE)
+/*
+ * Answers a request ourselves, with a body of "STATUS REASON[: detail]"
+ * and the extra fields given. `close` ends the connection after the
+ * answer; it is forced when the request's body has not been read.
+ */
+static void
+answer_fields(struct session *s, int status, const struct rewrite_field *fields,
+	      size_t nfields, const char *detail, bool close)
+{
+	struct rewrite_answer a;
+	size_t len;
+
+	if (!s->s_req_done && s->s_req.kind != HTTP_BODY_NONE)
 		close = true;
 	if (s->s_w->w_draining)
 		close = true;
-	blen = snprintf(body, sizeof(body), "%d %s%s%s\n", status,
-			http_reason(status), detail != NULL ? ": " : "",
-			detail != NULL ? detail : "");
-	if (blen >= (int)sizeof(body))
-		blen = (int)sizeof(body) - 1;
-	evbuffer_add_printf(
-	    out,
-	    "HTTP/1.1 %d %s\r\nContent-Type: text/plain; "
-	    "charset=utf-8\r\nContent-Length: %d\r\n%s%s%s\r\n",
-	    status, http_reason(status), blen,
-	    close ? "Connection: close\r\n"
-		  : (s->s_http10 ? "Connection: keep-alive\r\n" : ""),
-	    hsts_field(s, hsts, sizeof(hsts)), extra != NULL ? extra : "");
-	if (!s->s_is_head)
-		evbuffer_add(out, body, (size_t)blen);
+	a = (struct rewrite_answer){
+	    .status = status,
+	    .close = close,
+	    .http10_keep = !close && s->s_http10,
+	    .head = s->s_is_head,
+	    .hsts_max_age = hsts_max_age(s),
+	    .fields = fields,
+	    .nfields = nfields,
+	    .detail = {detail, detail != NULL ? strlen(detail) : 0},
+	};
+	if (head_put(conn_out(s->s_c), 512, write_answer, &a, &len) == -1) {
+		session_free(s, "out of memory writing an answer");
+		return;
+	}
+	consume_head(s);
 	s->s_status = status;
-	s->s_bytes_out += evbuffer_get_length(out) - before;
+	s->s_bytes_out += len;
 	s->s_resp_head = true;
 	s->s_keepalive = s->s_keepalive && !close;
 	request_finish(s);
 }
 
-/*
- * Answers a request ourselves. `close` ends the connection after the
- * answer; it is forced when the request's body has not been read.
- */
 static void
-answer(struct session *s, int status, const char *extra, bool close)
+answer(struct session *s, int status, bool close)
 {
-	answer_body(s, status, extra, NULL, close);
+	answer_fields(s, status, NULL, 0, NULL, close);
 }
+
+/* An answer with one extra field whose value is up to four pieces. */
+static void
+answer_with(struct session *s, int status, const char *name,
+	    struct rewrite_str v0, struct rewrite_str v1, struct rewrite_str v2,
+	    struct rewrite_str v3, bool close)
+{
+	struct rewrite_field f = {name, {v0, v1, v2, v3}};
+
+	answer_fields(s, status, &f, 1, NULL, close);
+}
+
+#define STR(lit)                                                               \
+	(struct rewrite_str)                                                   \
+	{                                                                      \
+		lit, sizeof(lit) - 1                                           \
+	}
+#define NOSTR                                                                  \
+	(struct rewrite_str)                                                   \
+	{                                                                      \
+		NULL, 0                                                        \
+	}
 
 /* Where an upstream failure maps to: 504 for time, 502 for the rest. */
 static void
@@ -435,241 +507,20 @@ answer_upstream_error(struct session *s, enum metrics_upstream_error why)
 	metrics_upstream_error(s->s_w->w_metrics, s->s_route->metric_id, why);
 	upstream_close(s->s_uc);
 	s->s_uc = NULL;
-	answer(s, why == METRICS_UPERR_TIMEOUT ? 504 : 502, NULL, false);
+	answer(s, why == METRICS_UPERR_TIMEOUT ? 504 : 502, false);
 }
 
 static bool
 method_idempotent(const char *m, size_t len)
 {
-	static const char *const idem[] = {"GET",    "HEAD",  "OPTIONS",
-					   "DELETE", "TRACE", "PUT"};
+	static const char *const idem[] = {"GET", "HEAD", "OPTIONS", "DELETE",
+					   "PUT"};
 	size_t i;
 
 	for (i = 0; i < sizeof(idem) / sizeof(idem[0]); i++)
 		if (strlen(idem[i]) == len && memcmp(idem[i], m, len) == 0)
 			return true;
 	return false;
-}
-
-/*
- * Head writer: a head is written into space reserved in an evbuffer and
- * committed once, instead of an evbuffer_add per piece. `cap` is an upper
- * bound of the head's size computed by the caller.
- */
-struct headw {
-	struct evbuffer *hw_b;
-	struct evbuffer_iovec hw_v;
-	size_t hw_len;
-};
-
-static int
-headw_begin(struct headw *w, struct evbuffer *b, size_t cap)
-{
-	w->hw_b = b;
-	w->hw_len = 0;
-	return evbuffer_reserve_space(b, (ev_ssize_t)cap, &w->hw_v, 1) == 1
-		   ? 0
-		   : -1;
-}
-
-static void
-headw_put(struct headw *w, const void *p, size_t n)
-{
-	if (n > w->hw_v.iov_len - w->hw_len)
-		n = w->hw_v.iov_len - w->hw_len; /* cannot happen: cap holds */
-	memcpy((char *)w->hw_v.iov_base + w->hw_len, p, n);
-	w->hw_len += n;
-}
-
-#define headw_lit(w, lit) headw_put((w), (lit), sizeof(lit) - 1)
-
-static void
-headw_field(struct headw *w, const char *name, size_t nlen, const char *v,
-	    size_t vlen)
-{
-	headw_put(w, name, nlen);
-	headw_lit(w, ": ");
-	headw_put(w, v, vlen);
-	headw_lit(w, "\r\n");
-}
-
-static void
-headw_end(struct headw *w)
-{
-	w->hw_v.iov_len = w->hw_len;
-	evbuffer_commit_space(w->hw_b, &w->hw_v, 1);
-}
-
-struct name {
-	const char *n_str;
-	size_t n_len;
-};
-#define NAME(lit)                                                              \
-	{                                                                      \
-		lit, sizeof(lit) - 1                                           \
-	}
-
-static bool
-name_in(const struct http_header *h, const struct name *set, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (set[i].n_len == h->name_len &&
-		    strncasecmp(set[i].n_str, h->name, h->name_len) == 0)
-			return true;
-	return false;
-}
-
-/* Hop-by-hop (RFC 9110 section 7.6.1) and the ones the gateway sets. */
-static const struct name request_drop[] = {
-    NAME("connection"),		NAME("keep-alive"),
-    NAME("proxy-connection"),	NAME("te"),
-    NAME("transfer-encoding"),	NAME("upgrade"),
-    NAME("http2-settings"),	NAME("x-forwarded-for"),
-    NAME("x-forwarded-proto"),	NAME("x-forwarded-host"),
-    NAME("x-real-ip"),		NAME("x-request-id"),
-    NAME("proxy-authorization")};
-
-/* Hop-by-hop in a response; a tunnel keeps Connection and Upgrade. */
-static const struct name response_drop[] = {
-    NAME("keep-alive"), NAME("proxy-connection"), NAME("te"),
-    NAME("transfer-encoding")};
-static const struct name response_drop_unless_tunnel[] = {NAME("connection"),
-							  NAME("upgrade")};
-
-/*
- * Whether a Connection field names options beyond close, keep-alive and
- * upgrade (whose fields are dropped anyway): only then must every other
- * field be looked up in it (RFC 9110 section 7.6.1).
- */
-static bool
-connection_names_more(const struct http_header *conn)
-{
-	const char *p, *end;
-
-	if (conn == NULL)
-		return false;
-	p = conn->value;
-	end = p + conn->value_len;
-	while (p < end) {
-		const char *tok, *q;
-		size_t n;
-
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-			p++;
-		tok = p;
-		while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-			p++;
-		n = (size_t)(p - tok);
-		for (q = p; q < end && (*q == ' ' || *q == '\t'); q++)
-			;
-		if (n == 0)
-			continue;
-		if (!((n == 5 && strncasecmp(tok, "close", 5) == 0) ||
-		      (n == 10 && strncasecmp(tok, "keep-alive", 10) == 0) ||
-		      (n == 7 && strncasecmp(tok, "upgrade", 7) == 0)))
-			return true;
-	}
-	return false;
-}
-
-static bool
-named_by_connection(const struct http_header *h, const struct http_header *conn)
-{
-	char name[128];
-
-	if (h->name_len >= sizeof(name))
-		return false;
-	memcpy(name, h->name, h->name_len);
-	name[h->name_len] = '\0';
-	return http_list_has(conn->value, conn->value_len, name);
-}
-
-/*
- * Writes the request head as the upstream gets it into s->s_head. `len` is
- * the size of the client's head: every forwarded piece comes from it, and
- * what the gateway adds is bounded by the extra room.
- */
-static int
-build_upstream_head(struct session *s, const struct http_request *req,
-		    size_t len, const struct http_header *upgrade)
-{
-	const struct http_header *conn =
-	    http_find(req->headers, req->nheaders, "connection");
-	bool conn_more = connection_names_more(conn);
-	const struct config_route *r = s->s_route;
-	size_t client_len = strlen(s->s_client);
-	const char *path = req->path;
-	size_t plen = req->path_len, i;
-	bool drop_authz = r->realm != CONFIG_NO_REALM && !r->pass_authorization;
-	struct headw w;
-
-	if (headw_begin(&w, s->s_head,
-			len + 512 + 2 * client_len + sizeof(s->s_reqid) +
-			    req->host_len + r->user_header_len +
-			    sizeof(s->s_auth.user) +
-			    (upgrade != NULL ? upgrade->value_len : 0)) == -1)
-		return -1;
-	headw_put(&w, req->method, req->method_len);
-	headw_lit(&w, " ");
-	if (s->s_route->strip_prefix) {
-		size_t cut = s->s_route->path_len;
-
-		/* Keep the '/' that ends the prefix, or add one. */
-		if (cut > 0 && s->s_route->path[cut - 1] == '/')
-			cut--;
-		path += cut;
-		plen -= cut;
-		if (plen == 0 || path[0] != '/')
-			headw_lit(&w, "/");
-	}
-	headw_put(&w, path, plen);
-	if (req->minor == 0)
-		headw_lit(&w, " HTTP/1.0\r\n");
-	else
-		headw_lit(&w, " HTTP/1.1\r\n");
-	for (i = 0; i < req->nheaders; i++) {
-		const struct http_header *h = &req->headers[i];
-
-		if (name_in(h, request_drop,
-			    sizeof(request_drop) / sizeof(request_drop[0])) ||
-		    (conn_more && named_by_connection(h, conn)))
-			continue;
-		/* Credentials stay here; the user header is only ever ours. */
-		if ((drop_authz && h->name_len == 13 &&
-		     strncasecmp(h->name, "authorization", 13) == 0) ||
-		    (r->user_header != NULL &&
-		     h->name_len == r->user_header_len &&
-		     strncasecmp(h->name, r->user_header, h->name_len) == 0))
-			continue;
-		headw_field(&w, h->name, h->name_len, h->value, h->value_len);
-	}
-	headw_field(&w, "X-Forwarded-For", 15, s->s_client, client_len);
-	headw_field(&w, "X-Real-IP", 9, s->s_client, client_len);
-	if (s->s_lc->tls)
-		headw_lit(&w, "X-Forwarded-Proto: https\r\n");
-	else
-		headw_lit(&w, "X-Forwarded-Proto: http\r\n");
-	if (req->host != NULL)
-		headw_field(&w, "X-Forwarded-Host", 16, req->host,
-			    req->host_len);
-	headw_field(&w, "X-Request-Id", 12, s->s_reqid, strlen(s->s_reqid));
-	if (r->user_header != NULL && s->s_auth.user[0] != '\0')
-		headw_field(&w, r->user_header, r->user_header_len,
-			    s->s_auth.user, strlen(s->s_auth.user));
-	if (req->body == HTTP_BODY_CHUNKED)
-		headw_lit(&w, "Transfer-Encoding: chunked\r\n");
-	if (upgrade != NULL) {
-		headw_lit(&w, "Connection: upgrade\r\n");
-		headw_field(&w, "Upgrade", 7, upgrade->value,
-			    upgrade->value_len);
-	} else if (req->minor == 0) {
-		headw_lit(&w, "Connection: keep-alive\r\n");
-	}
-	headw_lit(&w, "\r\n");
-	headw_end(&w);
-	return 0;
 }
 
 static void
@@ -737,46 +588,43 @@ pullup_head(struct evbuffer *in, size_t limit, size_t *n)
 /*
  * A redirect_https listener: 308 to the same host and path over https
  * (RFC 9110 section 15.4.9: the method and body are kept), except
- * /healthz, answered here with 200 for load balancers' checks.
+ * /healthz, answered here with 200 for load balancers' checks. The
+ * Location is written from pieces of the parsed head, whatever their size.
  */
 static void
-redirect_https(struct session *s, const struct http_request *req, size_t len)
+redirect_https(struct session *s, const struct http_request *req)
 {
-	char loc[9000];
 	size_t hlen = req->host_len;
 	const char *host = req->host, *colon;
-	bool healthz =
-	    req->path_len == 8 && memcmp(req->path, "/healthz", 8) == 0;
+	char port[8];
+	int plen = 0;
 
-	/* req points into the input: everything is read before the drain. */
-	if (!healthz && host != NULL && hlen > 0) {
-		/* Drop the port: after "]" for an IPv6 literal, else after
-		 * the last ":". */
-		if (host[0] == '[') {
-			const char *end = memchr(host, ']', hlen);
-
-			if (end != NULL)
-				hlen = (size_t)(end - host) + 1;
-		} else if ((colon = memrchr(host, ':', hlen)) != NULL) {
-			hlen = (size_t)(colon - host);
-		}
-		if (s->s_lc->https_port == 443)
-			snprintf(loc, sizeof(loc),
-				 "Location: https://%.*s%.*s\r\n", (int)hlen,
-				 host, (int)req->path_len, req->path);
-		else
-			snprintf(loc, sizeof(loc),
-				 "Location: https://%.*s:%u%.*s\r\n", (int)hlen,
-				 host, s->s_lc->https_port, (int)req->path_len,
-				 req->path);
+	if (req->path_len == 8 && memcmp(req->path, "/healthz", 8) == 0) {
+		answer(s, 200, false);
+		return;
 	}
-	evbuffer_drain(conn_in(s->s_c), len);
-	if (healthz)
-		answer(s, 200, NULL, false);
-	else if (host == NULL || req->host_len == 0)
-		answer(s, 400, NULL, true);
-	else
-		answer(s, 308, loc, s->s_req_body != HTTP_BODY_NONE);
+	if (host == NULL || hlen == 0) {
+		answer(s, 400, true);
+		return;
+	}
+	/* Drop the port: after "]" for an IPv6 literal, else after the last
+	 * ":". */
+	if (host[0] == '[') {
+		const char *end = memchr(host, ']', hlen);
+
+		if (end != NULL)
+			hlen = (size_t)(end - host) + 1;
+	} else if ((colon = memrchr(host, ':', hlen)) != NULL) {
+		hlen = (size_t)(colon - host);
+	}
+	if (s->s_lc->https_port != 443)
+		plen = snprintf(port, sizeof(port), ":%u",
+				s->s_lc->https_port & 0xffff);
+	answer_with(s, 308, "Location", STR("https://"),
+		    (struct rewrite_str){host, hlen},
+		    (struct rewrite_str){port, (size_t)plen},
+		    (struct rewrite_str){req->path, req->path_len},
+		    s->s_req.kind != HTTP_BODY_NONE);
 }
 
 static const struct config_realm *
@@ -795,34 +643,41 @@ auth_account(struct session *s, enum auth_result r)
 
 /* 401, 429 or 503 for a request that may not pass. */
 static void
-auth_refuse(struct session *s, enum auth_result r)
+auth_refuse(struct session *s, enum auth_result r, const char *why)
 {
 	const struct config_realm *cr = route_realm(s);
-	char extra[128], detail[128];
+	char secs[24];
+	int n;
 
 	OPENSSL_cleanse(s->s_auth.user, sizeof(s->s_auth.user));
 	switch (r) {
 	case AUTH_THROTTLED:
-		snprintf(extra, sizeof(extra), "Retry-After: %u\r\n",
-			 (unsigned)s->s_auth.retry_after);
-		answer(s, 429, extra, false);
+		n = snprintf(secs, sizeof(secs), "%u",
+			     (unsigned)s->s_auth.retry_after);
+		answer_with(s, 429, "Retry-After",
+			    (struct rewrite_str){secs, (size_t)n}, NOSTR, NOSTR,
+			    NOSTR, false);
 		return;
-	case AUTH_UNAVAILABLE:
-		if (auth_realm_users(cr->auth) == 0)
+	case AUTH_UNAVAILABLE: {
+		struct rewrite_field f = {"Retry-After", {STR("1")}};
+		char detail[CONFIG_NAME_MAX + 64];
+
+		if (why == NULL && auth_realm_users(cr->auth) == 0) {
 			snprintf(detail, sizeof(detail),
 				 "realm \"%s\" has no credentials", cr->name);
-		else
-			snprintf(detail, sizeof(detail),
-				 "too many password checks waiting");
-		answer_body(s, 503, "Retry-After: 1\r\n", detail, false);
+			why = detail;
+		}
+		answer_fields(s, 503, &f, 1,
+			      why != NULL ? why
+					  : "too many password checks waiting",
+			      false);
 		return;
+	}
 	default:
 		/* RFC 7617 section 2.1: the charset parameter. */
-		snprintf(extra, sizeof(extra),
-			 "WWW-Authenticate: Basic realm=\"%s\", "
-			 "charset=\"UTF-8\"\r\n",
-			 cr->name);
-		answer(s, 401, extra, false);
+		answer_with(s, 401, "WWW-Authenticate", STR("Basic realm=\""),
+			    (struct rewrite_str){cr->name, strlen(cr->name)},
+			    STR("\", charset=\"UTF-8\""), NOSTR, false);
 		return;
 	}
 }
@@ -834,10 +689,11 @@ auth_done(void *arg, enum auth_result r)
 	struct session *s = arg;
 
 	s->s_auth.wait = NULL;
+	timer_off(s);
 	auth_account(s, r);
 	if (r != AUTH_OK) {
 		evbuffer_drain(s->s_head, evbuffer_get_length(s->s_head));
-		auth_refuse(s, r);
+		auth_refuse(s, r, NULL);
 		return;
 	}
 	request_forward(s);
@@ -861,19 +717,71 @@ request_auth(struct session *s, const struct http_request *req)
 	return r;
 }
 
-/* A complete request head of `len` bytes is at the front of the input. */
+/* Writes the head the upstream gets into s->s_head; 0, or -1 when out
+ * of memory. */
+static int
+upstream_head(struct session *s, const struct http_request *req,
+	      const struct rewrite_conn *conn,
+	      const struct http_header *upgrade)
+{
+	const struct config_route *r = s->s_route;
+	struct rewrite_request rr = {
+	    .req = req,
+	    .conn = conn,
+	    .strip = r->strip_prefix ? r->path_len : 0,
+	    .client = {s->s_client, strlen(s->s_client)},
+	    .tls = s->s_lc->tls,
+	    .request_id = {s->s_reqid, strlen(s->s_reqid)},
+	    .drop = s->s_gen->g_cfg->user_headers,
+	    .ndrop = s->s_gen->g_cfg->nuser_headers,
+	    .user_header = {r->user_header, r->user_header_len},
+	    .drop_authorization =
+		r->realm != CONFIG_NO_REALM && !r->pass_authorization,
+	    .upgrade = upgrade,
+	};
+
+	if (s->s_authed || s->s_auth.wait != NULL) {
+		/* The name is sent only once the password is verified: a
+		 * pending check's head waits in s_head until auth_done(). */
+		rr.user.p = s->s_auth.user;
+		rr.user.n = strlen(s->s_auth.user);
+	}
+	return head_put(s->s_head, rewrite_request_bound(&rr, s->s_consume),
+			write_request, &rr, NULL);
+}
+
+/* The trailing-slash redirect: /x (and its query) to /x/. */
+static void
+redirect_slash(struct session *s, const struct http_request *req)
+{
+	const char *q = memchr(req->path, '?', req->path_len);
+
+	answer_with(
+	    s, 301, "Location",
+	    (struct rewrite_str){s->s_route->path, s->s_route->path_len},
+	    (struct rewrite_str){
+		q, q != NULL ? req->path_len - (size_t)(q - req->path) : 0},
+	    NOSTR, NOSTR, false);
+}
+
+/*
+ * A complete request head of `len` bytes is at the front of the input;
+ * req points into it. Decides, in this order, what becomes of it: what the
+ * head may not say (400 for its Connection options), the gateway's own
+ * answers (405, 308, 404, 301), 413, then the realm, then the head the
+ * upstream gets.
+ */
 static void
 request_start(struct session *s, struct http_request *req, size_t len)
 {
-	struct evbuffer *in = conn_in(s->s_c);
 	const struct http_header *upgrade = NULL;
 	const struct config_route *route;
 	enum auth_result auth = AUTH_OK;
-	char loc[600];
+	struct rewrite_conn conn;
+	const char *why;
 
 	timer_off(s);
-	s->s_gen = wgen_acquire(s->s_w);
-	s->s_lc = &s->s_gen->g_cfg->listeners[s->s_lidx];
+	s->s_consume = len;
 	s->s_http10 = req->minor == 0;
 	s->s_keepalive = req->keep_alive && !s->s_w->w_draining;
 	s->s_is_head =
@@ -882,47 +790,52 @@ request_start(struct session *s, struct http_request *req, size_t len)
 	copy_trunc(s->s_method_str, sizeof(s->s_method_str), req->method,
 		   req->method_len);
 	copy_trunc(s->s_path, sizeof(s->s_path), req->path, req->path_len);
-	s->s_req_body = req->body;
-	s->s_req_left = req->content_length;
 	s->s_req_done =
 	    req->body == HTTP_BODY_NONE ||
 	    (req->body == HTTP_BODY_LENGTH && req->content_length == 0);
-	http_chunked_init(&s->s_req_chunk);
+	rewrite_body_init(&s->s_req, req->body, req->content_length, true,
+			  UINT64_MAX);
 	s->s_bytes_in = len;
 	request_id_make(s, req);
 
+	if (rewrite_connection(
+		req->headers, req->nheaders, s->s_gen->g_cfg->user_headers,
+		s->s_gen->g_cfg->nuser_headers, &conn, &why) == -1) {
+		log_msg(LOG_INFO, "client %s: bad request: %s", s->s_client,
+			why);
+		answer(s, 400, true);
+		return;
+	}
+	/* TRACE would echo the request, credentials included, back to
+	 * whatever script can make the browser send one (nginx: 405 too). */
+	if (req->method_len == 5 && memcmp(req->method, "TRACE", 5) == 0) {
+		answer_with(s, 405, "Allow",
+			    STR("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
+			    NOSTR, NOSTR, NOSTR, false);
+		return;
+	}
 	if (s->s_lc->redirect_https) {
-		redirect_https(s, req, len);
+		redirect_https(s, req);
 		return;
 	}
 	switch (router_match(s->s_lc, req->path, req->path_len, &route)) {
 	case ROUTER_NONE:
-		evbuffer_drain(in, len);
-		answer(s, 404, NULL, false);
+		answer(s, 404, false);
 		return;
-	case ROUTER_REDIRECT: {
-		const char *q = memchr(req->path, '?', req->path_len);
-
+	case ROUTER_REDIRECT:
 		s->s_route = route;
-		snprintf(loc, sizeof(loc), "Location: %s%.*s\r\n", route->path,
-			 q != NULL
-			     ? (int)(req->path_len - (size_t)(q - req->path))
-			     : 0,
-			 q != NULL ? q : "");
-		evbuffer_drain(in, len);
-		answer(s, 301, loc, false);
+		redirect_slash(s, req);
 		return;
-	}
 	case ROUTER_MATCH:
 		break;
 	}
 	s->s_route = route;
 	if (req->body == HTTP_BODY_LENGTH &&
 	    req->content_length > route->max_body) {
-		evbuffer_drain(in, len);
-		answer(s, 413, NULL, true);
+		answer(s, 413, true);
 		return;
 	}
+	s->s_req.limit = route->max_body;
 	if (req->upgrade) {
 		upgrade = http_find(req->headers, req->nheaders, "upgrade");
 		/* Only WebSocket becomes a tunnel; h2c and the rest are refused
@@ -939,21 +852,21 @@ request_start(struct session *s, struct http_request *req, size_t len)
 		auth = request_auth(s, req);
 		if (auth != AUTH_OK && auth != AUTH_CACHED &&
 		    auth != AUTH_PENDING) {
-			evbuffer_drain(in, len);
-			auth_refuse(s, auth);
+			auth_refuse(s, auth, NULL);
 			return;
 		}
 	}
-	if (build_upstream_head(s, req, len, upgrade) == -1) {
-		evbuffer_drain(in, len);
+	if (upstream_head(s, req, &conn, upgrade) == -1) {
 		auth_cancel(s->s_auth.wait);
 		s->s_auth.wait = NULL;
-		answer(s, 500, NULL, true);
+		answer(s, 500, true);
 		return;
 	}
-	evbuffer_drain(in, len);
+	consume_head(s);
 	if (auth == AUTH_PENDING) {
-		s->s_state = S_AUTH; /* auth_done() goes on */
+		/* auth_done() goes on, or timer_fired() gives up. */
+		s->s_state = S_AUTH;
+		timer_arm(s, s->s_gen->g_cfg->auth.check_timeout_ms);
 		return;
 	}
 	request_forward(s);
@@ -980,67 +893,20 @@ request_forward(struct session *s)
 	forward_request_body(s);
 }
 
-/*
- * Moves body bytes from `in` to `out` per the framing; returns 1 when the
- * body is complete, 0 when more is needed, -1 on a framing error.
- */
-static int
-move_body(struct evbuffer *in, struct evbuffer *out, enum http_body kind,
-	  uint64_t *left, struct http_chunked *ch, uint64_t *moved)
-{
-	size_t avail;
-
-	while ((avail = evbuffer_get_length(in)) > 0) {
-		if (kind == HTTP_BODY_LENGTH) {
-			size_t n = avail < *left ? avail : (size_t)*left;
-
-			evbuffer_remove_buffer(in, out, n);
-			*moved += n;
-			*left -= n;
-			return *left == 0;
-		}
-		if (kind == HTTP_BODY_CLOSE) {
-			evbuffer_add_buffer(out, in);
-			*moved += avail;
-			return 0;
-		}
-		if (ch->remaining > 0) {
-			size_t n = avail < ch->remaining
-				       ? avail
-				       : (size_t)ch->remaining;
-
-			evbuffer_remove_buffer(in, out, n);
-			http_chunked_skip(ch, n);
-			*moved += n;
-		} else {
-			struct evbuffer_iovec v;
-			ssize_t r;
-
-			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-				return 0;
-			r = http_chunked_scan(ch, v.iov_base, v.iov_len);
-			if (r == -1)
-				return -1;
-			evbuffer_remove_buffer(in, out, (size_t)r);
-			*moved += (size_t)r;
-		}
-		if (ch->done)
-			return 1;
-	}
-	return kind == HTTP_BODY_LENGTH && *left == 0;
-}
-
 static void
 forward_request_body(struct session *s)
 {
-	struct evbuffer *out = conn_out(s->s_uc->uc_conn);
+	struct evbuffer *in = conn_in(s->s_c),
+			*out = conn_out(s->s_uc->uc_conn);
+	size_t before = evbuffer_get_length(in);
 	int r;
 
-	r = move_body(conn_in(s->s_c), out, s->s_req_body, &s->s_req_left,
-		      &s->s_req_chunk, &s->s_bytes_in);
+	r = rewrite_body_move(&s->s_req, in, out);
+	s->s_bytes_in += before - evbuffer_get_length(in);
 	conn_flush(s->s_uc->uc_conn);
-	if (r == -1 || (s->s_req_body == HTTP_BODY_CHUNKED &&
-			s->s_req_chunk.total > s->s_route->max_body)) {
+	if (r < 0) {
+		/* A chunk over max_body_size is refused before any of it
+		 * went upstream; the upstream never sees the body end. */
 		upstream_close(s->s_uc);
 		s->s_uc = NULL;
 		if (s->s_resp_head) {
@@ -1048,7 +914,7 @@ forward_request_body(struct session *s)
 			return;
 		}
 		s->s_keepalive = false;
-		answer(s, r == -1 ? 400 : 413, NULL, true);
+		answer(s, r == -1 ? 400 : 413, true);
 		return;
 	}
 	if (r == 1) {
@@ -1064,55 +930,30 @@ forward_request_body(struct session *s)
 	}
 }
 
-/* Writes the head the client gets for `res` (whose own head took `len`
- * bytes upstream) into the client's output. */
-static void
+/*
+ * Writes the head the client gets for `res` into the client's output. -1
+ * when out of memory: nothing was written, and the caller ends the session
+ * rather than send a body without a head.
+ */
+static int
 write_response_head(struct session *s, const struct http_response *res,
-		    size_t len, bool tunnel)
+		    const struct rewrite_conn *conn, size_t len, bool tunnel)
 {
-	const struct http_header *conn =
-	    http_find(res->headers, res->nheaders, "connection");
-	bool conn_more = !tunnel && connection_names_more(conn);
-	char status[4] = {(char)('0' + res->status / 100),
-			  (char)('0' + res->status / 10 % 10),
-			  (char)('0' + res->status % 10), ' '};
-	struct headw w;
-	size_t i;
+	struct rewrite_response rw = {
+	    .res = res,
+	    .conn = conn,
+	    .tunnel = tunnel,
+	    .client_http10 = s->s_http10,
+	    .keep_alive = s->s_keepalive,
+	    .hsts_max_age = hsts_max_age(s),
+	};
+	size_t n;
 
-	if (headw_begin(&w, conn_out(s->s_c), len + 128) == -1)
-		return; /* out of memory: the client sees a truncated answer */
-	headw_lit(&w, "HTTP/1.1 ");
-	headw_put(&w, status, 4);
-	headw_put(&w, res->reason, res->reason_len);
-	headw_lit(&w, "\r\n");
-	for (i = 0; i < res->nheaders; i++) {
-		const struct http_header *h = &res->headers[i];
-
-		if (name_in(h, response_drop,
-			    sizeof(response_drop) / sizeof(response_drop[0])) ||
-		    (!tunnel &&
-		     name_in(h, response_drop_unless_tunnel,
-			     sizeof(response_drop_unless_tunnel) /
-				 sizeof(response_drop_unless_tunnel[0]))) ||
-		    (conn_more && named_by_connection(h, conn)))
-			continue;
-		headw_field(&w, h->name, h->name_len, h->value, h->value_len);
-	}
-	if (!tunnel && res->status >= 200) {
-		char hsts[80];
-		const char *f = hsts_field(s, hsts, sizeof(hsts));
-
-		headw_put(&w, f, strlen(f));
-		if (res->body == HTTP_BODY_CHUNKED)
-			headw_lit(&w, "Transfer-Encoding: chunked\r\n");
-		if (!s->s_keepalive)
-			headw_lit(&w, "Connection: close\r\n");
-		else if (s->s_http10)
-			headw_lit(&w, "Connection: keep-alive\r\n");
-	}
-	headw_lit(&w, "\r\n");
-	s->s_bytes_out += w.hw_len;
-	headw_end(&w);
+	if (head_put(conn_out(s->s_c), rewrite_response_bound(&rw, len),
+		     write_response, &rw, &n) == -1)
+		return -1;
+	s->s_bytes_out += n;
+	return 0;
 }
 
 /* Moves what `from` received to `to`, with the same backpressure as
@@ -1146,20 +987,36 @@ tunnel_start(struct session *s)
 	tunnel_pump(s->s_c, s->s_uc->uc_conn);
 }
 
+/* The upstream's answer cannot be passed on: 502, and its connection
+ * closed. */
+static void
+response_refuse(struct session *s, const char *why)
+{
+	log_warn("upstream %s: bad response to %s %s: %s", s->s_uc->uc_addr,
+		 s->s_method_str, s->s_path, why);
+	upstream_close(s->s_uc);
+	s->s_uc = NULL;
+	answer(s, 502, false);
+}
+
 /* Parses response heads at the front of the upstream input. Returns 1
  * when the final head was forwarded, 0 if more is needed, -1 if it ended
- * the request (answered or tunnel). */
+ * the request (answered, tunnel, or session gone). */
 static int
 response_head(struct session *s)
 {
 	struct evbuffer *in = conn_in(s->s_uc->uc_conn);
-	struct http_limits lim = {PROXY_MAX_RESPONSE_HEAD, 0, HTTP_MAX_HEADERS};
-	struct http_response res;
+	struct http_limits lim = {PROXY_MAX_RESPONSE_HEAD, 0,
+				  PROXY_MAX_RESPONSE_FIELDS};
+	struct http_response res = {.headers = s->s_w->w_fields};
+	struct rewrite_conn conn;
+	const char *why;
 
 	for (;;) {
 		const char *p;
 		size_t n;
 		int rc;
+		bool tunnel = false;
 
 		if (evbuffer_get_length(in) == 0)
 			return 0;
@@ -1168,56 +1025,63 @@ response_head(struct session *s)
 		if (rc == -2)
 			return 0;
 		if (rc == -1) {
-			log_warn("upstream %s: bad response to %s %s: %s",
-				 s->s_uc->uc_addr, s->s_method_str, s->s_path,
-				 res.error);
-			upstream_close(s->s_uc);
-			s->s_uc = NULL;
-			answer(s, 502, NULL, false);
+			response_refuse(s, res.error);
+			return -1;
+		}
+		if (rewrite_connection(res.headers, res.nheaders, NULL, 0,
+				       &conn, &why) == -1) {
+			response_refuse(s, why);
 			return -1;
 		}
 		if (res.status == 101) {
 			if (!s->s_tunnel_req) {
-				upstream_close(s->s_uc);
-				s->s_uc = NULL;
-				answer(s, 502, NULL, false);
+				response_refuse(s, "101 to a request that "
+						   "asked for no upgrade");
 				return -1;
 			}
-			s->s_status = 101;
-			write_response_head(s, &res, (size_t)rc, true);
-			evbuffer_drain(in, (size_t)rc);
-			s->s_resp_head = true;
-			tunnel_start(s);
-			return -1;
-		}
-		if (res.status < 200) {
-			/* 100 Continue, 103 Early Hints: pass on to 1.1 clients
-			 */
+			tunnel = true;
+		} else if (res.status < 200) {
+			/* 100 Continue, 103 Early Hints: pass on to 1.1
+			 * clients; the client may be waiting on it. */
 			if (!s->s_http10) {
-				write_response_head(s, &res, (size_t)rc, false);
-				conn_flush(
-				    s->s_c); /* the client may wait on it */
+				if (write_response_head(s, &res, &conn,
+							(size_t)rc,
+							false) == -1)
+					goto nomem;
+				conn_flush(s->s_c);
 			}
 			evbuffer_drain(in, (size_t)rc);
 			continue;
+		} else {
+			s->s_up_keepalive = res.keep_alive;
+			rewrite_body_init(&s->s_resp, res.body,
+					  res.content_length, !s->s_http10,
+					  UINT64_MAX);
+			/* A 1.1 client gets a close-delimited body chunked; a
+			 * 1.0 client gets it, and a chunked one (we asked
+			 * 1.0: it should not come), as bare data, ended by
+			 * closing. */
+			if (s->s_http10 && (res.body == HTTP_BODY_CLOSE ||
+					    res.body == HTTP_BODY_CHUNKED))
+				s->s_keepalive = false;
+			if (!s->s_req_done)
+				s->s_keepalive = false;
 		}
 		s->s_status = res.status;
-		s->s_resp_body = res.body;
-		s->s_resp_left = res.content_length;
-		http_chunked_init(&s->s_resp_chunk);
-		s->s_up_keepalive = res.keep_alive;
-		/* A close-delimited body can only end by closing; a 1.0 client
-		 * cannot read chunked (we asked 1.0, so it should not come). */
-		if (res.body == HTTP_BODY_CLOSE ||
-		    (s->s_http10 && res.body == HTTP_BODY_CHUNKED))
-			s->s_keepalive = false;
-		if (!s->s_req_done)
-			s->s_keepalive = false;
-		write_response_head(s, &res, (size_t)rc, false);
+		if (write_response_head(s, &res, &conn, (size_t)rc, tunnel) ==
+		    -1)
+			goto nomem;
 		evbuffer_drain(in, (size_t)rc);
 		s->s_resp_head = true;
+		if (tunnel) {
+			tunnel_start(s);
+			return -1;
+		}
 		return 1;
 	}
+nomem:
+	session_free(s, "out of memory writing a response head");
+	return -1;
 }
 
 static void
@@ -1225,14 +1089,11 @@ forward_response_body(struct session *s)
 {
 	struct evbuffer *in = conn_in(s->s_uc->uc_conn);
 	struct evbuffer *out = conn_out(s->s_c);
+	size_t before = evbuffer_get_length(out);
 	int r;
 
-	if (s->s_resp_body == HTTP_BODY_NONE) {
-		request_finish(s);
-		return;
-	}
-	r = move_body(in, out, s->s_resp_body, &s->s_resp_left,
-		      &s->s_resp_chunk, &s->s_bytes_out);
+	r = rewrite_body_move(&s->s_resp, in, out);
+	s->s_bytes_out += evbuffer_get_length(out) - before;
 	conn_flush(s->s_c);
 	if (r == -1) {
 		log_warn("upstream %s: bad chunked framing in response to %s "
@@ -1297,19 +1158,24 @@ process_input(struct session *s)
 	struct evbuffer *in = conn_in(s->s_c);
 
 	while (s->s_state == S_HEAD && evbuffer_get_length(in) > 0) {
-		const struct config_listener *lc = current_listener(s);
-		struct http_limits lim = {lc->max_header_size, lc->max_uri_size,
-					  HTTP_MAX_HEADERS};
+		const struct config_listener *lc;
+		struct http_limits lim;
 		struct http_request req;
 		const char *p;
 		size_t n;
 		int rc;
 
 		if (!s->s_started) {
+			/* The request's config, from its first byte on. */
 			s->s_started = true;
+			s->s_gen = wgen_acquire(s->s_w);
+			s->s_lc = &s->s_gen->g_cfg->listeners[s->s_lidx];
 			clock_gettime(CLOCK_MONOTONIC, &s->s_t0);
-			timer_arm(s, lc->header_timeout_ms);
+			timer_arm(s, s->s_lc->header_timeout_ms);
 		}
+		lc = s->s_lc;
+		lim = (struct http_limits){lc->max_header_size,
+					   lc->max_uri_size, HTTP_MAX_HEADERS};
 		p = pullup_head(in, lc->max_header_size, &n);
 		rc = http_parse_request(p, n, &lim, &req);
 		if (rc == -2)
@@ -1317,9 +1183,8 @@ process_input(struct session *s)
 		if (rc == -1) {
 			log_msg(LOG_INFO, "client %s: bad request: %s",
 				s->s_client, req.error);
-			s->s_gen = wgen_acquire(s->s_w);
 			s->s_bytes_in = n;
-			answer(s, req.status, NULL, true);
+			answer(s, req.status, true);
 			return;
 		}
 		request_start(s, &req, (size_t)rc);
@@ -1353,6 +1218,18 @@ timer_fired(evutil_socket_t fd, short what, void *arg)
 		session_free(s, "linger done");
 		return;
 	}
+	if (s->s_state == S_AUTH) {
+		/* The verifier pool did not answer in auth.check_timeout; its
+		 * late answer will be dropped. */
+		log_warn("client %s: password check for %s %s timed out",
+			 s->s_client, s->s_method_str, s->s_path);
+		auth_cancel(s->s_auth.wait);
+		s->s_auth.wait = NULL;
+		evbuffer_drain(s->s_head, evbuffer_get_length(s->s_head));
+		auth_account(s, AUTH_UNAVAILABLE);
+		auth_refuse(s, AUTH_UNAVAILABLE, "password check timed out");
+		return;
+	}
 	if (s->s_state != S_HEAD)
 		return;
 	if (!s->s_started) {
@@ -1369,9 +1246,8 @@ timer_fired(evutil_socket_t fd, short what, void *arg)
 		session_free(s, "idle timeout");
 		return;
 	}
-	s->s_gen = wgen_acquire(s->s_w);
 	s->s_bytes_in = evbuffer_get_length(conn_in(s->s_c));
-	answer(s, 408, NULL, true);
+	answer(s, 408, true);
 }
 
 static void
@@ -1453,7 +1329,7 @@ client_event(struct conn *c, int what, void *arg)
 		/* The body stalled longer than timeouts.body. */
 		upstream_close(s->s_uc);
 		s->s_uc = NULL;
-		answer(s, 408, NULL, true);
+		answer(s, 408, true);
 		return;
 	}
 	if ((s->s_state == S_PROXY || s->s_state == S_AUTH) &&
@@ -1543,7 +1419,12 @@ up_event(struct conn *c, int what, void *arg)
 		return;
 	}
 	if (s->s_resp_head) {
-		if ((what & CONN_EOF) && s->s_resp_body == HTTP_BODY_CLOSE) {
+		if ((what & CONN_EOF) && s->s_resp.kind == HTTP_BODY_CLOSE) {
+			struct evbuffer *out = conn_out(s->s_c);
+			size_t before = evbuffer_get_length(out);
+
+			rewrite_body_close(&s->s_resp, out);
+			s->s_bytes_out += evbuffer_get_length(out) - before;
 			s->s_up_keepalive = false;
 			request_finish(s);
 			return;

@@ -12,6 +12,15 @@
 struct worker;
 struct session;
 
+/*
+ * An upstream's response head may take up to 64 KiB, however many fields
+ * that makes (a byte limit, like the request side's max_header_size, not a
+ * field count): the shortest field line, "a:" CRLF, takes 4 bytes, so each
+ * worker keeps room for that many parsed fields (512 KiB).
+ */
+#define PROXY_MAX_RESPONSE_HEAD (64 * 1024)
+#define PROXY_MAX_RESPONSE_FIELDS (PROXY_MAX_RESPONSE_HEAD / 4)
+
 /* Takes an accepted socket on listener `lidx`: 0, or -1 (out of memory)
  * after closing it. */
 int proxy_accept(struct worker *w, unsigned lidx, evutil_socket_t fd,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -282,8 +283,10 @@ worker_init(struct worker *w, unsigned id, struct config *cfg)
 	w->w_nlisteners = cfg->nlisteners;
 	w->w_listeners = calloc(cfg->nlisteners, sizeof(*w->w_listeners));
 	w->w_lctx = calloc(cfg->nlisteners, sizeof(*w->w_lctx));
+	w->w_fields = calloc(PROXY_MAX_RESPONSE_FIELDS, sizeof(*w->w_fields));
 	if (w->w_notify == NULL || w->w_metrics == NULL || w->w_auth == NULL ||
-	    w->w_gen == NULL || w->w_listeners == NULL || w->w_lctx == NULL) {
+	    w->w_gen == NULL || w->w_listeners == NULL || w->w_lctx == NULL ||
+	    w->w_fields == NULL) {
 		log_error("worker %u: out of memory", id);
 		return -1;
 	}
@@ -405,6 +408,8 @@ worker_free(struct worker *w)
 	w->w_listeners = NULL;
 	free(w->w_lctx);
 	w->w_lctx = NULL;
+	free(w->w_fields);
+	w->w_fields = NULL;
 	if (w->w_notify != NULL)
 		event_free(w->w_notify);
 	w->w_notify = NULL;

@@ -30,6 +30,7 @@ struct auth_worker;
 struct worker;
 struct session;
 struct upstream;
+struct http_header;
 
 /*
  * A message for a worker's loop from another thread (the verifier pool):
@@ -70,6 +71,9 @@ struct worker {
 	bool w_draining;
 	char w_idprefix[17]; /* random, for generated request ids */
 	uint64_t w_idseq;
+	/* Room for one parsed response head (PROXY_MAX_RESPONSE_FIELDS), used
+	 * and done with within one callback. */
+	struct http_header *w_fields;
 };
 
 /* Sets up a worker and binds its listeners (before any thread starts);

@@ -28,7 +28,8 @@ static const struct http_limits small = {
 
 /* The results are large; static keeps them off the test stack. */
 static struct http_request req;
-static struct http_response res;
+static struct http_header res_fields[64]; /* lim.max_headers */
+static struct http_response res = {.headers = res_fields};
 
 static int
 parse_n(const char *s, size_t n)
@@ -145,6 +146,14 @@ test_path_ambiguous_rejected(void **state)
 	assert_path_rejected("/x/..?q", "dot segment in target path");
 	assert_path_rejected("http://h/a/../b", "dot segment in target path");
 	assert_path_rejected("http://h/a%2Fb", enc);
+	assert_path_rejected("/public/..\\admin", "backslash in target path");
+	assert_path_rejected("/public\\admin", "backslash in target path");
+	assert_path_rejected("/public/..;/admin/secret",
+			     "dot segment in target path");
+	assert_path_rejected("/public/.;/x", "dot segment in target path");
+	assert_path_rejected("/public/..;a=b;c/x",
+			     "dot segment in target path");
+	assert_path_rejected("/public/..;", "dot segment in target path");
 }
 
 static void
@@ -158,6 +167,45 @@ test_path_unambiguous_accepted(void **state)
 	assert_path_accepted("/a%20b/%E2%82%AC/%3F%23%25");
 	assert_path_accepted("/search?q=a%2Fb&p=../x//y&e=%41");
 	assert_path_accepted("/a?");
+	assert_path_accepted("/a;x=1/b;jsessionid=2/..c;d");
+	assert_path_accepted("/a/;x/b");
+	assert_path_accepted("/a?q=\\..;/");
+}
+
+/* A request line that goes wrong is refused at its first wrong byte,
+ * without waiting for the end of the head (or the header timeout). */
+static void
+test_request_line_refused_early(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t n;
+		const char *why;
+	} cases[] = {
+	    {"\0x", 2, "invalid method"},
+	    {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11,
+	     "invalid method"},
+	    {"GET\t/", 5, "invalid method"},
+	    {" GET", 4, "invalid method"},
+	    {"GET /a\x01", 7, "invalid character in target"},
+	    {"GET  /", 6, "invalid character in target"},
+	    {"GET / HTTQ", 10, "malformed request line"},
+	    {"GET / HTTP/x", 12, "malformed request line"},
+	    {"GET / HTTP/1,1", 14, "malformed request line"},
+	    {"GET / HTTP/1.1 ", 15, "malformed request line"},
+	    {"GET / HTTP/1.1\rX", 16, "malformed request line"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(parse_n(cases[i].in, cases[i].n), -1);
+		assert_int_equal(req.status, 400);
+		assert_string_equal(req.error, cases[i].why);
+	}
+	/* Good so far: wait. */
+	assert_int_equal(parse("GET / HTTP/1.1\r\nHost"), -2);
+	assert_int_equal(parse("PROPFIND /x HTTP/2.0\r"), -2);
+	assert_int_equal(parse("GET http://a/b HT"), -2);
 }
 
 /* Requests that are accepted. */
@@ -1218,41 +1266,68 @@ test_response_invalid_cl(void **state)
 			 -1);
 }
 
+/* The gateway re-frames bodies: a coding besides chunked would be lost on
+ * the way, so a response that has one is refused (502), like nginx. */
 static void
-test_response_gzip_chunked(void **state)
+test_response_te_other_than_chunked(void **state)
 {
-	assert_true(parse_res("HTTP/1.1 200 OK\r\n"
-			      "Transfer-Encoding: gzip, chunked\r\n\r\n",
+	static const char *const bad[] = {
+	    "Transfer-Encoding: gzip, chunked\r\n",
+	    "Transfer-Encoding: gzip\r\n",
+	    "Transfer-Encoding: chunked, gzip\r\n",
+	    "Transfer-Encoding: chunked, chunked\r\n",
+	    "Transfer-Encoding: chunked;x=1\r\n",
+	    "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+	    "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+	    "Transfer-Encoding: \r\n",
+	};
+	char buf[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\n%s\r\n", bad[i]);
+		assert_int_equal(parse_res(buf, false), -1);
+		assert_string_equal(res.error, "unsupported Transfer-Encoding");
+	}
+	assert_true(parse_res("HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+			      "\tChunKed \r\n\r\n",
 			      false) > 0);
 	assert_int_equal(res.body, HTTP_BODY_CHUNKED);
 }
 
+/* A Content-Length in a response without a body (HEAD, 304) is kept as
+ * information about the resource. */
 static void
-test_response_gzip_alone(void **state)
+test_response_length_without_body(void **state)
 {
-	assert_true(parse_res("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n"
-			      "\r\n",
-			      false) > 0);
-	assert_int_equal(res.body, HTTP_BODY_CLOSE);
-	assert_false(res.keep_alive);
+	assert_true(parse_res("HTTP/1.1 200 OK\r\nContent-Length: 0042\r\n\r\n",
+			      true) > 0);
+	assert_int_equal(res.body, HTTP_BODY_NONE);
+	assert_true(res.has_length);
+	assert_int_equal(res.content_length, 42);
+	assert_true(parse_res("HTTP/1.1 304 Not Modified\r\n\r\n", false) > 0);
+	assert_false(res.has_length);
 }
 
+/* Responses have no field count limit but the caller's room. */
 static void
-test_response_chunked_not_last(void **state)
+test_response_many_fields(void **state)
 {
-	assert_true(parse_res("HTTP/1.1 200 OK\r\n"
-			      "Transfer-Encoding: chunked, gzip\r\n\r\n",
-			      false) > 0);
-	assert_int_equal(res.body, HTTP_BODY_CLOSE);
-}
+	static struct http_header many[200];
+	struct http_response r = {.headers = many};
+	struct http_limits l = {.max_head = 8192, .max_headers = 200};
+	char buf[4096];
+	size_t n, i;
 
-static void
-test_response_te_last_field_wins(void **state)
-{
-	assert_true(parse_res("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n"
-			      "Transfer-Encoding: chunked\r\n\r\n",
-			      false) > 0);
-	assert_int_equal(res.body, HTTP_BODY_CHUNKED);
+	n = (size_t)snprintf(buf, sizeof(buf), "HTTP/1.1 204 No Content\r\n");
+	for (i = 0; i < 150; i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+				      "X-%zu: %zu\r\n", i, i);
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\r\n");
+	assert_int_equal(http_parse_response(buf, n, &l, false, &r), (int)n);
+	assert_int_equal(r.nheaders, 150);
+	l.max_headers = 149;
+	assert_int_equal(http_parse_response(buf, n, &l, false, &r), -1);
 }
 
 static void
@@ -1434,15 +1509,65 @@ test_reason(void **state)
 	assert_string_equal(http_reason(299), "Unknown");
 }
 
-/* Chunked scanner. */
+/* Chunked reader. */
 
 static const char body[] = "5\r\nhello\r\nA;x=y\r\n0123456789\r\n0\r\n\r\n";
+
+/* Reads s[0..n) as a caller does: framing through http_chunked_frame, data
+ * skipped with http_chunked_skip. Returns the bytes that belong to the body
+ * (framing and data), or -1. */
+static ssize_t
+feed(struct http_chunked *c, const char *s, size_t n)
+{
+	size_t i = 0;
+	ssize_t r;
+
+	while (i < n && !c->done) {
+		if (c->remaining > 0) {
+			uint64_t k =
+			    n - i < c->remaining ? n - i : c->remaining;
+
+			http_chunked_skip(c, k);
+			i += (size_t)k;
+			continue;
+		}
+		if ((r = http_chunked_frame(c, s + i, n - i)) == -1)
+			return -1;
+		i += (size_t)r;
+		if (r == 0)
+			break;
+	}
+	return (ssize_t)i;
+}
 
 static ssize_t
 scan(struct http_chunked *c, const char *s)
 {
 	http_chunked_init(c);
-	return http_chunked_scan(c, s, strlen(s));
+	return feed(c, s, strlen(s));
+}
+
+/* The reader never consumes data: it stops where a chunk's data begins and
+ * gives the chunk's size. */
+static void
+test_chunked_frame_stops_at_data(void **state)
+{
+	struct http_chunked c;
+
+	http_chunked_init(&c);
+	assert_int_equal(http_chunked_frame(&c, body, strlen(body)), 3);
+	assert_int_equal(c.remaining, 5);
+	assert_int_equal(http_chunked_frame(&c, body + 3, 5), 0);
+	http_chunked_skip(&c, 5);
+	assert_int_equal(http_chunked_frame(&c, body + 8, strlen(body) - 8),
+			 2 + 7);
+	assert_int_equal(c.remaining, 10);
+	http_chunked_skip(&c, 10);
+	assert_int_equal(http_chunked_frame(&c, body + 27, strlen(body) - 27),
+			 7);
+	assert_true(c.done);
+	assert_int_equal(c.total, 15);
+	assert_int_equal(http_chunked_frame(&c, "x", 1), 0);
 }
 
 static void
@@ -1465,7 +1590,7 @@ test_chunked_byte_at_a_time(void **state)
 	http_chunked_init(&c);
 	for (i = 0; i < strlen(body); i++) {
 		assert_false(c.done);
-		assert_int_equal(http_chunked_scan(&c, body + i, 1), 1);
+		assert_int_equal(feed(&c, body + i, 1), 1);
 	}
 	assert_true(c.done);
 	assert_int_equal(c.total, 15);
@@ -1479,9 +1604,8 @@ test_chunked_every_split(void **state)
 
 	for (k = 0; k <= n; k++) {
 		http_chunked_init(&c);
-		assert_int_equal(http_chunked_scan(&c, body, k), (ssize_t)k);
-		assert_int_equal(http_chunked_scan(&c, body + k, n - k),
-				 (ssize_t)(n - k));
+		assert_int_equal(feed(&c, body, k), (ssize_t)k);
+		assert_int_equal(feed(&c, body + k, n - k), (ssize_t)(n - k));
 		assert_true(c.done);
 		assert_int_equal(c.total, 15);
 	}
@@ -1495,7 +1619,7 @@ test_chunked_followed_by_next_message(void **state)
 
 	assert_int_equal(scan(&c, s), 13);
 	assert_true(c.done);
-	assert_int_equal(http_chunked_scan(&c, s + 13, strlen(s) - 13), 0);
+	assert_int_equal(feed(&c, s + 13, strlen(s) - 13), 0);
 }
 
 static void
@@ -1624,7 +1748,7 @@ test_chunked_remaining_zero_in_size_line(void **state)
 
 	assert_int_equal(scan(&c, "5"), 1);
 	assert_int_equal(c.remaining, 0);
-	assert_int_equal(http_chunked_scan(&c, "\r\n", 2), 2);
+	assert_int_equal(feed(&c, "\r\n", 2), 2);
 	assert_int_equal(c.remaining, 5);
 }
 
@@ -1638,13 +1762,13 @@ test_chunked_skip(void **state)
 	http_chunked_skip(&c, 2);
 	assert_int_equal(c.remaining, 3);
 	assert_int_equal(c.total, 2);
-	assert_int_equal(http_chunked_scan(&c, "llo\r\n", 5), 5);
+	assert_int_equal(feed(&c, "llo\r\n", 5), 5);
 	assert_int_equal(c.total, 5);
-	assert_int_equal(http_chunked_scan(&c, "3\r\n", 3), 3);
+	assert_int_equal(feed(&c, "3\r\n", 3), 3);
 	http_chunked_skip(&c, 3);
 	assert_int_equal(c.remaining, 0);
 	assert_int_equal(c.total, 8);
-	assert_int_equal(http_chunked_scan(&c, "\r\n0\r\n\r\n", 7), 7);
+	assert_int_equal(feed(&c, "\r\n0\r\n\r\n", 7), 7);
 	assert_true(c.done);
 }
 
@@ -1655,7 +1779,7 @@ test_chunked_skip_then_bad_crlf(void **state)
 
 	assert_int_equal(scan(&c, "2\r\n"), 3);
 	http_chunked_skip(&c, 2);
-	assert_int_equal(http_chunked_scan(&c, "xx", 2), -1);
+	assert_int_equal(feed(&c, "xx", 2), -1);
 }
 
 static void
@@ -1667,8 +1791,8 @@ test_chunked_size_line_too_long(void **state)
 	memset(s, 'a', sizeof(s));
 	memcpy(s, "1;", 2);
 	http_chunked_init(&c);
-	assert_int_equal(http_chunked_scan(&c, s, 4096), 4096);
-	assert_int_equal(http_chunked_scan(&c, s + 4096, 1), -1);
+	assert_int_equal(feed(&c, s, 4096), 4096);
+	assert_int_equal(feed(&c, s + 4096, 1), -1);
 }
 
 static void
@@ -1679,16 +1803,17 @@ test_chunked_trailers_too_long(void **state)
 	size_t i;
 
 	http_chunked_init(&c);
-	assert_int_equal(http_chunked_scan(&c, "0\r\n", 3), 3);
+	assert_int_equal(feed(&c, "0\r\n", 3), 3);
 	for (i = 0; i + 8 <= sizeof(s); i += 8)
 		memcpy(s + i, "X: 123\r\n", 8);
-	assert_int_equal(http_chunked_scan(&c, s, sizeof(s) - 8), -1);
+	assert_int_equal(feed(&c, s, sizeof(s) - 8), -1);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_request_line_refused_early),
 	    cmocka_unit_test(test_get_minimal),
 	    cmocka_unit_test(test_post_content_length),
 	    cmocka_unit_test(test_post_chunked),
@@ -1819,10 +1944,9 @@ main(void)
 	    cmocka_unit_test(test_response_conflicting_cl),
 	    cmocka_unit_test(test_response_identical_cl),
 	    cmocka_unit_test(test_response_invalid_cl),
-	    cmocka_unit_test(test_response_gzip_chunked),
-	    cmocka_unit_test(test_response_gzip_alone),
-	    cmocka_unit_test(test_response_chunked_not_last),
-	    cmocka_unit_test(test_response_te_last_field_wins),
+	    cmocka_unit_test(test_response_te_other_than_chunked),
+	    cmocka_unit_test(test_response_length_without_body),
+	    cmocka_unit_test(test_response_many_fields),
 	    cmocka_unit_test(test_response_connection_close),
 	    cmocka_unit_test(test_response_http10),
 	    cmocka_unit_test(test_response_missing_reason),
@@ -1841,6 +1965,7 @@ main(void)
 	    cmocka_unit_test(test_list_has),
 	    cmocka_unit_test(test_is_tchar),
 	    cmocka_unit_test(test_reason),
+	    cmocka_unit_test(test_chunked_frame_stops_at_data),
 	    cmocka_unit_test(test_chunked_whole),
 	    cmocka_unit_test(test_chunked_byte_at_a_time),
 	    cmocka_unit_test(test_chunked_every_split),

@@ -8,7 +8,7 @@ pkgs=(
 	libevent-dev libssl-dev libcjson-dev libcmocka-dev
 	libcurl4-openssl-dev libcrypt-dev zlib1g-dev
 	prometheus prometheus-alertmanager prometheus-node-exporter
-	python3-pytest python3-websocket
+	python3-pytest python3-websocket python3-h11 python3-hypothesis
 	nginx-light haproxy wrk varnish gnuplot-nox
 	openssl curl procps iproute2 ca-certificates dnsmasq-base sslscan
 	apache2-utils whois python3-botocore

@@ -7,7 +7,9 @@ teardown (SIGTERM, wait, SIGKILL). Nothing is ever killed by name.
 Real peers: Prometheus and Alertmanager (Debian packages, session scope,
 served under /prometheus/ and /alertmanager/ through --web.external-url),
 nginx as a static upstream whose JSON access log records what it received,
-and tests/tools/stub_upstream.py for upstreams that must misbehave.
+tests/tools/stub_upstream.py for upstreams that must misbehave, and
+tests/tools/h11_upstream.py, an upstream whose parser is h11 (strict,
+independent) and whose log holds every byte the gateway sent.
 """
 
 import hashlib
@@ -512,6 +514,107 @@ def stub_factory(tmp_path):
     yield start
     for s in started:
         s.stop()
+
+
+class H11Upstream:
+    """tests/tools/h11_upstream.py: an upstream whose parser is h11. log()
+    lists its events (see the tool's docstring); mark() and since(mark)
+    cut out what came after a point; wait_quiet() waits until nothing the
+    gateway sent is still unread or unlogged; add_raw(name, data) stores a
+    response that a request selects with "X-Test-Response: raw:NAME"."""
+
+    def __init__(self, workdir, response_mode="length"):
+        self.workdir = Path(workdir)
+        self.log_path = self.workdir / "h11-upstream.log"
+        self.raw_dir = self.workdir / "raw"
+        self.raw_dir.mkdir()
+        self.proc = Proc("h11-upstream", [
+            PYTHON, str(TOOLS / "h11_upstream.py"), "--log",
+            str(self.log_path), "--response-mode", response_mode,
+            "--raw-dir", str(self.raw_dir)], self.workdir)
+        self.pid = self.proc.pid
+
+        def listening():
+            if not self.proc.alive():
+                pytest.fail("h11_upstream exited\n" + self.proc.diagnostics(),
+                            pytrace=False)
+            lines = self.proc.stdout_path.read_text().split("\n")
+            return len(lines) >= 3 and lines[:2]
+        lines = gwtest.wait_until(listening, 10, what="h11_upstream to listen")
+        assert lines[0].startswith("LISTENING ") and \
+            lines[1].startswith("CONTROL "), lines
+        self.port = int(lines[0].split()[1])
+        self.control_port = int(lines[1].split()[1])
+
+    def log(self):
+        return gwtest.read_json_lines(self.log_path) \
+            if self.log_path.exists() else []
+
+    def mark(self):
+        """A point in the log: since(mark) lists the events after it."""
+        return len(self.log())
+
+    def since(self, mark, event=None):
+        return [e for e in self.log()[mark:]
+                if event is None or e["event"] == event]
+
+    def quiet(self):
+        with socket.create_connection(("127.0.0.1", self.control_port),
+                                      timeout=10) as s:
+            s.sendall(b"quiet\n")
+            f = s.makefile("rb")
+            return json.loads(f.readline())
+
+    def wait_quiet(self, timeout=15.0):
+        """Waits until every byte the gateway sent so far was parsed and
+        logged (or refused and logged): no connection in the accept queue,
+        none with unread bytes or in the middle of a request."""
+        last = {}
+
+        def check():
+            last.update(self.quiet())
+            return last["quiet"]
+        try:
+            gwtest.wait_until(check, timeout, interval=0.01,
+                              what="h11_upstream to be quiet")
+        except AssertionError as e:
+            raise AssertionError("%s: %s" % (e, last.get("busy")))
+
+    def add_raw(self, name, data):
+        (self.raw_dir / name).write_bytes(data)
+        return name
+
+    @staticmethod
+    def raw(event):
+        """The raw bytes of a request or error event."""
+        import base64
+        return base64.b64decode(event["raw"])
+
+    def stop(self):
+        return self.proc.stop()
+
+
+@pytest.fixture
+def h11_upstream_factory(tmp_path):
+    """h11_upstream_factory(response_mode="length") starts
+    tests/tools/h11_upstream.py and returns an H11Upstream."""
+    started = []
+
+    def start(response_mode="length"):
+        d = tmp_path / ("h11up%d" % len(started))
+        d.mkdir()
+        u = H11Upstream(d, response_mode)
+        started.append(u)
+        return u
+
+    yield start
+    for u in started:
+        u.stop()
+
+
+@pytest.fixture
+def h11_upstream(h11_upstream_factory):
+    return h11_upstream_factory()
 
 
 # ------------------------------------------------------------------ gateway

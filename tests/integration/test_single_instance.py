@@ -14,7 +14,7 @@ import subprocess
 import time
 
 import gwtest
-from conftest import SMALL_TXT, portcullis_binary, upstream
+from conftest import SANITIZER_MARKS, SMALL_TXT, portcullis_binary, upstream
 
 
 def static_gateway(gateway, nginx, **top):
@@ -37,9 +37,10 @@ def start(path):
 
 
 def refused(p, timeout=10.0):
-    """Waits for a gateway that must refuse to start; returns (exit status,
-    stderr, seconds it ran). A gateway still running after `timeout` is
-    stopped by its PID and fails the test."""
+    """Waits for a gateway that must refuse to start: exit status 1 and no
+    sanitizer report; returns (exit status, stderr, seconds it ran). A
+    gateway still running after `timeout` is stopped by its PID and fails
+    the test."""
     t0 = time.monotonic()
     try:
         out, err = p.communicate(timeout=timeout)
@@ -49,7 +50,11 @@ def refused(p, timeout=10.0):
         raise AssertionError("the second gateway (pid %d) did not refuse to "
                              "start within %.0fs:\n%s" % (
                                  p.pid, timeout, err.decode(errors="replace")))
-    return p.returncode, err.decode(errors="replace"), time.monotonic() - t0
+    text = err.decode(errors="replace")
+    for mark in SANITIZER_MARKS:
+        assert mark not in text, "sanitizer report:\n" + text
+    assert p.returncode == 1, "exit status %d\n%s" % (p.returncode, text)
+    return p.returncode, text, time.monotonic() - t0
 
 
 def listening(port):
@@ -168,7 +173,7 @@ def test_start_while_the_old_one_drains(gateway, nginx, stub_factory,
     finishes its request. A keeps its admin listener until it exits
     (/readyz answers 503 while draining), so a B on the same admin
     address is refused until then, naming A."""
-    slow = stub_factory("slow", delay=4.0, body_size=1000)
+    slow = stub_factory("slow", delay=6.0, body_size=1000)
     a = gateway({"slow": upstream(slow.port, read_timeout="10s"),
                  "static": upstream(nginx.port)},
                 [{"name": "slow", "path": "/slow/", "upstream": "slow"},

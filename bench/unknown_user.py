@@ -26,7 +26,6 @@ import argparse
 import base64
 import http.client
 import json
-import os
 import signal
 import socket
 import statistics

@@ -126,7 +126,7 @@ def test_second_gateway_on_the_same_admin_address_is_refused(
 def test_another_program_on_the_listener_is_named(gateway, nginx,
                                                   tmp_path):
     """Whatever holds the address: here nginx (no SO_REUSEPORT)."""
-    port, admin = gateway.free_port(), gateway.free_port()
+    admin = gateway.free_port()
     cfg = {"workers": 1, "admin": {"listen": "127.0.0.1:%d" % admin},
            "upstreams": {"u": upstream(nginx.port)},
            "listeners": [{"listen": "127.0.0.1:%d" % nginx.port,

@@ -4,8 +4,10 @@
  * and identified as one hash; what the headers promise is checked, abort()
  * if not: an error says "line N: " and leaves nothing behind, entries are
  * sorted, unique, well-formed and found, and a hash re-identifies as its
- * kind. pwhash_verify() runs only on the cheap kinds (sha1, plain, apr1):
- * a libcrypt hash from the input could ask for seconds of work.
+ * kind; the costliest entry (htpasswd_costliest) costs no less than any
+ * other and more than those before it, and only a yescrypt hash may cost
+ * 0. pwhash_verify() runs only on the cheap kinds (sha1, plain, apr1): a
+ * libcrypt hash from the input could ask for seconds of work.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -65,7 +67,7 @@ check_file(const char *buf, size_t size, bool allow_plain)
 {
 	struct htpasswd h;
 	char err[128];
-	size_t i;
+	size_t i, j;
 	long n;
 
 	memset(err, 'Z', sizeof(err));
@@ -89,6 +91,16 @@ check_file(const char *buf, size_t size, bool allow_plain)
 
 		CHECK(e == NULL || (strlen(e->user) == size / 2 &&
 				    memcmp(e->user, buf + 1, size / 2) == 0));
+	}
+	/* The decoy for unknown users: the first of the costliest. */
+	i = htpasswd_costliest(&h);
+	CHECK(h.n == 0 ? i == 0 : i < h.n);
+	for (j = 0; j < h.n; j++) {
+		uint64_t c = pwhash_cost(h.entries[j].hash, h.entries[j].kind);
+		uint64_t top =
+		    pwhash_cost(h.entries[i].hash, h.entries[i].kind);
+
+		CHECK(j < i ? c < top : c <= top);
 	}
 	n = (long)h.n;
 	htpasswd_free(&h);
@@ -115,11 +127,14 @@ check_hash(const char *buf, size_t size)
 		CHECK(loose == PWHASH_PLAIN);
 		strict = loose;
 	}
-	if (!cheap(strict) || (s = malloc(size + 1)) == NULL)
+	if ((s = malloc(size + 1)) == NULL)
 		return;
 	memcpy(s, buf, size);
 	s[size] = '\0';
-	(void)pwhash_verify(s, strict, buf, size, NULL);
+	/* A cost whatever the kind; 0 only for yescrypt's parameters. */
+	CHECK(strict == PWHASH_YESCRYPT || pwhash_cost(s, strict) > 0);
+	if (cheap(strict))
+		(void)pwhash_verify(s, strict, buf, size, NULL);
 	free(s);
 }
 

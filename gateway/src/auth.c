@@ -41,6 +41,9 @@ struct creds {
 	unsigned refs; /* under the realm's lock */
 	uint64_t version;
 	struct htpasswd h; /* every file's entries, sorted */
+	/* In h: the costliest hash (htpasswd_costliest), which unknown users
+	 * are checked against; NULL when h is empty. */
+	const struct htpasswd_entry *decoy;
 };
 
 /* What identifies a file's contents without reading them. */
@@ -324,6 +327,9 @@ creds_load(char *const *files, size_t nfiles, bool allow_plain,
 	for (k = 0; k < total; k++)
 		cs->h.entries[k] = all[k].e;
 	cs->h.n = total;
+	/* Once per set, not per request: what an unknown user costs. */
+	if (total > 0)
+		cs->decoy = &cs->h.entries[htpasswd_costliest(&cs->h)];
 	for (i = 0; i <= nfiles; i++) {
 		free(parts[i].entries);
 		parts[i].entries = NULL;
@@ -342,6 +348,13 @@ fail:
 	free(parts);
 	free(cs);
 	return -1;
+}
+
+/* The scheme of a set's decoy hash, for the log. */
+static const char *
+decoy_name(const struct creds *cs)
+{
+	return cs->decoy != NULL ? pwhash_kind_name(cs->decoy->kind) : "no";
 }
 
 /* Installs a new set, taking over the caller's reference; the old one
@@ -468,8 +481,10 @@ auth_build(struct config *c, struct config_errors *err)
 				 "are added",
 				 cr->name);
 		else
-			log_info("realm \"%s\": %zu user(s) loaded", cr->name,
-				 cs->h.n);
+			log_info("realm \"%s\": %zu user(s) loaded; unknown "
+				 "users are checked against its costliest hash "
+				 "(%s)",
+				 cr->name, cs->h.n, decoy_name(cs));
 		realm_swap(r, cs); /* the realm takes the load's reference */
 	}
 	return rc;
@@ -503,8 +518,9 @@ realm_reload(const struct config_realm *cr, struct auth_realm *r,
 	memcpy(r->ar_loaded, got, r->ar_nfiles * sizeof(*got));
 	memset(r->ar_failed, 0, r->ar_nfiles * sizeof(*r->ar_failed));
 	log_info("realm \"%s\": credentials reloaded: %zu user(s); cached "
-		 "verifications dropped",
-		 cr->name, cs->h.n);
+		 "verifications dropped; unknown users are checked against its "
+		 "costliest hash (%s)",
+		 cr->name, cs->h.n, decoy_name(cs));
 	realm_swap(r, cs);
 	free(got);
 }
@@ -575,8 +591,10 @@ auth_secret_apply(const struct config *c, const char *secret,
 			continue;
 		if (rc == 0) {
 			log_info("realm \"%s\": %zu user(s) with secret %s; "
-				 "cached verifications dropped",
-				 c->realms[i].name, next[i]->h.n, secret);
+				 "cached verifications dropped; unknown users "
+				 "are checked against its costliest hash (%s)",
+				 c->realms[i].name, next[i]->h.n, secret,
+				 decoy_name(next[i]));
 			realm_swap(c->realms[i].auth, next[i]);
 		} else {
 			creds_free(next[i]);
@@ -590,6 +608,18 @@ size_t
 auth_realm_users(const struct auth_realm *r)
 {
 	return r == NULL ? 0 : atomic_load(&((struct auth_realm *)r)->ar_users);
+}
+
+const char *
+auth_realm_decoy(struct auth_realm *r)
+{
+	const char *name = NULL;
+
+	pthread_mutex_lock(&r->ar_lock);
+	if (r->ar_creds != NULL && r->ar_creds->decoy != NULL)
+		name = pwhash_kind_name(r->ar_creds->decoy->kind);
+	pthread_mutex_unlock(&r->ar_lock);
+	return name;
 }
 
 struct guard *
@@ -633,9 +663,10 @@ auth_realm_verify(struct auth_realm *r, const char *user, size_t ulen,
 	}
 	*version = cs->version;
 	e = htpasswd_find(&cs->h, user, ulen);
-	/* An unknown user is checked against someone's hash all the same,
-	 * so the answer takes as long as for a known one. */
-	check = e != NULL ? e : &cs->h.entries[0];
+	/* An unknown user is checked against the set's costliest hash, its
+	 * answer thrown away, so a miss takes as long as the slowest known
+	 * user and the time does not tell whether the user exists. */
+	check = e != NULL ? e : cs->decoy;
 	ok =
 	    pwhash_verify(check->hash, check->kind, pw, pwlen, sc) && e != NULL;
 	metrics_auth_verification(r->ar_metric_id);

@@ -82,6 +82,10 @@ int auth_secret_apply(const struct config *c, const char *secret,
 /* Users loaded in the realm now; 0 means it answers 503. */
 size_t auth_realm_users(const struct auth_realm *r);
 
+/* The scheme of the hash an unknown user is checked against now, e.g.
+ * "bcrypt"; NULL when the realm has no users. Any thread. */
+const char *auth_realm_decoy(struct auth_realm *r);
+
 /* A worker's cache and HMAC context; NULL when out of memory. */
 struct auth_worker *auth_worker_new(size_t cache_entries);
 void auth_worker_free(struct auth_worker *aw); /* NULL is fine */
@@ -116,9 +120,10 @@ void auth_cancel(struct auth_wait *wait);
 
 /*
  * Verifier thread: checks user/pw against the realm's current set; an
- * unknown user costs one check against another user's hash, so it takes
- * as long as a known one. *version gets the set's version. OK, DENIED, or
- * UNAVAILABLE when the set is empty.
+ * unknown user costs one check against the set's costliest hash
+ * (htpasswd_costliest, chosen when the set is built), so it takes as long
+ * as the slowest known one and is always DENIED. *version gets the set's
+ * version. OK, DENIED, or UNAVAILABLE when the set is empty.
  */
 enum auth_result auth_realm_verify(struct auth_realm *r, const char *user,
 				   size_t ulen, const char *pw, size_t pwlen,

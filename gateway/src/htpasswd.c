@@ -10,6 +10,7 @@
  */
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +250,22 @@ htpasswd_find(const struct htpasswd *h, const char *user, size_t len)
 			lo = mid + 1;
 	}
 	return NULL;
+}
+
+size_t
+htpasswd_costliest(const struct htpasswd *h)
+{
+	uint64_t best = 0, c;
+	size_t i, at = 0;
+
+	for (i = 0; i < h->n; i++) {
+		c = pwhash_cost(h->entries[i].hash, h->entries[i].kind);
+		if (c > best) {
+			best = c;
+			at = i;
+		}
+	}
+	return at;
 }
 
 int

@@ -52,6 +52,13 @@ int htpasswd_parse(const char *buf, size_t len, bool allow_plain,
 const struct htpasswd_entry *htpasswd_find(const struct htpasswd *h,
 					   const char *user, size_t len);
 
+/*
+ * The index of the entry whose hash costs most to check (pwhash_cost()),
+ * the first of them on a tie; 0 for an empty set. An unknown user is
+ * checked against it, so that a miss costs the realm's slowest check.
+ */
+size_t htpasswd_costliest(const struct htpasswd *h);
+
 /* Copies an entry into dst, in the layout htpasswd_free() frees (user and
  * hash in one allocation). 0 or -1. */
 int htpasswd_entry_copy(struct htpasswd_entry *dst,

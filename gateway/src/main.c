@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 #include "metrics.h"
 #include "pwhash.h"
 #include "secrets.h"
+#include "sockcheck.h"
 #include "verifier.h"
 #include "worker.h"
 
@@ -348,6 +350,37 @@ check_config(const char *path)
 	return 0;
 }
 
+/*
+ * After the workers have bound: refuses to run when another process listens
+ * on one of our addresses too, having bound it between sockcheck_free()
+ * and our bind (sockcheck.h). 0 or -1 (logged).
+ */
+static int
+listeners_alone(const struct gateway *gw)
+{
+	size_t i, n = 0, cap = (size_t)gw->nworkers * gw->cfg->nlisteners;
+	uint64_t *own = calloc(cap > 0 ? cap : 1, sizeof(*own));
+	const struct worker *w;
+	unsigned j;
+	int rc;
+
+	if (own == NULL) {
+		log_error("out of memory checking the listeners");
+		return -1;
+	}
+	for (j = 0; j < gw->nworkers; j++) {
+		w = &gw->workers[j];
+		for (i = 0; i < w->w_nlisteners && n < cap; i++)
+			if (sockcheck_inode(
+				evconnlistener_get_fd(w->w_listeners[i]),
+				&own[n]) == 0)
+				n++;
+	}
+	rc = sockcheck_alone(gw->cfg, own, n);
+	free(own);
+	return rc;
+}
+
 static int
 run(const char *path)
 {
@@ -374,6 +407,11 @@ run(const char *path)
 		return 1;
 	}
 	free(err);
+	/* No other process may listen where we will: SO_REUSEPORT would let
+	 * it and us share the connections. Checked before anything is bound
+	 * or made (a self-signed certificate). */
+	if (sockcheck_free(gw.cfg, SOCKCHECK_GRACE_MS) == -1)
+		goto done;
 	if (config_build_tls(gw.cfg, tls_err) == -1) {
 		log_error("%s", tls_err);
 		goto done;
@@ -414,6 +452,8 @@ run(const char *path)
 		}
 		gw.shards[inited] = gw.workers[inited].w_metrics;
 	}
+	if (listeners_alone(&gw) == -1)
+		goto done;
 	if (admin_start(gw.base, gw.cfg, gw.shards, gw.nworkers) == -1)
 		goto done;
 	if (verifier_start(gw.cfg->auth.verifier_threads, gw.workers,

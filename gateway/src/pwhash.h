@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define PWHASH_MAX 256 /* longest stored hash accepted, in bytes */
 #define PWHASH_BCRYPT_MIN_COST 4
@@ -77,6 +78,18 @@ int pwhash_make_bcrypt(const char *pw, size_t pwlen, unsigned cost, char *out,
  * to hash a password in memory on a control thread. */
 int pwhash_make_sha512(const char *pw, size_t pwlen, unsigned rounds, char *out,
 		       size_t cap);
+
+/*
+ * What checking a password against `stored` (NUL-terminated, of a kind that
+ * pwhash_identify() returned) costs, estimated from the scheme and the
+ * parameters written in the hash, never by timing it: about microseconds
+ * on the machine the model was measured on (pwhash.c), so values of
+ * different schemes compare right to an order of magnitude. 0 when the
+ * hash cannot be checked at all (parameters libcrypt refuses, a malformed
+ * hash, a kind that does not match); UINT64_MAX when the estimate
+ * overflows. Pure.
+ */
+uint64_t pwhash_cost(const char *stored, enum pwhash_kind kind);
 
 /* "bcrypt", "sha512-crypt", ... for logs and errors. */
 const char *pwhash_kind_name(enum pwhash_kind kind);

@@ -1,7 +1,9 @@
 /*
  * test_auth.c - the pure parts of basic authentication: Authorization
  * decoding (http.h), the per-worker cache (authcache.h) and the brute-force
- * guard (guard.h), with time passed in explicitly.
+ * guard (guard.h), with time passed in explicitly; and realms built from
+ * files and a secret's users checking unknown users against their
+ * costliest hash (auth.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,11 +15,17 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "auth.h"
 #include "authcache.h"
+#include "config.h"
 #include "guard.h"
+#include "htpasswd.h"
 #include "http.h"
+#include "pwhash.h"
 
 /* Decodes v; returns 0/-1 and leaves user and password in the buffers. */
 static int
@@ -294,6 +302,118 @@ test_guard_off_and_crowded(void **state)
 	guard_free(g);
 }
 
+/* Hashes from test_pwhash.c, where the commands that made them are. */
+#define H_SHA1_PASSWORD "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=" /* "password" */
+#define H_APR1_PASSWORD "$apr1$salt$Xxd1irWT9ycqoYxGFn4cb." /* "password" */
+#define H_BCRYPT5 /* "correct horse" */                                        \
+	"$2y$05$lVwBw/ho9cw9Fq0YNkPnseUg7dMHEnT0fjdq05DL4ZJkkCSCMz1AC"
+#define H_YESCRYPT /* "yes crypt pw" */                                        \
+	"$y$j9T$CeSthYYHZY7Ebr7Acz0sb/"                                        \
+	"$6cPN7O7q4TXxo0461RLyiMwSsmHdzkKkcoiDQVlT"                            \
+	"7N1"
+
+static void
+write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static struct auth_realm *
+realm_named(const struct config *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->nrealms; i++)
+		if (strcmp(c->realms[i].name, name) == 0)
+			return c->realms[i].auth;
+	fail_msg("no realm %s", name);
+	return NULL;
+}
+
+static enum auth_result
+check(struct auth_realm *r, const char *user, const char *pw,
+      struct pwhash_scratch *sc)
+{
+	uint64_t version = 0;
+	enum auth_result res;
+
+	res = auth_realm_verify(r, user, strlen(user), pw, strlen(pw), sc,
+				&version);
+	assert_true(version > 0);
+	return res;
+}
+
+static void
+test_unknown_user_checks_costliest(void **state)
+{
+	char dir[] = "/tmp/test_auth.XXXXXX", f1[64], f2[64], json[1024];
+	static struct config_errors err;
+	struct pwhash_scratch *sc = pwhash_scratch_new();
+	struct htpasswd users;
+	struct auth_realm *r, *s;
+	struct config *c;
+	char why[256];
+
+	assert_non_null(sc);
+	assert_non_null(mkdtemp(dir));
+	snprintf(f1, sizeof(f1), "%s/a.htpasswd", dir);
+	snprintf(f2, sizeof(f2), "%s/b.htpasswd", dir);
+	write_text(f1, "alice:" H_SHA1_PASSWORD "\nbob:" H_APR1_PASSWORD "\n");
+	write_text(f2, "zed:" H_BCRYPT5 "\n");
+	snprintf(json, sizeof(json),
+		 "{\"upstreams\": {\"p\": {\"servers\": [\"127.0.0.1:9\"]}},"
+		 " \"realms\": {\"files\": {\"htpasswd\": [\"%s\", \"%s\"]},"
+		 " \"mixed\": {\"htpasswd\": \"%s\", \"aws_secret\": \"t/u\"}},"
+		 " \"listeners\": [{\"listen\": \"127.0.0.1:8080\", "
+		 "\"routes\": ["
+		 "{\"name\": \"p\", \"path\": \"/p/\", \"upstream\": \"p\","
+		 " \"realm\": \"files\"},"
+		 "{\"name\": \"q\", \"path\": \"/q/\", \"upstream\": \"p\","
+		 " \"realm\": \"mixed\"}]}]}",
+		 f1, f2, f1);
+	c = config_parse(json, strlen(json), &err);
+	if (c == NULL)
+		fail_msg("%s", err.msg[0]);
+	assert_int_equal(auth_build(c, &err), 0);
+
+	/* Two files merged: the costliest (bcrypt) is the second file's and
+	 * the last user in the set's order. */
+	r = realm_named(c, "files");
+	assert_string_equal(auth_realm_decoy(r), "bcrypt");
+	assert_int_equal(check(r, "alice", "password", sc), AUTH_OK);
+	assert_int_equal(check(r, "zed", "correct horse", sc), AUTH_OK);
+	/* an unknown user is denied, even with the decoy's own password */
+	assert_int_equal(check(r, "nobody", "password", sc), AUTH_DENIED);
+	assert_int_equal(check(r, "nobody", "correct horse", sc), AUTH_DENIED);
+	assert_int_equal(check(r, "zed", "password", sc), AUTH_DENIED);
+
+	/* A secret's users join a file's: its yescrypt hash takes over. */
+	s = realm_named(c, "mixed");
+	assert_string_equal(auth_realm_decoy(s), "apr1-md5");
+	assert_int_equal(htpasswd_parse("hal:" H_YESCRYPT "\n",
+					strlen("hal:" H_YESCRYPT "\n"), false,
+					&users, why, sizeof(why)),
+			 0);
+	assert_int_equal(auth_secret_apply(c, "t/u", &users, why, sizeof(why)),
+			 0);
+	htpasswd_free(&users);
+	assert_string_equal(auth_realm_decoy(s), "yescrypt");
+	assert_string_equal(auth_realm_decoy(r), "bcrypt");
+	assert_int_equal(check(s, "hal", "yes crypt pw", sc), AUTH_OK);
+	assert_int_equal(check(s, "bob", "password", sc), AUTH_OK);
+	assert_int_equal(check(s, "nobody", "yes crypt pw", sc), AUTH_DENIED);
+
+	config_unref(c);
+	pwhash_scratch_free(sc);
+	assert_int_equal(unlink(f1), 0);
+	assert_int_equal(unlink(f2), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -307,6 +427,7 @@ main(void)
 	    cmocka_unit_test(test_guard_old_failures_expire_success_forgives),
 	    cmocka_unit_test(test_guard_reserve_caps_checks_in_flight),
 	    cmocka_unit_test(test_guard_off_and_crowded),
+	    cmocka_unit_test(test_unknown_user_checks_costliest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /*
  * test_htpasswd.c - htpasswd.c through htpasswd.h: a file mixing every
  * format read back entry by entry, lookups that must miss, every error
- * with its exact "line N: ..." text, and a large file.
+ * with its exact "line N: ..." text, a large file, and which entry an
+ * unknown user is checked against (htpasswd_costliest).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,6 +33,22 @@
 	"$y$j9T$CeSthYYHZY7Ebr7Acz0sb/"                                        \
 	"$6cPN7O7q4TXxo0461RLyiMwSsmHdzkKkcoiDQVl"                             \
 	"T7N1"
+#define H_BCRYPT_A                                                             \
+	"$2a$05$MG/T8ZxJaSFaH/4pkmH0gOwFr5yXjJqAdieCKzhcQkAGEJXnOrEza"
+#define H_BCRYPT_B                                                             \
+	"$2b$05$oHLZjRK4Qe6yLiPsKBIuVe79DE39Az.x8lJrWV4vnuSNU/7T9TiqO"
+#define H_SHA512_6000                                                          \
+	"$6$rounds=6000$0GHkuTgzhuM4.CWy$DTgtADB.z0CMNsMm/Bwp2hDgawWN/"        \
+	"1h1YKwuE"                                                             \
+	"7UBOdoTTinjtIA4BkmeBr.eiZPnY61mTgzX1gEqkkMSTP6UR."
+#define H_SHA512_5000                                                          \
+	"$6$rounds=5000$Qx9dW2mZ$"                                             \
+	"6M4gqO1k1AoQh9kMJmAurkKhbpD7WXHyWwGD35xlsRnM5"                        \
+	"E/eRy/VEBoHww18lQd/an6muxws6t4dF5rvM6oOa0"
+/* yescrypt with g set, which libcrypt refuses: costs 0 (pwhash_cost) */
+#define H_YESCRYPT_G                                                           \
+	"$y$j9T1.$Qx9dW2mZhT5pLm1a$hmkNhtrxmk169aVIQ7WeiAOe/"                  \
+	"VS3QAuNVjZYYBt6PXC"
 #define H_BCRYPT_COST31                                                        \
 	"$2y$31$lVwBw/ho9cw9Fq0YNkPnseUg7dMHEnT0fjdq05DL4ZJkkCSCMz1AC"
 
@@ -377,6 +394,77 @@ test_too_many_entries(void **state)
 	free(buf);
 }
 
+/* Parses text and returns the user htpasswd_costliest() picks. */
+static const char *
+costliest(const char *text)
+{
+	size_t i;
+
+	assert_int_equal(parse(text, true), 0);
+	assert_true(h.n > 0);
+	i = htpasswd_costliest(&h);
+	assert_true(i < h.n);
+	return h.entries[i].user;
+}
+
+static void
+test_costliest(void **state)
+{
+	char text[512], b4[128];
+
+	/* the mixed file: yescrypt's default beats bcrypt 5 and the rest */
+	assert_string_equal(costliest(mixed), "hal");
+	htpasswd_free(&h);
+
+	/* the costliest last in the set's (sorted) order, first in the
+	 * file */
+	assert_string_equal(costliest("zed:" H_BCRYPT "\n"
+				      "amy:" H_SHA1 "\n"
+				      "bob:" H_APR1 "\n"),
+			    "zed");
+	assert_int_equal(htpasswd_costliest(&h), h.n - 1);
+	htpasswd_free(&h);
+
+	/* ... and first */
+	assert_string_equal(costliest("bob:" H_MD5 "\n"
+				      "cal:" H_SHA512 "\n"
+				      "amy:" H_YESCRYPT "\n"),
+			    "amy");
+	assert_int_equal(htpasswd_costliest(&h), 0);
+	htpasswd_free(&h);
+
+	/* a tie goes to the first in the set's order, whatever the file's */
+	assert_string_equal(costliest("cal:" H_BCRYPT_B "\n"
+				      "ben:" H_BCRYPT_A "\n"
+				      "dan:" H_SHA256 "\n"
+				      "amy:" H_BCRYPT "\n"),
+			    "amy");
+	htpasswd_free(&h);
+	assert_string_equal(costliest("cal:" H_SHA512 "\n"
+				      "ben:" H_SHA512_5000 "\n"),
+			    "ben");
+	htpasswd_free(&h);
+
+	/* within a scheme the parameters decide, and they can put
+	 * sha512-crypt above bcrypt */
+	assert_int_equal(pwhash_make_bcrypt("pw", 2, 4, b4, sizeof(b4)), 0);
+	snprintf(text, sizeof(text), "a:%s\nb:%s\nc:%s\n", H_SHA512, b4,
+		 H_SHA512_6000);
+	assert_string_equal(costliest(text), "c");
+	htpasswd_free(&h);
+
+	/* a hash libcrypt would refuse at once is never chosen */
+	assert_string_equal(costliest("a:" H_YESCRYPT_G "\n"
+				      "b:{PLAIN}b pw\n"),
+			    "b");
+	htpasswd_free(&h);
+
+	/* no entries: 0, and nothing is read */
+	assert_int_equal(parse("# none\n", false), 0);
+	assert_int_equal(htpasswd_costliest(&h), 0);
+	htpasswd_free(&h);
+}
+
 int
 main(void)
 {
@@ -393,6 +481,7 @@ main(void)
 	    cmocka_unit_test(test_small_err_buffer),
 	    cmocka_unit_test(test_many_entries),
 	    cmocka_unit_test(test_too_many_entries),
+	    cmocka_unit_test(test_costliest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

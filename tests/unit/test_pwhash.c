@@ -2,9 +2,12 @@
  * test_pwhash.c - pwhash.c through pwhash.h: hashes made by real tools
  * (htpasswd, mkpasswd, openssl passwd, Python's crypt) recognised and
  * checked, near-miss passwords refused, every syntax refusal with its
- * reason, and bcrypt hashes made and checked back.
+ * reason, bcrypt hashes made and checked back, and the cost model ordering
+ * schemes and parameters (never a clock).
  */
+#include <crypt.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <setjmp.h>
@@ -511,6 +514,170 @@ test_des_and_plain(void **state)
 	assert_true(verify("{PLAIN}{SSHA}x", PWHASH_PLAIN, "{SSHA}x"));
 }
 
+/* Vectors of the table above, by name, for the cost tests. */
+#define V_MD5 "$1$sOhcwBda$RkYZZ2Wk5H6XhzA52dtow1"
+#define V_SHA256                                                               \
+	"$5$oak57GGOs65xKGSa$pTzl03v72PS68sS0/hy.9uQ7nCoi1YBX3aqL76ScAy8"
+#define V_SHA256_1000                                                          \
+	"$5$rounds=1000$3PlU/S7tZJ26higW$"                                     \
+	"AvsExWDfbbb3Tg8FXlQKegivv/Ff0muaBtGI88rSn48"
+#define V_SHA512                                                               \
+	"$6$MkXjteUbZ79OSKrF$jqahdMuyiHsAsV/hlqT7aM6F.rcqx/"                   \
+	"RC3a84oPAsJCuEUXH0m"                                                  \
+	"xW.SegD6HFDq8Ssm40ULLp70Nfy/rbmLzyp80"
+#define V_SHA512_5000                                                          \
+	"$6$rounds=5000$Qx9dW2mZ$"                                             \
+	"6M4gqO1k1AoQh9kMJmAurkKhbpD7WXHyWwGD35xlsRnM5"                        \
+	"E/eRy/VEBoHww18lQd/an6muxws6t4dF5rvM6oOa0"
+#define V_YESCRYPT_J9T                                                         \
+	"$y$j9T$CeSthYYHZY7Ebr7Acz0sb/"                                        \
+	"$6cPN7O7q4TXxo0461RLyiMwSsmHdzkKkcoiDQVlT"                            \
+	"7N1"
+#define V_YESCRYPT_J7T                                                         \
+	"$y$j7T$A5l.gLQJp1ZVnHAEuLrE00$bpNFQUE8j/"                             \
+	"OZvx6n8WQfke18xGd9Hkc8Ru3RTqv"                                        \
+	"8eE8"
+#define V_YESCRYPT_P11                                                         \
+	"$y$jD5.7$Qx9dW2mZhT5pLm1a$hmkNhtrxmk169aVIQ7WeiAOe/"                  \
+	"VS3QAuNVjZYYBt6PXC"
+/* A salt and digest to build yescrypt strings libcrypt would refuse. */
+#define Y_TAIL "$Qx9dW2mZhT5pLm1a$hmkNhtrxmk169aVIQ7WeiAOe/VS3QAuNVjZYYBt6PXC"
+
+static uint64_t
+cost(const char *hash, enum pwhash_kind kind)
+{
+	return pwhash_cost(hash, kind);
+}
+
+/* A yescrypt hash that libcrypt makes now with these parameters. */
+static uint64_t
+ycost(const char *params)
+{
+	static struct crypt_data cd;
+	char setting[64];
+	const char *h;
+
+	snprintf(setting, sizeof(setting), "$y$%s$Qx9dW2mZhT5pLm1a$", params);
+	h = crypt_rn("yes pw", setting, &cd, (int)sizeof(cd));
+	assert_non_null(h);
+	if (h[0] == '*')
+		print_message("libcrypt refused %s\n", setting);
+	assert_true(h[0] == '$');
+	assert_kind(h, false, PWHASH_YESCRYPT);
+	return cost(h, PWHASH_YESCRYPT);
+}
+
+static void
+test_cost_across_schemes(void **state)
+{
+	char b10[128];
+	uint64_t plain, sha1, md5, apr1, sha256, sha512, y7, y9, bc5, bc10;
+
+	plain = cost("{PLAIN}plain pw", PWHASH_PLAIN);
+	assert_int_equal(cost("no scheme pw", PWHASH_PLAIN), plain);
+	sha1 = cost(SHA1_PASSWORD, PWHASH_SHA1);
+	md5 = cost(V_MD5, PWHASH_MD5CRYPT);
+	apr1 = cost(APR1_PASSWORD, PWHASH_APR1);
+	sha256 = cost(V_SHA256, PWHASH_SHA256CRYPT);
+	sha512 = cost(V_SHA512, PWHASH_SHA512CRYPT);
+	y7 = cost(V_YESCRYPT_J7T, PWHASH_YESCRYPT);
+	y9 = cost(V_YESCRYPT_J9T, PWHASH_YESCRYPT);
+	bc5 = cost(vectors[0].hash, PWHASH_BCRYPT);
+	assert_int_equal(pwhash_make_bcrypt("ten", 3, 10, b10, sizeof(b10)), 0);
+	bc10 = cost(b10, PWHASH_BCRYPT);
+
+	/* The order measured on the reference machine (pwhash.c). */
+	assert_true(plain > 0);
+	assert_int_equal(sha1, plain);
+	assert_true(sha1 < md5);
+	assert_true(md5 < apr1); /* apr1 is done with OpenSSL's EVP, slower */
+	assert_true(apr1 < sha256);
+	assert_true(sha256 < sha512);
+	assert_true(sha512 < bc5);
+	assert_true(bc5 < y7);
+	assert_true(y7 < y9);
+	assert_true(y9 < bc10);
+
+	/* And the ratios, to an order of magnitude: bcrypt 10 ~4 times
+	 * yescrypt's default, itself ~8 times sha512-crypt's default. */
+	assert_true(bc10 / y9 >= 2 && bc10 / y9 <= 8);
+	assert_true(y9 / sha512 >= 4 && y9 / sha512 <= 16);
+	assert_true(apr1 / sha1 >= 100);
+}
+
+static void
+test_cost_parameters(void **state)
+{
+	char b4[128], b5[128], b6[128], s1[256], s5[256], s20[256];
+	char b17[] = "$2y$17$" BCRYPT_TAIL;
+	uint64_t y9;
+
+	/* bcrypt doubles with each step of its cost, up to the most taken. */
+	assert_int_equal(pwhash_make_bcrypt("pw", 2, 4, b4, sizeof(b4)), 0);
+	assert_int_equal(pwhash_make_bcrypt("pw", 2, 5, b5, sizeof(b5)), 0);
+	assert_int_equal(pwhash_make_bcrypt("pw", 2, 6, b6, sizeof(b6)), 0);
+	assert_int_equal(cost(b5, PWHASH_BCRYPT), 2 * cost(b4, PWHASH_BCRYPT));
+	assert_int_equal(cost(b6, PWHASH_BCRYPT), 2 * cost(b5, PWHASH_BCRYPT));
+	assert_int_equal(cost(b17, PWHASH_BCRYPT), cost(b4, PWHASH_BCRYPT)
+						       << 13);
+
+	/* sha-crypt: linear in rounds; none written means 5000. */
+	assert_int_equal(pwhash_make_sha512("pw", 2, 1000, s1, sizeof(s1)), 0);
+	assert_int_equal(pwhash_make_sha512("pw", 2, 5000, s5, sizeof(s5)), 0);
+	assert_int_equal(pwhash_make_sha512("pw", 2, 20000, s20, sizeof(s20)),
+			 0);
+	assert_true(cost(s1, PWHASH_SHA512CRYPT) <
+		    cost(s5, PWHASH_SHA512CRYPT));
+	assert_true(cost(s20, PWHASH_SHA512CRYPT) >=
+		    4 * cost(s5, PWHASH_SHA512CRYPT));
+	assert_int_equal(cost(V_SHA512, PWHASH_SHA512CRYPT),
+			 cost(V_SHA512_5000, PWHASH_SHA512CRYPT));
+	assert_int_equal(cost(s5, PWHASH_SHA512CRYPT),
+			 cost(V_SHA512, PWHASH_SHA512CRYPT));
+	assert_true(cost(V_SHA256_1000, PWHASH_SHA256CRYPT) <
+		    cost(V_SHA256, PWHASH_SHA256CRYPT));
+
+	/* yescrypt: N ("9" is 2^12) and r ("T" is 32) multiply. */
+	y9 = ycost("j9T");
+	assert_int_equal(y9, cost(V_YESCRYPT_J9T, PWHASH_YESCRYPT));
+	assert_true(ycost("j8T") < y9);
+	assert_true(ycost("jAT") > y9 * 19 / 10);
+	assert_true(ycost("j95") < y9 / 3); /* r 8 */
+	/* r 49 takes two characters ("k."): 49/32 of r 32 */
+	assert_true(ycost("j9k.") > y9 * 3 / 2 && ycost("j9k.") < y9 * 8 / 5);
+	/* yescrypt proper splits N between its p lanes ... */
+	assert_int_equal(ycost("j9T.1"), y9); /* p 5 */
+	assert_true(cost(V_YESCRYPT_P11, PWHASH_YESCRYPT) >
+		    3 * y9); /* N 2^16, r 8 */
+	/* ... and more time (t) means more passes */
+	assert_true(ycost("j9T/.") > y9);		  /* t 1 */
+	assert_true(ycost("j9T/2") > 2 * ycost("j9T/.")); /* t 5 */
+	/* the classic flavours cost more per pass and run p lanes each */
+	assert_true(ycost(".9T") > 3 * y9 / 2);
+	assert_true(ycost("/9T") > 3 * y9 / 2);
+	assert_true(ycost(".9T.1") >= 4 * ycost(".9T"));
+}
+
+static void
+test_cost_unusable(void **state)
+{
+	/* libcrypt refuses these, at once: not worth a decoy's place */
+	assert_int_equal(cost("$y$j9T1." Y_TAIL, PWHASH_YESCRYPT), 0); /* g */
+	assert_int_equal(cost("$y$j9T5." Y_TAIL, PWHASH_YESCRYPT), 0); /* ROM */
+	assert_int_equal(cost("$y$j.T" Y_TAIL, PWHASH_YESCRYPT), 0);   /* N 2 */
+	assert_int_equal(cost("$y$i9T" Y_TAIL, PWHASH_YESCRYPT), 0);
+	assert_int_equal(cost("$y$j9z" Y_TAIL, PWHASH_YESCRYPT), 0); /* cut */
+	assert_int_equal(cost("$y$j9T.1." Y_TAIL, PWHASH_YESCRYPT), 0);
+	/* N 2^63: the estimate saturates instead of wrapping */
+	assert_int_equal(cost("$y$jkCT" Y_TAIL, PWHASH_YESCRYPT), UINT64_MAX);
+	/* a kind that does not match, a malformed hash, nothing */
+	assert_int_equal(cost(vectors[0].hash, PWHASH_SHA512CRYPT), 0);
+	assert_int_equal(cost("$2y$05$short", PWHASH_BCRYPT), 0);
+	assert_int_equal(cost("{PLAIN}x", PWHASH_SHA1), 0);
+	assert_int_equal(cost(NULL, PWHASH_PLAIN), 0);
+	assert_int_equal(cost(V_MD5, PWHASH_NKINDS), 0);
+}
+
 static void
 test_kind_names(void **state)
 {
@@ -554,6 +721,9 @@ main(void)
 	    cmocka_unit_test(test_refuse_schemes),
 	    cmocka_unit_test(test_refuse_general),
 	    cmocka_unit_test(test_des_and_plain),
+	    cmocka_unit_test(test_cost_across_schemes),
+	    cmocka_unit_test(test_cost_parameters),
+	    cmocka_unit_test(test_cost_unusable),
 	    cmocka_unit_test(test_kind_names),
 	    cmocka_unit_test(test_scratch_free_null),
 	};

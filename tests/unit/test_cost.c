@@ -54,6 +54,17 @@ test_days(void **state)
 		assert_int_equal(cost_day_parse(out, &back), 0);
 		assert_int_equal(back, d);
 	}
+	/* Years 0000..9999 only, clamped beyond (and no int32_t overflow). */
+	assert_int_equal(day("0000-01-01"), COST_DAY_MIN);
+	assert_int_equal(day("9999-12-31"), COST_DAY_MAX);
+	cost_day_format(INT32_MIN, out);
+	assert_string_equal(out, "0000-01-01");
+	cost_day_format(COST_DAY_MIN - 1, out);
+	assert_string_equal(out, "0000-01-01");
+	cost_day_format(INT32_MAX, out);
+	assert_string_equal(out, "9999-12-31");
+	cost_day_format(COST_DAY_MAX + 1, out);
+	assert_string_equal(out, "9999-12-31");
 	assert_int_equal(cost_day_of(0), 0);
 	assert_int_equal(cost_day_of(86399), 0);
 	assert_int_equal(cost_day_of(86400), 1);

@@ -809,8 +809,10 @@ tls_info_fill(X509 *x, const char *path, struct tls_cert_info *info, char *err)
 	    mdlen * 3 > sizeof(info->fingerprint))
 		return tls_fail(err, "%s: cannot compute the fingerprint",
 				path);
+	/* "XX:" per byte but the last's "XX" and NUL: mdlen * 3 bytes. */
 	for (i = 0; i < mdlen; i++)
-		snprintf(info->fingerprint + 3 * i, 4,
+		snprintf(info->fingerprint + 3 * i,
+			 sizeof(info->fingerprint) - 3 * i,
 			 i + 1 < mdlen ? "%02X:" : "%02X", md[i]);
 
 	if (!ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm))

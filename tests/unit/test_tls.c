@@ -113,7 +113,8 @@ fingerprint_of(X509 *x, char *out, size_t outlen)
 	assert_int_equal(X509_digest(x, EVP_sha256(), md, &n), 1);
 	assert_true(outlen >= n * 3);
 	for (i = 0; i < n; i++)
-		snprintf(out + 3 * i, 4, i + 1 < n ? "%02X:" : "%02X", md[i]);
+		snprintf(out + 3 * i, outlen - 3 * i,
+			 i + 1 < n ? "%02X:" : "%02X", md[i]);
 }
 
 static X509 *

@@ -551,16 +551,17 @@ cost_totals_add_page(struct cost_totals *t, const char *json, size_t len,
 		if (add_result(t, r, why, why_len) == -1)
 			goto done;
 	next = cJSON_GetObjectItemCaseSensitive(j, "NextPageToken");
-	if (next != NULL && !cJSON_IsNull(next) &&
-	    (!cJSON_IsString(next) ||
-	     strlen(next->valuestring) > COST_TOKEN_MAX)) {
-		why_set(why, why_len, "an invalid NextPageToken");
-		goto done;
-	}
-	if (cJSON_IsString(next) && next->valuestring[0] != '\0' &&
-	    (*token = strdup(next->valuestring)) == NULL) {
-		why_set(why, why_len, "out of memory");
-		goto done;
+	if (next != NULL && !cJSON_IsNull(next)) {
+		if (!cJSON_IsString(next) ||
+		    strlen(next->valuestring) > COST_TOKEN_MAX) {
+			why_set(why, why_len, "an invalid NextPageToken");
+			goto done;
+		}
+		if (next->valuestring[0] != '\0' &&
+		    (*token = strdup(next->valuestring)) == NULL) {
+			why_set(why, why_len, "out of memory");
+			goto done;
+		}
 	}
 	t->pages++;
 	rc = 0;

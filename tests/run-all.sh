@@ -3,8 +3,9 @@
 # failed", summing the phases:
 #   1. build, C unit tests and fuzz-corpus replay (ctest)
 #   2. a short libFuzzer run of every fuzz target (FUZZ_SECONDS each)
-#   3. the build types phase 1 and 7 do not build (Release, MinSizeRel),
-#      with warnings as errors: built only, in the background during 2
+#   3. the build types phases 1 and 8 do not build (Release, MinSizeRel;
+#      Debug too when 8 is skipped), with warnings as errors: built only,
+#      in the background during 2
 #   4. static analysis (scripts/analyze.sh: cppcheck, clang-tidy), also in
 #      the background during 2
 #   5. the stack's configs with the real tools (scripts/check-stack.sh:

@@ -2,7 +2,9 @@
 #   make run    install what is missing, build, run the gateway in front of
 #               Prometheus and Alertmanager on loopback
 #   make test   everything: unit, fuzz replay and a short fuzz run,
-#               integration, and all of it again under ASan+UBSan
+#               every build type, static analysis, integration, and all
+#               of it again under ASan+UBSan
+#   make analyze  cppcheck and clang-tidy (scripts/analyze.sh)
 #   make bench  portcullis beside nginx and HAProxy (bench/README.md)
 #   make deps   install the Debian packages the project needs
 
@@ -10,7 +12,7 @@ BUILD ?= build
 MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test unit fuzz integration sanitize bench format lint clean
+.PHONY: all deps build run test unit fuzz integration sanitize bench format lint analyze clean
 
 all: build
 
@@ -41,5 +43,9 @@ lint:
 	@clang-format --dry-run --Werror gateway/src/*.[ch] cost-exporter/src/*.[ch] \
 		gateway/fuzz/*.c tests/unit/*.c
 
+analyze:
+	@scripts/analyze.sh
+
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-release build-minsizerel \
+		build-debug build-analyze

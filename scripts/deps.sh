@@ -5,6 +5,7 @@ set -euo pipefail
 
 pkgs=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
+	clang-tidy cppcheck
 	libevent-dev libssl-dev libcjson-dev libcmocka-dev
 	libcurl4-openssl-dev libcrypt-dev zlib1g-dev
 	prometheus prometheus-alertmanager prometheus-node-exporter

@@ -100,16 +100,36 @@ cost_day_parse(const char *s, int32_t *day)
 	return strcmp(out, s) == 0 ? 0 : -1;
 }
 
+/* v's last `width` decimal digits at p, zero-padded; no NUL. */
+static void
+digits_put(char *p, unsigned v, int width)
+{
+	while (width-- > 0) {
+		p[width] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
 void
 cost_day_format(int32_t day, char *out)
 {
 	int32_t y;
 	unsigned m, d;
 
+	/* Clamped to years 0000..9999 (Cost Explorer has nothing outside):
+	 * the fields then have exactly 4, 2 and 2 digits, and
+	 * civil_from_days's arithmetic stays within int32_t. */
+	if (day < COST_DAY_MIN)
+		day = COST_DAY_MIN;
+	else if (day > COST_DAY_MAX)
+		day = COST_DAY_MAX;
 	civil_from_days(day, &y, &m, &d);
-	if (y < 0 || y > 9999)
-		y = 0; /* outside what Cost Explorer has */
-	snprintf(out, COST_DAY_LEN, "%04d-%02u-%02u", (int)y, m, d);
+	digits_put(out, (unsigned)y, 4);
+	out[4] = '-';
+	digits_put(out + 5, m, 2);
+	out[7] = '-';
+	digits_put(out + 8, d, 2);
+	out[10] = '\0';
 }
 
 int32_t
@@ -531,16 +551,17 @@ cost_totals_add_page(struct cost_totals *t, const char *json, size_t len,
 		if (add_result(t, r, why, why_len) == -1)
 			goto done;
 	next = cJSON_GetObjectItemCaseSensitive(j, "NextPageToken");
-	if (next != NULL && !cJSON_IsNull(next) &&
-	    (!cJSON_IsString(next) ||
-	     strlen(next->valuestring) > COST_TOKEN_MAX)) {
-		why_set(why, why_len, "an invalid NextPageToken");
-		goto done;
-	}
-	if (cJSON_IsString(next) && next->valuestring[0] != '\0' &&
-	    (*token = strdup(next->valuestring)) == NULL) {
-		why_set(why, why_len, "out of memory");
-		goto done;
+	if (next != NULL && !cJSON_IsNull(next)) {
+		if (!cJSON_IsString(next) ||
+		    strlen(next->valuestring) > COST_TOKEN_MAX) {
+			why_set(why, why_len, "an invalid NextPageToken");
+			goto done;
+		}
+		if (next->valuestring[0] != '\0' &&
+		    (*token = strdup(next->valuestring)) == NULL) {
+			why_set(why, why_len, "out of memory");
+			goto done;
+		}
 	}
 	t->pages++;
 	rc = 0;

@@ -29,7 +29,11 @@ int32_t cost_day_of(time_t t);
 /* "YYYY-MM-DD" (exactly, a real date) into *day: 0, or -1. */
 int cost_day_parse(const char *s, int32_t *day);
 
-/* The day as "YYYY-MM-DD" into out[COST_DAY_LEN]. */
+#define COST_DAY_MIN (-719528) /* 0000-01-01 */
+#define COST_DAY_MAX 2932896   /* 9999-12-31 */
+
+/* The day as "YYYY-MM-DD" into out[COST_DAY_LEN]; a day outside
+ * COST_DAY_MIN..COST_DAY_MAX as the nearer of the two. */
 void cost_day_format(int32_t day, char *out);
 
 /* The first day of the month that holds `day`, and of the month after. */

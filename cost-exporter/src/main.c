@@ -379,7 +379,10 @@ run(const struct options *o)
 	int rc = 1;
 	size_t i;
 
-	signal(SIGPIPE, SIG_IGN);
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		log_error("cannot ignore SIGPIPE: %s", strerror(errno));
+		goto done;
+	}
 	if ((x.base = event_base_new()) == NULL ||
 	    (http = evhttp_new(x.base)) == NULL) {
 		log_error("cannot set up the event loop");

@@ -73,10 +73,12 @@ failed(struct refresh *r, enum aws_status st, const char *reason)
 	if (r->r_backoff_ms > r->r_interval_ms)
 		r->r_backoff_ms = r->r_interval_ms;
 	if (r->r_failing != (int)st) {
-		if (gmtime_r(&t, &tm) != NULL)
-			strftime(when, sizeof(when),
-				 "keeping the figures of %Y-%m-%dT%H:%M:%SZ",
-				 &tm);
+		if (gmtime_r(&t, &tm) == NULL ||
+		    strftime(when, sizeof(when),
+			     "keeping the figures of %Y-%m-%dT%H:%M:%SZ",
+			     &tm) == 0)
+			snprintf(when, sizeof(when),
+				 "keeping the last figures");
 		log_error(
 		    "cost refresh failed (%s): %s; %s, retrying in %llu s",
 		    aws_status_name(st), reason,

@@ -22,16 +22,16 @@ replay_file(const char *path)
 		return -1;
 	if (fseek(f, 0, SEEK_END) == -1 || (n = ftell(f)) < 0 ||
 	    fseek(f, 0, SEEK_SET) == -1) {
-		fclose(f);
+		(void)fclose(f);
 		return -1;
 	}
 	buf = malloc((size_t)n + 1);
 	if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
 		free(buf);
-		fclose(f);
+		(void)fclose(f);
 		return -1;
 	}
-	fclose(f);
+	(void)fclose(f); /* read only: nothing to lose */
 	LLVMFuzzerTestOneInput(buf, (size_t)n);
 	free(buf);
 	return 0;

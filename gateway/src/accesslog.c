@@ -77,8 +77,10 @@ accesslog_format(char *buf, size_t cap, const struct accesslog_entry *e,
 	struct tm tm;
 	char ts[40];
 
-	gmtime_r(&now->tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* A clock past what struct tm holds gives no time, not garbage. */
+	if (gmtime_r(&now->tv_sec, &tm) == NULL ||
+	    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		ts[0] = '\0';
 	put_fmt(&o, "{\"time\":\"%s.%03ldZ\",\"request_id\":", ts,
 		now->tv_nsec / 1000000);
 	put_str(&o, e->request_id);

@@ -10,6 +10,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/opensslv.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,21 +60,29 @@ render_process(struct evbuffer *b)
 	FILE *f;
 	DIR *d;
 
+	/* proc(5): fields 14, 15, 22, 23 and 24, after the command's ")";
+	 * all five or none. */
 	if ((f = fopen("/proc/self/stat", "r")) != NULL) {
-		if (fgets(stat, sizeof(stat), f) != NULL &&
-		    (p = strrchr(stat, ')')) != NULL)
-			sscanf(p + 2,
-			       "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-			       "%llu %llu %*d %*d %*d %*d %*d %*d %llu %llu "
-			       "%lld",
-			       &utime, &stime, &start, &vsize, &rss);
-		fclose(f);
+		if (fgets(stat, sizeof(stat), f) == NULL ||
+		    (p = strrchr(stat, ')')) == NULL ||
+		    /* NOLINTNEXTLINE(cert-err34-c): the kernel's own numbers */
+		    sscanf(p + 2,
+			   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+			   "%llu %llu %*d %*d %*d %*d %*d %*d %llu %llu "
+			   "%lld",
+			   &utime, &stime, &start, &vsize, &rss) != 5) {
+			utime = stime = start = vsize = 0;
+			rss = 0;
+		}
+		(void)fclose(f); /* read only */
 	}
 	if ((f = fopen("/proc/stat", "r")) != NULL) {
 		while (fgets(line, sizeof(line), f) != NULL)
-			if (sscanf(line, "btime %lld", &boot) == 1)
+			if (strncmp(line, "btime ", 6) == 0) {
+				boot = strtoll(line + 6, NULL, 10);
 				break;
-		fclose(f);
+			}
+		(void)fclose(f); /* read only */
 	}
 	if ((d = opendir("/proc/self/fd")) != NULL) {
 		while ((e = readdir(d)) != NULL)
@@ -274,6 +283,21 @@ serve_healthz(struct evhttp_request *req, void *arg)
 	serve_text(req, 200, "ok\n");
 }
 
+static void reason_add(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Appends to the string in buf[size]; what does not fit is cut. */
+static void
+reason_add(char *buf, size_t size, const char *fmt, ...)
+{
+	size_t n = strlen(buf);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf + n, size - n, fmt, ap);
+	va_end(ap);
+}
+
 static void
 serve_readyz(struct evhttp_request *req, void *arg)
 {
@@ -283,20 +307,21 @@ serve_readyz(struct evhttp_request *req, void *arg)
 	size_t i;
 
 	if (!admin_started)
-		strcat(why,
-		       "not ready: starting: workers are not running yet\n");
+		reason_add(why, sizeof(why),
+			   "not ready: starting: workers are not running "
+			   "yet\n");
 	if (admin_draining)
-		strcat(why, "not ready: draining: SIGTERM received, finishing "
-			    "in-flight requests\n");
+		reason_add(why, sizeof(why),
+			   "not ready: draining: SIGTERM received, finishing "
+			   "in-flight requests\n");
 	for (i = 0; i < admin_cfg->nrealms; i++) {
 		const struct config_realm *r = &admin_cfg->realms[i];
-		size_t n = strlen(why);
 
 		if (auth_realm_users(r->auth) == 0)
-			snprintf(why + n, sizeof(why) - n,
-				 "not ready: realm \"%s\" has no credentials "
-				 "loaded\n",
-				 r->name);
+			reason_add(why, sizeof(why),
+				   "not ready: realm \"%s\" has no "
+				   "credentials loaded\n",
+				   r->name);
 	}
 	if (why[0] != '\0')
 		serve_text(req, 503, why);
@@ -315,6 +340,7 @@ admin_start(struct event_base *base, struct config *cfg,
 	    struct metrics_shard *const *shards, unsigned nshards)
 {
 	struct config_hostport hp;
+	unsigned short port;
 	const char *why;
 
 	admin_cfg = config_ref(cfg);
@@ -334,8 +360,8 @@ admin_start(struct event_base *base, struct config *cfg,
 		log_error("admin.listen: %s", why);
 		return -1;
 	}
-	if (evhttp_bind_socket(admin_http, hp.host,
-			       (unsigned short)atoi(hp.port)) == -1) {
+	port = (unsigned short)strtoul(hp.port, NULL, 10); /* 1 to 65535 */
+	if (evhttp_bind_socket(admin_http, hp.host, port) == -1) {
 		log_error("admin.listen: cannot listen on %s",
 			  cfg->admin_listen);
 		free(hp.host);

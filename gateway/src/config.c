@@ -141,7 +141,9 @@ cfg_is_name(const char *s)
 {
 	size_t i;
 
+	/* cppcheck-suppress arrayIndexOutOfBoundsCond ; stops at the NUL */
 	for (i = 0; s[i] != '\0'; i++)
+		/* cppcheck-suppress arrayIndexOutOfBoundsCond ; likewise */
 		if (i >= CONFIG_NAME_MAX || !cfg_word_char((unsigned char)s[i]))
 			return false;
 	return i > 0;

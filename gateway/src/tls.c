@@ -156,7 +156,9 @@ tls_fail(char *err, const char *fmt, ...)
 static char
 tls_lower(char c)
 {
-	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	if (c >= 'A' && c <= 'Z')
+		return (char)(c - 'A' + 'a');
+	return c;
 }
 
 /* ASCII-only, so the locale never changes what a name matches. */
@@ -436,6 +438,7 @@ tls_ticket_slot_get(const struct tls_context *t, uint64_t gen,
 		w[i] =
 		    atomic_load_explicit(&t->tc_keys[gen % TLS_TICKET_SLOTS][i],
 					 memory_order_relaxed);
+	/* cppcheck-suppress uninitvar ; the loop above fills all of w */
 	memcpy(k, w, sizeof(*k));
 	OPENSSL_cleanse(w, sizeof(w));
 }
@@ -809,8 +812,10 @@ tls_info_fill(X509 *x, const char *path, struct tls_cert_info *info, char *err)
 	    mdlen * 3 > sizeof(info->fingerprint))
 		return tls_fail(err, "%s: cannot compute the fingerprint",
 				path);
+	/* "XX:" per byte but the last's "XX" and NUL: mdlen * 3 bytes. */
 	for (i = 0; i < mdlen; i++)
-		snprintf(info->fingerprint + 3 * i, 4,
+		snprintf(info->fingerprint + 3 * i,
+			 sizeof(info->fingerprint) - 3 * i,
 			 i + 1 < mdlen ? "%02X:" : "%02X", md[i]);
 
 	if (!ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm))
@@ -1070,7 +1075,11 @@ tls_write_new(const char *path, mode_t mode, EVP_PKEY *pkey, X509 *x,
 		close(fd);
 		return tls_fail(err, "%s: %s", path, strerror(saved));
 	}
-	setvbuf(fp, buf, _IOFBF, sizeof(buf));
+	/* Else stdio would keep the key in a buffer of its own, uncleansed. */
+	if (setvbuf(fp, buf, _IOFBF, sizeof(buf)) != 0) {
+		(void)fclose(fp); /* nothing written yet */
+		return tls_fail(err, "%s: cannot set its buffer", path);
+	}
 	errno = 0;
 	ok = pkey != NULL
 		 ? PEM_write_PrivateKey(fp, pkey, NULL, NULL, 0, NULL, NULL)

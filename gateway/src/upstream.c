@@ -217,22 +217,23 @@ uconn_free(struct upstream_conn *c)
 static void
 upstream_drop_idle(struct upstream *u)
 {
-	struct upstream_conn *c;
+	struct upstream_conn *c, *next;
 
-	while ((c = TAILQ_FIRST(&u->u_idle)) != NULL)
+	/* uconn_free takes c out of the list; its next is read before. */
+	for (c = TAILQ_FIRST(&u->u_idle); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, uc_entry);
 		uconn_free(c);
+	}
 }
 
 void
 upstream_free(struct upstream *u)
 {
-	struct upstream_conn *c;
 	size_t i;
 
 	if (u == NULL)
 		return;
-	while ((c = TAILQ_FIRST(&u->u_idle)) != NULL)
-		uconn_free(c);
+	upstream_drop_idle(u);
 	for (i = 0; i < u->u_cfg->nservers; i++) {
 		struct server *sv = &u->u_servers[i];
 

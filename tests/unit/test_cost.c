@@ -54,6 +54,17 @@ test_days(void **state)
 		assert_int_equal(cost_day_parse(out, &back), 0);
 		assert_int_equal(back, d);
 	}
+	/* Years 0000..9999 only, clamped beyond (and no int32_t overflow). */
+	assert_int_equal(day("0000-01-01"), COST_DAY_MIN);
+	assert_int_equal(day("9999-12-31"), COST_DAY_MAX);
+	cost_day_format(INT32_MIN, out);
+	assert_string_equal(out, "0000-01-01");
+	cost_day_format(COST_DAY_MIN - 1, out);
+	assert_string_equal(out, "0000-01-01");
+	cost_day_format(INT32_MAX, out);
+	assert_string_equal(out, "9999-12-31");
+	cost_day_format(COST_DAY_MAX + 1, out);
+	assert_string_equal(out, "9999-12-31");
 	assert_int_equal(cost_day_of(0), 0);
 	assert_int_equal(cost_day_of(86399), 0);
 	assert_int_equal(cost_day_of(86400), 1);
@@ -152,27 +163,19 @@ test_amount_parse(void **state)
 	    {"000012.50", 12500000000},
 	    {"999999999.999999999", 999999999999999999},
 	};
-	static const char *const bad[] = {"",
-					  "-",
-					  "1.",
-					  ".5",
-					  "1e",
-					  "1e+",
-					  "0x1",
-					  " 1",
-					  "1 ",
-					  "+1",
-					  "NaN",
-					  "Infinity",
-					  "1,5",
-					  "1e401",
-					  "1.2.3",
-					  "--1",
-					  "1000000000",
-					  "999999999.9999999995",
-					  "0."
-					  "000000000000000000000000000000000000"
-					  "000000000000000000000000000001"};
+	/* 68 bytes: refused for its length (COST_AMOUNT_MAX) alone */
+	static const char too_long[] = "0."
+				       "000000000000000000000000000000000000"
+				       "000000000000000000000000000001";
+	static const char *const bad[] = {
+	    "",	      "-",	    "1.",
+	    ".5",     "1e",	    "1e+",
+	    "0x1",    " 1",	    "1 ",
+	    "+1",     "NaN",	    "Infinity",
+	    "1,5",    "1e401",	    "1.2.3",
+	    "--1",    "1000000000", "999999999.9999999995",
+	    too_long,
+	};
 	int64_t v;
 	size_t i;
 
@@ -236,7 +239,8 @@ entry(char *out, size_t len, const char *start, const char *end,
 	    "\"Total\":{},\"Groups\":[",
 	    start, end);
 	while (*p != '\0') {
-		sscanf(p, "%63[^=]=%63[^;]", name, amount);
+		if (sscanf(p, "%63[^=]=%63[^;]", name, amount) != 2)
+			fail_msg("not svc=amount: %s", p);
 		n += (size_t)snprintf(
 		    out + n, len - n,
 		    "%s{\"Keys\":[\"%s\"],\"Metrics\":{\"UnblendedCost\":{"
@@ -297,7 +301,8 @@ test_pages_add_up(void **state)
 	assert_int_equal(page(&t, "p2", &next, why, sizeof(why), "2024-02-25",
 			      "2024-02-26", "Amazon EC2=2.000000001;Tax=0.1",
 			      "2024-02-26", "2024-02-27", "", "2024-02-27",
-			      "2024-02-28", "Amazon S3=0.0000000004", NULL),
+			      "2024-02-28", "Amazon S3=0.0000000004",
+			      (const char *)NULL),
 			 0);
 	assert_string_equal(next, "p2");
 	free(next);
@@ -309,7 +314,8 @@ test_pages_add_up(void **state)
 		 "Amazon EC2=3;Amazon S3=0.5", "2024-03-01", "2024-03-02",
 		 "Amazon EC2=4.25;AWS Secrets Manager=0.4", "2024-03-02",
 		 "2024-03-03", "Amazon EC2=5.5;Amazon EC2=0.5;Amazon S3=-0.25",
-		 "2024-03-03", "2024-03-04", "Amazon EC2=0.75", NULL),
+		 "2024-03-03", "2024-03-04", "Amazon EC2=0.75",
+		 (const char *)NULL),
 	    0);
 	assert_null(next);
 	assert_int_equal(cost_totals_check(&t, why, sizeof(why)), 0);

@@ -29,7 +29,7 @@ static char *
 render(struct metrics_shard **shards, unsigned n)
 {
 	struct evbuffer *b = evbuffer_new();
-	size_t len = evbuffer_get_length(b);
+	size_t len;
 	char *text;
 
 	metrics_render(b, shards, n, &cfg);

@@ -145,6 +145,7 @@ assert_refused_n(const char *s, size_t len, bool allow_plain, const char *word)
 	if (strstr(why, word) == NULL)
 		print_message("reason \"%s\" lacks \"%s\"\n", why, word);
 	assert_non_null(strstr(why, word));
+	/* cppcheck-suppress pointerOutOfBoundsCond ; s holds len bytes */
 	if (len >= 8 && memchr(s + len - 8, '\0', 8) == NULL) {
 		memcpy(tail, s + len - 8, 8);
 		tail[8] = '\0';

@@ -113,7 +113,8 @@ fingerprint_of(X509 *x, char *out, size_t outlen)
 	assert_int_equal(X509_digest(x, EVP_sha256(), md, &n), 1);
 	assert_true(outlen >= n * 3);
 	for (i = 0; i < n; i++)
-		snprintf(out + 3 * i, 4, i + 1 < n ? "%02X:" : "%02X", md[i]);
+		snprintf(out + 3 * i, outlen - 3 * i,
+			 i + 1 < n ? "%02X:" : "%02X", md[i]);
 }
 
 static X509 *
@@ -124,7 +125,7 @@ read_cert(const char *path)
 
 	assert_non_null(fp);
 	x = PEM_read_X509(fp, NULL, NULL, NULL);
-	fclose(fp);
+	(void)fclose(fp);
 	assert_non_null(x);
 	return x;
 }
@@ -398,7 +399,7 @@ test_self_signed_never_overwrites_key(void **state)
 	fp = fopen(p.key, "r");
 	assert_non_null(fp);
 	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	fclose(fp);
+	(void)fclose(fp);
 	buf[n] = '\0';
 	assert_string_equal(buf, "keep me\n");
 	assert_false(file_exists(p.crt));
@@ -453,7 +454,7 @@ test_context_makes_then_loads_same_pair(void **state)
 	assert_int_equal(tls_context_certs(t, &info), 1);
 	assert_true(info[0].self_made);
 	assert_string_equal(info[0].subject, "CN=gen.test");
-	strcpy(fp, info[0].fingerprint);
+	snprintf(fp, sizeof(fp), "%s", info[0].fingerprint);
 	tls_context_unref(t);
 
 	t = tls_context_new(&s, err);
@@ -612,11 +613,11 @@ test_chain_after_cert_is_sent(void **state)
 	tmp_path(other, "sni-a.crt");
 	assert_non_null(fp = fopen(other, "r"));
 	n = fread(text, 1, sizeof(text), fp);
-	fclose(fp);
+	(void)fclose(fp);
 	tmp_path(other, "sni-b.crt");
 	assert_non_null(fp = fopen(other, "r"));
 	m = fread(text + n, 1, sizeof(text) - n - 1, fp);
-	fclose(fp);
+	(void)fclose(fp);
 	text[n + m] = '\0';
 	write_file(crt, text);
 

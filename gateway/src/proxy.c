@@ -446,9 +446,11 @@ answer_fields(struct session *s, int status, const struct rewrite_field *fields,
 	struct rewrite_answer a;
 	size_t len;
 
-	if (!s->s_req_done && s->s_req.kind != HTTP_BODY_NONE)
-		close = true;
-	if (s->s_w->w_draining)
+	/* The answer says what happens next: a connection that will not
+	 * serve another request says "close" (a 1.0 client would otherwise
+	 * read "keep-alive" and wait). */
+	if ((!s->s_req_done && s->s_req.kind != HTTP_BODY_NONE) ||
+	    s->s_w->w_draining || !s->s_keepalive)
 		close = true;
 	a = (struct rewrite_answer){
 	    .status = status,

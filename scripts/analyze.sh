@@ -8,8 +8,7 @@
 #
 # Suppressions, each with its reason: inline where they concern one line
 # (cppcheck-suppress, NOLINT), tools/analysis/cppcheck-suppressions.txt for
-# the whole tree, and tools/analysis/temporary.txt for files being
-# rewritten elsewhere (to be emptied, not grown).
+# the whole tree.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 root=$(pwd)
@@ -20,11 +19,6 @@ passed=0
 failed=0
 tmp=$(mktemp -d /tmp/portcullis-analyze.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-
-# temporary TOOL: the "FILE CHECK" pairs of tools/analysis/temporary.txt.
-temporary() {
-	awk -v tool="$1" '$1 == tool { print $2, $3 }' tools/analysis/temporary.txt
-}
 
 # verdict NAME STATUS DETAIL: one pass or failure.
 verdict() {
@@ -50,9 +44,6 @@ args=(--quiet -j "$jobs" --std=c11 --language=c
 	'--enable=warning,portability,performance'
 	--inline-suppr --error-exitcode=1
 	--suppressions-list=tools/analysis/cppcheck-suppressions.txt)
-while read -r file check; do
-	args+=("--suppress=$check:$file")
-done < <(temporary cppcheck)
 if ! command -v cppcheck >/dev/null || [ -z "$queue_h" ]; then
 	verdict cppcheck 1 "cppcheck or sys/queue.h missing: make deps"
 else
@@ -68,12 +59,10 @@ fi
 # carries analyzer state from one file to the next and then reports a
 # va_start it has just seen as missing (valist.Uninitialized).
 start=$SECONDS
-tidy_one() { # FILE EXTRA_CHECKS ("-" for none)
+tidy_one() { # FILE
 	local log
 	log=$tmp/tidy/$(tr / _ <<<"$1")
-	local extra=()
-	[ "$2" != - ] && extra=("--checks=$2")
-	clang-tidy -p "$build" --quiet "${extra[@]}" "$root/$1" >"$log.out" 2>"$log.err"
+	clang-tidy -p "$build" --quiet "$root/$1" >"$log.out" 2>"$log.err"
 	echo $? >"$log.rc"
 }
 export -f tidy_one
@@ -94,13 +83,10 @@ for e in json.load(open(db)):
     f = os.path.relpath(os.path.join(e["directory"], e["file"]), root)
     if any(f.startswith(d + "/") for d in dirs):
         print(f)' "$root" "$build/compile_commands.json" "${dirs[@]}" | sort -u)
-	for f in "${files[@]}"; do
-		off=$(temporary clang-tidy | awk -v f="$f" '$1 == f { printf "%s-%s", s, $2; s = "," }')
-		printf '%s\n%s\n' "$f" "${off:--}"
-	done >"$tmp/tidy.list"
-	# shellcheck disable=SC2016 # $1 and $2 are bash -c's own
-	xargs -d '\n' -n 2 -P "$jobs" -a "$tmp/tidy.list" \
-		bash -c 'tidy_one "$1" "$2"' _
+	printf '%s\n' "${files[@]}" >"$tmp/tidy.list"
+	# shellcheck disable=SC2016 # $1 is bash -c's own
+	xargs -d '\n' -n 1 -P "$jobs" -a "$tmp/tidy.list" \
+		bash -c 'tidy_one "$1"' _
 	bad=0
 	for f in "${files[@]}"; do
 		log=$tmp/tidy/$(tr / _ <<<"$f")

@@ -346,7 +346,6 @@ check_request(const char *buf, size_t size, unsigned opts, size_t split)
 	/* Method and target as routed; HTTP/1.0 or 1.1 as the client. */
 	CHECK(m.start_len[0] == req.method_len &&
 	      memcmp(m.start[0], req.method, req.method_len) == 0);
-	want_len = 0;
 	if (rr.strip > 0) {
 		size_t cut = rr.strip - 1; /* keeps the prefix's last '/' */
 

@@ -287,7 +287,7 @@ creds_load(char *const *files, size_t nfiles, bool allow_plain,
 		total += extra->n;
 	}
 	if ((cs = calloc(1, sizeof(*cs))) == NULL ||
-	    (total > 0 && (all = calloc(total, sizeof(*all))) == NULL)) {
+	    (all = calloc(total > 0 ? total : 1, sizeof(*all))) == NULL) {
 		snprintf(why, len, "out of memory");
 		i = 0;
 		goto fail;
@@ -560,6 +560,7 @@ int
 auth_secret_apply(const struct config *c, const char *secret,
 		  const struct htpasswd *users, char *why, size_t len)
 {
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers */
 	struct creds **next = calloc(c->nrealms, sizeof(*next));
 	struct stamp *got;
 	size_t i, bad;

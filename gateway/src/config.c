@@ -1636,8 +1636,11 @@ cfg_user_headers(struct config_errors *err, struct config *c)
 			if (r->user_header == NULL)
 				continue;
 			for (k = 0; k < c->nuser_headers; k++)
-				if (strcasecmp(c->user_headers[k].p,
-					       r->user_header) == 0)
+				if (c->user_headers[k].n ==
+					r->user_header_len &&
+				    http_eq_ci(c->user_headers[k].p,
+					       r->user_header,
+					       r->user_header_len))
 					break;
 			if (k == c->nuser_headers)
 				c->user_headers[c->nuser_headers++] =

@@ -536,15 +536,15 @@ parse_target(struct http_request *req, const char **auth, size_t *auth_len,
 	if (n - q > 1 && t[q + 1] == '/')
 		return fail(f, 400, "target path starts with //");
 	req->target_form = HTTP_TARGET_ABSOLUTE;
-	if (q == n) {
-		req->path = http_root;
-		req->path_len = 1;
-	} else {
-		req->path = t + q;
-		req->path_len = n - q;
-	}
 	*auth = t + a;
 	*auth_len = q - a;
+	if (q == n) { /* "http://host": the path is "/", nothing to check */
+		req->path = http_root;
+		req->path_len = 1;
+		return 0;
+	}
+	req->path = t + q;
+	req->path_len = n - q;
 	return check_path(req->path, req->path_len, f);
 }
 

@@ -431,7 +431,8 @@ run(const char *path)
 		goto done;
 	}
 	free(err);
-	signal(SIGPIPE, SIG_IGN);
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		log_warn("cannot ignore SIGPIPE: %s", strerror(errno));
 	/* No evthread_use_pthreads(): no event base is touched by two
 	 * threads (workers are woken through an eventfd), so libevent runs
 	 * without locks. */
@@ -441,6 +442,7 @@ run(const char *path)
 	}
 	gw.nworkers = gw.cfg->workers;
 	gw.workers = calloc(gw.nworkers, sizeof(*gw.workers));
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers */
 	gw.shards = calloc(gw.nworkers, sizeof(*gw.shards));
 	if (gw.workers == NULL || gw.shards == NULL)
 		goto done;

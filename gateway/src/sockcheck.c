@@ -320,14 +320,14 @@ name_holder(struct sockcheck_holder *h)
 		if (!all_digits(p->d_name) || strlen(p->d_name) > 10 ||
 		    !holds(p->d_name, want, wantlen))
 			continue;
-		h->sh_pid = (pid_t)atol(p->d_name);
+		h->sh_pid = (pid_t)strtol(p->d_name, NULL, 10); /* digits */
 		snprintf(path, sizeof(path), "/proc/%.10s/comm", p->d_name);
 		if ((f = fopen(path, "re")) != NULL) {
 			if (fgets(h->sh_comm, sizeof(h->sh_comm), f) != NULL) {
 				n = strcspn(h->sh_comm, "\n");
 				h->sh_comm[n] = '\0';
 			}
-			fclose(f);
+			(void)fclose(f); /* read only: nothing to lose */
 		}
 		break;
 	}
@@ -369,7 +369,7 @@ scan(const char *file, const struct sockaddr *const *sa, size_t nsa,
 		}
 	}
 	free(line);
-	fclose(f);
+	(void)fclose(f); /* read only: nothing to lose */
 	return 0;
 }
 
@@ -531,6 +531,7 @@ sockcheck_alone(const struct config *cfg, const uint64_t *own, size_t nown)
 	size_t i, n = cfg->nlisteners;
 	int rc = -1;
 
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): array of pointers */
 	sa = calloc(n, sizeof(*sa));
 	h = calloc(n, sizeof(*h));
 	found = calloc(n, sizeof(*found));

@@ -45,7 +45,9 @@ wgen_new(struct worker *w, struct config *cfg)
 	g->g_w = w;
 	g->g_refs = 1; /* held by w->w_gen while current */
 	g->g_up =
-	    calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*g->g_up));
+	    calloc(cfg->nupstreams ? cfg->nupstreams : 1,
+		   sizeof(*g->g_up)); /* NOLINT(bugprone-sizeof-expression):
+					 an array of pointers */
 	if (g->g_up == NULL)
 		goto fail;
 	for (i = 0; i < cfg->nupstreams; i++)
@@ -281,8 +283,10 @@ worker_init(struct worker *w, unsigned id, struct config *cfg)
 	w->w_auth = auth_worker_new(cfg->auth.cache_entries);
 	w->w_gen = wgen_new(w, cfg);
 	w->w_nlisteners = cfg->nlisteners;
+	/* NOLINTBEGIN(bugprone-sizeof-expression): arrays of pointers */
 	w->w_listeners = calloc(cfg->nlisteners, sizeof(*w->w_listeners));
 	w->w_lctx = calloc(cfg->nlisteners, sizeof(*w->w_lctx));
+	/* NOLINTEND(bugprone-sizeof-expression) */
 	w->w_fields = calloc(PROXY_MAX_RESPONSE_FIELDS, sizeof(*w->w_fields));
 	if (w->w_notify == NULL || w->w_metrics == NULL || w->w_auth == NULL ||
 	    w->w_gen == NULL || w->w_listeners == NULL || w->w_lctx == NULL ||

@@ -376,8 +376,10 @@ test_unknown_user_checks_costliest(void **state)
 		 " \"realm\": \"mixed\"}]}]}",
 		 f1, f2, f1);
 	c = config_parse(json, strlen(json), &err);
-	if (c == NULL)
+	if (c == NULL) {
 		fail_msg("%s", err.msg[0]);
+		return;
+	}
 	assert_int_equal(auth_build(c, &err), 0);
 
 	/* Two files merged: the costliest (bcrypt) is the second file's and

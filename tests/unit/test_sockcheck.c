@@ -35,7 +35,7 @@ words(char *out, const void *a, size_t n)
 
 	for (i = 0; i < n / 4; i++) {
 		memcpy(&w, (const uint8_t *)a + 4 * i, sizeof(w));
-		sprintf(out + 8 * i, "%08X", w);
+		(void)snprintf(out + 8 * i, 9, "%08X", w);
 	}
 }
 
@@ -125,21 +125,28 @@ test_parse_lines(void **state)
 static void
 test_parse_refusals(void **state)
 {
+	static const char header[] = "  sl  local_address rem_address   st "
+				     "tx_queue rx_queue tr tm->when retrnsmt "
+				     "  uid  timeout inode";
+	/* a remote of the other family */
+	static const char other_family_remote[] =
+	    "0: 0100007F:1F90 00000000000000000000000000000000:0000 0A x y z 0 "
+	    "0 5";
+	/* an IPv6 remote one digit short */
+	static const char short_v6_remote[] =
+	    "0: 00000000000000000000000001000000:0050 "
+	    "0000000000000000000000000000000:0000 0A x y z 0 0 5";
 	static const char *const bad[] = {
 	    "",
 	    "   ",
-	    /* the header */
-	    "  sl  local_address rem_address   st tx_queue rx_queue tr "
-	    "tm->when retrnsmt   uid  timeout inode",
+	    header,
 	    "0 0100007F:1F90 00000000:0000 0A x y z 0 0 5",  /* "0" */
 	    ":  0100007F:1F90 00000000:0000 0A x y z 0 0 5", /* ":" */
 	    "0: 0100007F1F90 00000000:0000 0A x y z 0 0 5",
 	    "0: 0100007F:1F9 00000000:0000 0A x y z 0 0 5",
 	    "0: 0100007G:1F90 00000000:0000 0A x y z 0 0 5",
 	    "0: 0100007F:1F90 00000000:000 0A x y z 0 0 5",
-	    /* a remote of the other family */
-	    "0: 0100007F:1F90 00000000000000000000000000000000:0000 0A x y z "
-	    "0 0 5",
+	    other_family_remote,
 	    "0: 0100007F:1F90 00000000:0000 A x y z 0 0 5",
 	    "0: 0100007F:1F90 00000000:0000 0AA x y z 0 0 5",
 	    "0: 0100007F:1F90 00000000:0000 0A x y z 0 0",    /* no inode */
@@ -147,8 +154,7 @@ test_parse_refusals(void **state)
 	    "0: 0100007F:1F90 00000000:0000 0A x y z 4294967296 0 5",
 	    "0: 0100007F:1F90 00000000:0000 0A x y z 0 0 5x",
 	    "0: 0100007F:1F90 00000000:0000 0A x y z 0 0 18446744073709551616",
-	    "0: 00000000000000000000000001000000:0050 "
-	    "0000000000000000000000000000000:0000 0A x y z 0 0 5",
+	    short_v6_remote,
 	};
 	struct sockcheck_entry e;
 	size_t i;
@@ -375,6 +381,7 @@ test_probe_ipv6(void **state)
 		if (probe != -1)
 			close(probe);
 		skip(); /* no IPv6 loopback here */
+		return;
 	}
 	close(probe);
 	/* an IPv4 listener blocks a dual-stack IPv6 wildcard */

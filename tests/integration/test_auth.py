@@ -491,3 +491,33 @@ def test_realm_without_users_503_until_a_user_is_added(gateway, stub,
     assert_401(get(gw, "/secure/x?m=wrong", auth("alice", password())))
     assert_proxied(get(gw, "/secure/x?m=after", auth("alice", pw)))
     assert len(seen(stub, "m=after")) == 1
+
+
+def test_password_check_has_a_deadline(gateway, stub, tmp_path):
+    # A request waiting for its password check gets 503 once
+    # auth.check_timeout has passed, never an answer that does not come:
+    # bcrypt at cost 14 takes most of a second, the deadline is 100 ms.
+    # The check goes on, and its success is remembered: a later try with
+    # the same credentials is answered from the cache.
+    pw = password()
+    path = tmp_path / "slow-users"
+    path.write_text(gwtest.htpasswd_line("slow", pw, "-B", "-C", "14") + "\n")
+    gw = start(gateway, stub, path, auth={"check_timeout": "100ms"})
+    before = counters(gw)
+
+    r = get(gw, "/secure/x?m=deadline", auth("slow", pw))
+    assert r.status == 503, r
+    assert r.body == b"503 Service Unavailable: password check timed out\n"
+    assert r.header("retry-after") == "1", r.headers
+    assert seen(stub, "m=deadline") == []
+    d = gwtest.counters_delta(before, counters(gw))
+    assert d["unavailable"] == 1, d
+    gwtest.wait_until(lambda: "password check for GET /secure/x?m=deadline"
+                      " timed out" in gw.error_log(), 10,
+                      what="the timeout in the error log")
+
+    gwtest.wait_until(
+        lambda: get(gw, "/secure/x?m=later", auth("slow", pw)).status == 200,
+        60, interval=0.5, what="the late check's result in the cache")
+    d = gwtest.counters_delta(before, counters(gw))
+    assert d["verifications"] == 1, d

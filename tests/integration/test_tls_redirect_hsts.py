@@ -131,3 +131,35 @@ def test_no_hsts_by_default(tls_gateway, tls_certs):
         assert r.status == status and hsts_of(r) == [], r.headers
     r = raw(g.plain_port, "GET /x HTTP/1.1\r\nHost: gw.test\r\n\r\n")
     assert r.status == 308 and hsts_of(r) == []
+
+
+def test_request_keeps_the_config_it_began_on(tls_gateway, tls_certs):
+    # A request takes its config at its first byte: a reload that lands
+    # while its head is still coming must not give it the new config's
+    # HSTS (once, the answer mixed the request's config and the worker's
+    # current one). One worker, so new connections see what it sees.
+    g = tls_gateway([tls_certs.pair("gw.test")],
+                    tls={"hsts_max_age": "1d"}, workers=1)
+    first = gwtest.RawConn.wrap(gwtest.tls_connect(g.tls_port))
+    try:
+        first.send(b"GET /unrouted HTTP/1.1\r\nHo")
+        # A whole exchange on a second connection: the worker has read
+        # the first connection's bytes (they were readable before this
+        # connection existed) before it answers this one.
+        r = gwtest.tls_request(g.tls_port, "GET", "/unrouted")
+        assert r.status == 404 and hsts_of(r) == ["max-age=86400"], r.headers
+
+        cfg = dict(g.config)
+        cfg["tls"] = dict(cfg["tls"], hsts_max_age="2d")
+        g.reload(cfg)
+        gwtest.wait_until(
+            lambda: hsts_of(gwtest.tls_request(g.tls_port, "GET",
+                                               "/unrouted"))
+            == ["max-age=172800"], 10, what="the reload to take effect")
+
+        first.send(b"st: gw.test\r\n\r\n")
+        r = first.read_response()
+        assert r.status == 404, r
+        assert hsts_of(r) == ["max-age=86400"], r.headers
+    finally:
+        first.close()

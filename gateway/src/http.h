@@ -181,8 +181,9 @@ bool http_is_tchar(unsigned char c);
  * Incremental reader of a chunked body (RFC 9112 section 7.1) that keeps
  * the framing apart from the data, so the body can be framed anew on the
  * way out: chunk sizes without leading zeros, no extensions, no trailers.
- * Extensions are checked for syntax and dropped; trailer fields are checked
- * like header fields and dropped (section 7.1.2 allows discarding them).
+ * Extensions are checked for syntax (without whitespace) and dropped;
+ * trailer fields are checked like header fields and dropped (section 7.1.2
+ * allows discarding them).
  */
 struct http_chunked {
 	int state;	    /* private */
@@ -203,8 +204,9 @@ void http_chunked_init(struct http_chunked *c);
  * then that chunk's size, > 0), where the body ends (c->done; the rest of
  * buf is the next message), or at the end of buf. While c->remaining > 0 it
  * consumes nothing and returns 0: the caller moves the data and accounts
- * for it with http_chunked_skip. -1 on a framing error: bad hex, a size
- * over HTTP_MAX_CONTENT_LENGTH, a missing CRLF after data, a bad extension
+ * for it with http_chunked_skip. -1 on a framing error: bad hex, more than
+ * 16 hex digits, a size over HTTP_MAX_CONTENT_LENGTH, whitespace in a size
+ * line, a missing CRLF after data, a bad extension
  * or trailer, a size line or the whole trailer section over 4096 bytes.
  */
 ssize_t http_chunked_frame(struct http_chunked *c, const char *buf, size_t len);

@@ -256,11 +256,23 @@ class Case:
         events = self.events
         reqs = {(e["conn"], e["index"]): e for e in events
                 if e["event"] == "request"}
+        # Request bodies stream: when one turns out bad (or too large)
+        # after its head went upstream, the gateway answers 400 or 413 and
+        # closes the upstream connection mid-body. The upstream then holds
+        # an incomplete request, never a complete one: that is allowed.
+        refused_mid_body = any(
+            r is not None and r.upstream_id() is None and
+            r.status in (400, 413) for _, r, _ in self.exchanges)
         for e in events:
-            if e["event"] == "error":
-                self.problems.append(
-                    "h11 (upstream) refused what the gateway sent: %s"
-                    % e["error"])
+            if e["event"] != "error":
+                continue
+            if refused_mid_body and e["error"].startswith(
+                    "peer closed connection without sending complete "
+                    "message body"):
+                continue
+            self.problems.append(
+                "h11 (upstream) refused what the gateway sent: %s"
+                % e["error"])
         answered = set()
         for what, r, expect in self.exchanges:
             uid = r.upstream_id() if r is not None else None
@@ -383,11 +395,15 @@ def test_requests_keep_their_meaning(gw):
 
 
 def corpus_files():
+    """(path, the bytes a client sends) of every fuzz corpus file: a
+    corpus/rewrite file's first byte is fuzz_rewrite's options, not part
+    of the message."""
     out = []
-    for sub in ("http", "rewrite"):
+    for sub, skip in (("http", 0), ("rewrite", 1)):
         d = REPO / "gateway" / "fuzz" / "corpus" / sub
         if d.is_dir():
-            out += sorted(p for p in d.iterdir() if p.is_file())
+            out += [(p, p.read_bytes()[skip:])
+                    for p in sorted(d.iterdir()) if p.is_file()]
     return out
 
 
@@ -480,8 +496,7 @@ def test_fuzz_corpus_replayed(root_gw):
     assert len(files) >= 10, "no fuzz corpus under %s" % REPO
     failures = []
     n = 0
-    for f in files:
-        raw = f.read_bytes()
+    for f, raw in files:
         for variant, data in (("", raw), ("/admin", under_prefix(raw,
                                                                  b"/admin")),
                               ("/strip", under_prefix(raw, b"/strip"))):

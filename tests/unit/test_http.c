@@ -1638,9 +1638,11 @@ test_chunked_leading_zeros(void **state)
 {
 	struct http_chunked c;
 
-	assert_true(scan(&c, "00000000000000000003\r\nabc\r\n000\r\n\r\n") > 0);
+	assert_true(scan(&c, "0000000000000003\r\nabc\r\n000\r\n\r\n") > 0);
 	assert_true(c.done);
 	assert_int_equal(c.total, 3);
+	/* 16 hex digits are enough for any size; more is refused */
+	assert_int_equal(scan(&c, "00000000000000003\r\nabc\r\n0\r\n\r\n"), -1);
 }
 
 static void
@@ -1648,7 +1650,7 @@ test_chunked_extensions(void **state)
 {
 	struct http_chunked c;
 
-	assert_true(scan(&c, "3;a;b=c;d=\"x y\\\"z;\" ; e = f;g=\"\"\r\nabc\r\n"
+	assert_true(scan(&c, "3;a;b=c;d=\"x y\\\"z;\";e=f;g=\"\"\r\nabc\r\n"
 			     "0;last\r\n\r\n") > 0);
 	assert_true(c.done);
 }
@@ -1671,6 +1673,12 @@ test_chunked_bad_extensions(void **state)
 	assert_int_equal(scan(&c, "3;a=b\t\r\n"), -1);
 	assert_int_equal(scan(&c, "3;a=\"b\" \r\n"), -1);
 	assert_int_equal(scan(&c, "3;a=\"b\"c\r\n"), -1);
+	/* no whitespace anywhere in a size line (BWS is never sent) */
+	assert_int_equal(scan(&c, "3 ;a\r\n"), -1);
+	assert_int_equal(scan(&c, "3; a\r\n"), -1);
+	assert_int_equal(scan(&c, "3;a =b\r\n"), -1);
+	assert_int_equal(scan(&c, "3;a= b\r\n"), -1);
+	assert_int_equal(scan(&c, "3\t;a\r\n"), -1);
 }
 
 static void

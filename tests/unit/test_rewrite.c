@@ -586,7 +586,7 @@ static void
 test_body_chunked_reframed(void **state)
 {
 	assert_body(HTTP_BODY_CHUNKED, 0, true,
-		    "0005;a=\"b;c\"\r\nhello\r\n00A ; x\r\n0123456789\r\n"
+		    "0005;a=\"b;c\"\r\nhello\r\n00A;x\r\n0123456789\r\n"
 		    "000\r\nContent-Length: 99\r\nHost: x\r\n\r\n"
 		    "GET / HTTP/1.1\r\n",
 		    1, "5\r\nhello\r\na\r\n0123456789\r\n0\r\n\r\n", 16);

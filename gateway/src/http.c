@@ -159,8 +159,8 @@ lower(unsigned char c)
 }
 
 /* Case-insensitive comparison of n bytes (ASCII only, RFC 9110 5.1). */
-bool
-http_eq_ci(const char *a, const char *b, size_t n)
+static bool
+eq_ci(const char *a, const char *b, size_t n)
 {
 	size_t i;
 
@@ -173,17 +173,18 @@ http_eq_ci(const char *a, const char *b, size_t n)
 static bool
 header_is(const struct http_header *h, const char *name, size_t n)
 {
-	return h->name_len == n && http_eq_ci(h->name, name, n);
+	return h->name_len == n && eq_ci(h->name, name, n);
 }
 
 static bool
 value_is(const struct http_header *h, const char *value, size_t n)
 {
-	return h->value_len == n && http_eq_ci(h->value, value, n);
+	return h->value_len == n && eq_ci(h->value, value, n);
 }
 
-bool
-http_list_next(const char **pos, const char *end, const char **el, size_t *len)
+/* http_list_next(), inlined where this file walks lists. */
+static bool
+list_next(const char **pos, const char *end, const char **el, size_t *len)
 {
 	const char *p = *pos, *comma, *e;
 
@@ -233,12 +234,12 @@ connection_flags(const struct http_header *h)
 	size_t n;
 	unsigned f = 0;
 
-	while (http_list_next(&pos, h->value + h->value_len, &el, &n)) {
-		if (n == 5 && http_eq_ci(el, "close", 5))
+	while (list_next(&pos, h->value + h->value_len, &el, &n)) {
+		if (n == 5 && eq_ci(el, "close", 5))
 			f |= CONN_CLOSE;
-		else if (n == 10 && http_eq_ci(el, "keep-alive", 10))
+		else if (n == 10 && eq_ci(el, "keep-alive", 10))
 			f |= CONN_KEEP_ALIVE;
-		else if (n == 7 && http_eq_ci(el, "upgrade", 7))
+		else if (n == 7 && eq_ci(el, "upgrade", 7))
 			f |= CONN_UPGRADE;
 	}
 	return f;
@@ -518,9 +519,9 @@ parse_target(struct http_request *req, const char **auth, size_t *auth_len,
 		req->path_len = 1;
 		return 0;
 	}
-	if (n >= 7 && http_eq_ci(t, "http://", 7))
+	if (n >= 7 && eq_ci(t, "http://", 7))
 		a = 7;
-	else if (n >= 8 && http_eq_ci(t, "https://", 8))
+	else if (n >= 8 && eq_ci(t, "https://", 8))
 		a = 8;
 	else
 		return fail(f, 400, "invalid request-target");
@@ -652,14 +653,14 @@ request_te(const struct http_header *te, struct http_fail *f)
 	size_t n, tok;
 	bool chunked = false, unknown = false;
 
-	while (http_list_next(&pos, end, &el, &n)) {
+	while (list_next(&pos, end, &el, &n)) {
 		for (tok = 0; tok < n && IS(C_TCHAR, el[tok]); tok++)
 			;
 		if (tok == 0)
 			return fail(f, 400, "malformed Transfer-Encoding");
 		if (chunked)
 			return fail(f, 400, "chunked is not the last coding");
-		if (tok == 7 && http_eq_ci(el, "chunked", 7)) {
+		if (tok == 7 && eq_ci(el, "chunked", 7)) {
 			if (n != 7)
 				return fail(f, 400, "chunked with parameters");
 			chunked = true;
@@ -699,7 +700,7 @@ request_host(struct http_request *req, const struct http_header *host,
 	 * upstream's view of the request the same.
 	 */
 	if (auth != NULL && (auth_len != host->value_len ||
-			     !http_eq_ci(auth, host->value, auth_len)))
+			     !eq_ci(auth, host->value, auth_len)))
 		return fail(f, 400, "Host differs from target");
 	req->host = host->value;
 	req->host_len = host->value_len;
@@ -1009,7 +1010,7 @@ http_basic_decode(const char *v, size_t len, char *out, size_t cap,
 	uint32_t acc = 0;
 	bool found = false;
 
-	if (len < 6 || !http_eq_ci(v, "basic", 5) || v[5] != ' ' || cap < 2)
+	if (len < 6 || !eq_ci(v, "basic", 5) || v[5] != ' ' || cap < 2)
 		return -1;
 	while (i < len && v[i] == ' ')
 		i++;
@@ -1075,13 +1076,25 @@ http_basic_decode(const char *v, size_t len, char *out, size_t cap,
 }
 
 bool
+http_list_next(const char **pos, const char *end, const char **el, size_t *len)
+{
+	return list_next(pos, end, el, len);
+}
+
+bool
+http_eq_ci(const char *a, const char *b, size_t n)
+{
+	return eq_ci(a, b, n);
+}
+
+bool
 http_list_has(const char *value, size_t len, const char *token)
 {
 	const char *pos = value, *el;
 	size_t tlen = strlen(token), n;
 
-	while (http_list_next(&pos, value + len, &el, &n))
-		if (n == tlen && http_eq_ci(el, token, n))
+	while (list_next(&pos, value + len, &el, &n))
+		if (n == tlen && eq_ci(el, token, n))
 			return true;
 	return false;
 }

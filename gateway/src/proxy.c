@@ -107,7 +107,6 @@ static void up_drained(struct conn *c, void *arg);
 static void up_event(struct conn *c, int what, void *arg);
 static void process_input(struct session *s);
 static void request_finish(struct session *s);
-static void session_free(struct session *s, const char *why);
 
 static void
 ms_to_tv(uint64_t ms, struct timeval *tv)
@@ -598,7 +597,7 @@ redirect_https(struct session *s, const struct http_request *req)
 {
 	size_t hlen = req->host_len;
 	const char *host = req->host, *colon;
-	char port[8];
+	char port[16];
 	int plen = 0;
 
 	if (req->path_len == 8 && memcmp(req->path, "/healthz", 8) == 0) {
@@ -620,8 +619,7 @@ redirect_https(struct session *s, const struct http_request *req)
 		hlen = (size_t)(colon - host);
 	}
 	if (s->s_lc->https_port != 443)
-		plen = snprintf(port, sizeof(port), ":%u",
-				s->s_lc->https_port & 0xffff);
+		plen = snprintf(port, sizeof(port), ":%u", s->s_lc->https_port);
 	answer_with(s, 308, "Location", STR("https://"),
 		    (struct rewrite_str){host, hlen},
 		    (struct rewrite_str){port, (size_t)plen},

@@ -225,6 +225,7 @@ class Case:
         self.exchanges = []   # (what, response or None, expectation)
         self.problems = []
         self.events = []
+        self.client_cut = False  # the client's bytes end mid-message
 
     def read(self, c, what, method, version, expect):
         try:
@@ -260,7 +261,8 @@ class Case:
         # after its head went upstream, the gateway answers 400 or 413 and
         # closes the upstream connection mid-body. The upstream then holds
         # an incomplete request, never a complete one: that is allowed.
-        refused_mid_body = any(
+        # So may a body the client itself stopped sending.
+        refused_mid_body = self.client_cut or any(
             r is not None and r.upstream_id() is None and
             r.status in (400, 413) for _, r, _ in self.exchanges)
         for e in events:
@@ -394,6 +396,9 @@ def test_requests_keep_their_meaning(gw):
 # ------------------------------------------------------------ the corpus
 
 
+GENERATED = re.compile(r"^[0-9a-f]{40}$")
+
+
 def corpus_files():
     """(path, the bytes a client sends) of every fuzz corpus file: a
     corpus/rewrite file's first byte is fuzz_rewrite's options, not part
@@ -410,13 +415,18 @@ def corpus_files():
 def oracle(data):
     """What a strict server (h11) reads from `data`: ([(method, target,
     version, body)...], the bytes after the last complete request, the
-    h11 error that stopped it or None). Empty lines before a request are
-    skipped, as RFC 9112 section 2.2 allows and the gateway does."""
+    h11 error that stopped it or None). Up to 8 empty lines before a
+    request are skipped, as RFC 9112 section 2.2 allows and the gateway
+    does; more stop the reading there."""
     reqs = []
     rest = data
     while True:
+        empty = 0
         while rest.startswith(b"\r\n"):
             rest = rest[2:]
+            empty += 1
+        if empty > 8:  # the gateway skips 8 at most (http.c)
+            return reqs, b"\r\n" + rest, "more than 8 empty lines"
         if not rest:
             return reqs, b"", None
         h = h11.Connection(h11.SERVER)
@@ -457,6 +467,7 @@ def replay(gw, name, data, n):
     refused tail, our FIN); returns the Case."""
     reqs, tail, err = oracle(data)
     case = Case(gw, data)
+    case.client_cut = bool(tail) and err is None
     sentinel = "/public/__sentinel?n=%d" % n
 
     def script(c):
@@ -497,9 +508,14 @@ def test_fuzz_corpus_replayed(root_gw):
     failures = []
     n = 0
     for f, raw in files:
-        for variant, data in (("", raw), ("/admin", under_prefix(raw,
-                                                                 b"/admin")),
-                              ("/strip", under_prefix(raw, b"/strip"))):
+        variants = (("", raw), ("/admin", under_prefix(raw, b"/admin")),
+                    ("/strip", under_prefix(raw, b"/strip")))
+        if GENERATED.match(f.name):
+            # What the fuzzers found (named by their SHA-1): one variant
+            # each, picked by the name, so the whole corpus replays in
+            # well under a minute.
+            variants = (variants[int(f.name[:2], 16) % 3],)
+        for variant, data in variants:
             if variant and data == raw:
                 continue
             n += 1

@@ -760,6 +760,7 @@ auth_check(struct worker *w, const struct config_realm *cr,
 	uint8_t key[AUTHCACHE_KEY_LEN];
 	struct auth_wait *wait;
 	size_t ulen, pwlen;
+	uint64_t version;
 	enum auth_result res;
 
 	ar->wait = NULL;
@@ -780,11 +781,9 @@ auth_check(struct worker *w, const struct config_realm *cr,
 	res = AUTH_UNAVAILABLE;
 	if (cache_key(aw, r, ar->authz, ar->authz_len, key) == -1)
 		goto done;
+	version = atomic_load_explicit(&r->ar_version, memory_order_relaxed);
 	if (r->ar_ttl_ms > 0 &&
-	    authcache_get(
-		aw->aw_cache, key,
-		atomic_load_explicit(&r->ar_version, memory_order_relaxed),
-		now)) {
+	    authcache_get(aw->aw_cache, key, version, now)) {
 		res = AUTH_CACHED;
 		goto done;
 	}
@@ -795,8 +794,8 @@ auth_check(struct worker *w, const struct config_realm *cr,
 	wait->aw_peer = ar->peer;
 	wait->aw_done = done;
 	wait->aw_arg = arg;
-	switch (verifier_submit(r, key, buf, ulen, buf + ulen + 1, pwlen, wait,
-				now, &ar->retry_after)) {
+	switch (verifier_submit(r, version, key, buf, ulen, buf + ulen + 1,
+				pwlen, wait, now, &ar->retry_after)) {
 	case 0:
 		break;
 	case -2:

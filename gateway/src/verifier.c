@@ -3,8 +3,14 @@
  *
  * One lock guards the queue and the table of checks in flight; it is only
  * taken on a cache miss, which is about to cost a slow hash anyway. A
- * check stays in the table from submission until its answer is known, so
- * requests arriving while it runs join it rather than hash again.
+ * check stays in the table from submission until every worker can answer
+ * its key without it: a failure leaves when it is known, a success only
+ * once each worker has taken the cache mail (the check is then "done" and
+ * answers newcomers at once). So no request with the same credentials
+ * hashes again in between, whichever worker it reaches and whenever: not
+ * while the check runs, not while its result travels to the caches, and
+ * not when two workers miss at the same moment (the second submitter looks
+ * again under the lock before it queues).
  */
 #include "verifier.h"
 
@@ -30,16 +36,18 @@ struct job {
 	struct auth_realm *j_realm; /* a reference */
 	uint8_t j_key[AUTHCACHE_KEY_LEN];
 	struct auth_wait *j_waiters;
-	uint64_t j_peer; /* holds a guard reservation for this address */
+	uint64_t j_peer;    /* holds a guard reservation for this address */
+	bool j_done;	    /* verified OK; in the table until j_mails is 0 */
+	unsigned j_mails;   /* cache mails not yet taken by their worker */
+	uint64_t j_version; /* the credential set a done job verified in */
 	size_t j_ulen, j_pwlen;
-	char j_buf[]; /* user NUL password NUL; cleansed before free */
+	char j_buf[]; /* user NUL password NUL; cleansed once checked */
 };
 
-/* Mail to every worker after a success: remember this key. */
+/* Mail to every worker after a success: remember the key of cm_job. */
 struct cache_mail {
 	struct worker_mail cm_mail; /* first */
-	uint8_t cm_key[AUTHCACHE_KEY_LEN];
-	uint64_t cm_version;
+	struct job *cm_job;	    /* done; held until its last mail */
 	uint64_t cm_expires_ms;
 };
 
@@ -74,17 +82,6 @@ job_free(struct job *j)
 	free(j);
 }
 
-static void
-cache_deliver(struct worker *w, struct worker_mail *m)
-{
-	struct cache_mail *cm = (struct cache_mail *)m;
-
-	if (w->w_auth != NULL)
-		auth_worker_remember(w->w_auth, cm->cm_key, cm->cm_version,
-				     cm->cm_expires_ms);
-	free(cm);
-}
-
 /* Removes j from the in-flight table (lock held). */
 static void
 table_remove(struct job *j)
@@ -97,38 +94,120 @@ table_remove(struct job *j)
 		*p = j->j_hnext;
 }
 
-/* Hands a finished check's answer to its waiters and the caches. */
+/* The check in flight (or done, for set `version`) of key in r; lock
+ * held. */
+static struct job *
+table_find(const struct auth_realm *r, const uint8_t *key, uint64_t version)
+{
+	struct job *j;
+
+	for (j = pool.table[bucket(key)]; j != NULL; j = j->j_hnext)
+		if (j->j_realm == r &&
+		    memcmp(j->j_key, key, AUTHCACHE_KEY_LEN) == 0 &&
+		    (!j->j_done || j->j_version == version))
+			return j;
+	return NULL;
+}
+
+/* One of a done job's cache mails was taken (or never sent): the last one
+ * takes it out of the table and frees it. */
+static void
+job_mail_done(struct job *j)
+{
+	bool last;
+
+	pthread_mutex_lock(&pool.lock);
+	last = --j->j_mails == 0;
+	if (last)
+		table_remove(j);
+	pthread_mutex_unlock(&pool.lock);
+	if (last)
+		job_free(j);
+}
+
+static void
+cache_deliver(struct worker *w, struct worker_mail *m)
+{
+	struct cache_mail *cm = (struct cache_mail *)m;
+	struct job *j = cm->cm_job;
+
+	if (w->w_auth != NULL)
+		auth_worker_remember(w->w_auth, j->j_key, j->j_version,
+				     cm->cm_expires_ms);
+	free(cm);
+	job_mail_done(j);
+}
+
+/*
+ * Adds wait to j (lock held). A check still running answers it later; a
+ * done one has its answer now: true, and the caller, once the lock is
+ * released, calls answer_now().
+ */
+static bool
+job_join(struct job *j, struct auth_wait *wait)
+{
+	if (j->j_done) {
+		wait->aw_result = AUTH_OK;
+		return true;
+	}
+	wait->aw_next = j->j_waiters;
+	j->j_waiters = wait;
+	return false;
+}
+
+/* A waiter that joined a done check: answered as its waiters were. */
+static void
+answer_now(struct auth_realm *r, struct auth_wait *wait)
+{
+	guard_success(auth_realm_guard(r), wait->aw_peer);
+	worker_post(wait->aw_w, &wait->aw_mail);
+}
+
+/*
+ * Hands a finished check's answer to its waiters and the caches, and
+ * disposes of j: freed now, or (a success to cache) once every worker has
+ * taken its mail.
+ */
 static void
 job_answer(struct job *j, enum auth_result res, uint64_t version)
 {
-	struct guard *g = auth_realm_guard(j->j_realm);
-	uint64_t ttl = auth_realm_cache_ttl(j->j_realm);
+	struct auth_realm *r = auth_realm_ref(j->j_realm); /* for the guard */
+	struct guard *g = auth_realm_guard(r);
+	uint64_t ttl = auth_realm_cache_ttl(r);
 	uint64_t now = conn_now_ms();
+	unsigned i, nmail = res == AUTH_OK && ttl > 0 ? pool.nworkers : 0;
 	struct auth_wait *wait, *next;
-	unsigned i;
 
+	OPENSSL_cleanse(j->j_buf, j->j_ulen + j->j_pwlen + 2);
 	pthread_mutex_lock(&pool.lock);
-	table_remove(j);
 	wait = j->j_waiters;
 	j->j_waiters = NULL;
+	if (nmail > 0) {
+		j->j_done = true;
+		j->j_version = version;
+		j->j_mails = nmail;
+	} else {
+		table_remove(j);
+	}
 	pthread_mutex_unlock(&pool.lock);
 	guard_release(g, j->j_peer);
 
 	/* Cache mail first: a worker reads its mail in order, so the key is
-	 * cached before its waiters go on. */
-	if (res == AUTH_OK && ttl > 0) {
-		for (i = 0; i < pool.nworkers; i++) {
-			struct cache_mail *cm = calloc(1, sizeof(*cm));
+	 * cached before its waiters go on. j is not ours after the last. */
+	for (i = 0; i < nmail; i++) {
+		struct cache_mail *cm = calloc(1, sizeof(*cm));
 
-			if (cm == NULL)
-				continue; /* only a cache miss later */
-			cm->cm_mail.wm_fn = cache_deliver;
-			memcpy(cm->cm_key, j->j_key, sizeof(cm->cm_key));
-			cm->cm_version = version;
-			cm->cm_expires_ms = now + ttl;
-			worker_post(&pool.workers[i], &cm->cm_mail);
+		if (cm == NULL) {
+			job_mail_done(j); /* only a cache miss later */
+			continue;
 		}
+		cm->cm_mail.wm_fn = cache_deliver;
+		cm->cm_job = j;
+		cm->cm_expires_ms = now + ttl;
+		worker_post(&pool.workers[i], &cm->cm_mail);
 	}
+	if (nmail == 0)
+		job_free(j);
 	for (; wait != NULL; wait = next) {
 		next = wait->aw_next;
 		/* Every request is an attempt, even when one hash answered
@@ -140,6 +219,7 @@ job_answer(struct job *j, enum auth_result res, uint64_t version)
 		wait->aw_result = res;
 		worker_post(wait->aw_w, &wait->aw_mail);
 	}
+	auth_realm_unref(r);
 }
 
 static void *
@@ -175,7 +255,6 @@ verifier_main(void *arg)
 					      j->j_buf + j->j_ulen + 1,
 					      j->j_pwlen, sc, &version);
 		job_answer(j, res, version);
-		job_free(j);
 	}
 	pwhash_scratch_free(sc);
 	return NULL;
@@ -239,26 +318,25 @@ verifier_stop(void)
 }
 
 int
-verifier_submit(struct auth_realm *r, const uint8_t *key, const char *user,
-		size_t ulen, const char *pw, size_t pwlen,
+verifier_submit(struct auth_realm *r, uint64_t version, const uint8_t *key,
+		const char *user, size_t ulen, const char *pw, size_t pwlen,
 		struct auth_wait *wait, uint64_t now_ms, uint32_t *retry_after)
 {
 	struct guard *g = auth_realm_guard(r);
-	struct job *j;
+	struct job *j, *twin;
+	bool now;
 
 	pthread_mutex_lock(&pool.lock);
 	if (!pool.running) {
 		pthread_mutex_unlock(&pool.lock);
 		return -1;
 	}
-	for (j = pool.table[bucket(key)]; j != NULL; j = j->j_hnext) {
-		if (j->j_realm == r &&
-		    memcmp(j->j_key, key, AUTHCACHE_KEY_LEN) == 0) {
-			wait->aw_next = j->j_waiters;
-			j->j_waiters = wait;
-			pthread_mutex_unlock(&pool.lock);
-			return 0;
-		}
+	if ((twin = table_find(r, key, version)) != NULL) {
+		now = job_join(twin, wait);
+		pthread_mutex_unlock(&pool.lock);
+		if (now)
+			answer_now(r, wait);
+		return 0;
 	}
 	if (pool.queued >= VERIFIER_QUEUE_MAX) {
 		pthread_mutex_unlock(&pool.lock);
@@ -268,7 +346,7 @@ verifier_submit(struct auth_realm *r, const uint8_t *key, const char *user,
 
 	if ((*retry_after = guard_reserve(g, wait->aw_peer, now_ms)) > 0)
 		return -2;
-	/* Made outside the lock; a twin made meanwhile just hashes twice. */
+	/* Made outside the lock; looked for again under it. */
 	if ((j = calloc(1, sizeof(*j) + ulen + pwlen + 2)) == NULL) {
 		guard_release(g, wait->aw_peer);
 		return -1;
@@ -284,12 +362,19 @@ verifier_submit(struct auth_realm *r, const uint8_t *key, const char *user,
 	j->j_waiters = wait;
 
 	pthread_mutex_lock(&pool.lock);
-	if (!pool.running || pool.queued >= VERIFIER_QUEUE_MAX) {
+	twin = pool.running ? table_find(r, key, version) : NULL;
+	if (!pool.running || twin != NULL ||
+	    pool.queued >= VERIFIER_QUEUE_MAX) {
+		/* Gone, full, or another worker queued the same check
+		 * meanwhile: join that one instead of hashing twice. */
+		now = twin != NULL && job_join(twin, wait);
 		pthread_mutex_unlock(&pool.lock);
 		j->j_waiters = NULL;
 		guard_release(g, j->j_peer);
 		job_free(j);
-		return -1;
+		if (now)
+			answer_now(r, wait);
+		return twin != NULL ? 0 : -1;
 	}
 	j->j_hnext = pool.table[bucket(key)];
 	pool.table[bucket(key)] = j;

@@ -1094,16 +1094,18 @@ forward_response_body(struct session *s)
 
 	r = rewrite_body_move(&s->s_resp, in, out);
 	s->s_bytes_out += evbuffer_get_length(out) - before;
+	if (r == 1) {
+		/* Counted and logged before its last bytes go: a client that
+		 * has the whole response finds it in /metrics. */
+		request_finish(s); /* flushes */
+		return;
+	}
 	conn_flush(s->s_c);
 	if (r == -1) {
 		log_warn("upstream %s: bad chunked framing in response to %s "
 			 "%s",
 			 s->s_uc->uc_addr, s->s_method_str, s->s_path);
 		session_free(s, "upstream framing error");
-		return;
-	}
-	if (r == 1) {
-		request_finish(s);
 		return;
 	}
 	if (evbuffer_get_length(out) >= PROXY_HIGH) {

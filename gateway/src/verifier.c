@@ -109,15 +109,16 @@ table_find(const struct auth_realm *r, const uint8_t *key, uint64_t version)
 	return NULL;
 }
 
-/* One of a done job's cache mails was taken (or never sent): the last one
+/* n of a done job's cache mails were taken (or never sent): the last one
  * takes it out of the table and frees it. */
 static void
-job_mail_done(struct job *j)
+job_mail_done(struct job *j, unsigned n)
 {
 	bool last;
 
 	pthread_mutex_lock(&pool.lock);
-	last = --j->j_mails == 0;
+	j->j_mails -= n;
+	last = j->j_mails == 0;
 	if (last)
 		table_remove(j);
 	pthread_mutex_unlock(&pool.lock);
@@ -135,7 +136,7 @@ cache_deliver(struct worker *w, struct worker_mail *m)
 		auth_worker_remember(w->w_auth, j->j_key, j->j_version,
 				     cm->cm_expires_ms);
 	free(cm);
-	job_mail_done(j);
+	job_mail_done(j, 1);
 }
 
 /*
@@ -175,7 +176,8 @@ job_answer(struct job *j, enum auth_result res, uint64_t version)
 	struct guard *g = auth_realm_guard(r);
 	uint64_t ttl = auth_realm_cache_ttl(r);
 	uint64_t now = conn_now_ms();
-	unsigned i, nmail = res == AUTH_OK && ttl > 0 ? pool.nworkers : 0;
+	unsigned i, lost = 0,
+		    nmail = res == AUTH_OK && ttl > 0 ? pool.nworkers : 0;
 	struct auth_wait *wait, *next;
 
 	OPENSSL_cleanse(j->j_buf, j->j_ulen + j->j_pwlen + 2);
@@ -193,12 +195,13 @@ job_answer(struct job *j, enum auth_result res, uint64_t version)
 	guard_release(g, j->j_peer);
 
 	/* Cache mail first: a worker reads its mail in order, so the key is
-	 * cached before its waiters go on. j is not ours after the last. */
+	 * cached before its waiters go on. The mails not sent still count in
+	 * j_mails, so no worker can free j before they are settled here. */
 	for (i = 0; i < nmail; i++) {
 		struct cache_mail *cm = calloc(1, sizeof(*cm));
 
 		if (cm == NULL) {
-			job_mail_done(j); /* only a cache miss later */
+			lost++; /* only a cache miss later */
 			continue;
 		}
 		cm->cm_mail.wm_fn = cache_deliver;
@@ -208,6 +211,8 @@ job_answer(struct job *j, enum auth_result res, uint64_t version)
 	}
 	if (nmail == 0)
 		job_free(j);
+	else if (lost > 0)
+		job_mail_done(j, lost); /* j is not ours after this */
 	for (; wait != NULL; wait = next) {
 		next = wait->aw_next;
 		/* Every request is an attempt, even when one hash answered

@@ -11,6 +11,7 @@ import re
 import socket
 
 import h11
+from hypothesis import HealthCheck, Phase, settings
 
 import gwtest
 from conftest import upstream
@@ -453,3 +454,14 @@ def describe_events(events, up_raw):
                 if e["event"] == "request" else e["error"] + " ",
                 show(up_raw(e), 800)))
     return "\n".join(out) or "  (nothing)"
+
+
+def property_settings(max_examples):
+    """hypothesis settings of the property tests: reproducible (a fixed
+    derandomized order, no example database), no deadline on a noisy
+    machine, and no shrinking, so a failure reports its first example
+    within the per-test time limit."""
+    return settings(max_examples=max_examples, derandomize=True,
+                    database=None, deadline=None, print_blob=False,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=list(HealthCheck))

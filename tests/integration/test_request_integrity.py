@@ -35,14 +35,14 @@ import socket
 
 import h11
 import pytest
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import gwtest
 from conftest import REPO
 from h11check import (USER, USER_HEADER, ClientProtocolError, H11Client,
-                      describe_events, request_problems, show, start_gateway,
-                      upstream_target)
+                      describe_events, property_settings, request_problems,
+                      show, start_gateway, upstream_target)
 
 MAX_EXAMPLES = 600
 PREFIX = {"public": "/public/", "admin": "/admin/", "strip": "/strip/"}
@@ -368,10 +368,7 @@ def gw(gateway, h11_upstream, tmp_path):
     return g
 
 
-SETTINGS = settings(max_examples=MAX_EXAMPLES, derandomize=True,
-                    database=None, deadline=None, print_blob=False,
-                    phases=[Phase.explicit, Phase.generate],
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = property_settings(MAX_EXAMPLES)
 
 
 def test_requests_keep_their_meaning(gw):

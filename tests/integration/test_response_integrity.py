@@ -29,11 +29,11 @@ import secrets
 import socket
 
 import pytest
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from h11check import (ClientProtocolError, H11Client, framing_problems, show,
-                      start_gateway, values)
+from h11check import (ClientProtocolError, H11Client, framing_problems,
+                      property_settings, show, start_gateway, values)
 
 MAX_EXAMPLES = 400
 MARKER = "X-Raw-Response"
@@ -273,10 +273,7 @@ def gw(gateway, h11_upstream, tmp_path):
                          "pw-" + secrets.token_urlsafe(12))
 
 
-SETTINGS = settings(max_examples=MAX_EXAMPLES, derandomize=True,
-                    database=None, deadline=None, print_blob=False,
-                    phases=[Phase.explicit, Phase.generate],
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = property_settings(MAX_EXAMPLES)
 
 
 def test_responses_keep_their_meaning(gw):

@@ -208,8 +208,8 @@ request_keeps(const struct rewrite_request *rr, const struct http_header *h)
 	if (memchr(h->name, '_', h->name_len) != NULL)
 		return false;
 	if (in_set(h->name, h->name_len, rr->drop, rr->ndrop) ||
-	    (rr->user_header.p != NULL && h->name_len == rr->user_header.n &&
-	     is(h->name, h->name_len, rr->user_header.p)))
+	    in_set(h->name, h->name_len, &rr->user_header,
+		   rr->user_header.p != NULL))
 		return false;
 	return !conn_names(rr->conn, h);
 }

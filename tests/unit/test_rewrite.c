@@ -111,6 +111,7 @@ test_request_drops(void **state)
 						   S("X-Other-User")};
 	struct rewrite_conn c;
 	struct rewrite_request rr;
+	size_t n;
 
 	parse_req("POST /x HTTP/1.1\r\n"
 		  "Host: h\r\n"
@@ -156,6 +157,18 @@ test_request_drops(void **state)
 				 "X-WEBAUTH-USER: admin\r\n"
 				 "Content-Length: 10\r\n"
 				 "\r\n");
+	/* The route's own user header goes, in any case, even when the
+	 * caller's drop set does not list it. */
+	rr.drop = NULL;
+	rr.ndrop = 0;
+	n = rewrite_request_head(&rr, out, sizeof(out));
+	assert_true(n < sizeof(out));
+	out[n] = '\0';
+	assert_null(strstr(out, "X-WEBAUTH-USER: root"));
+	assert_null(strstr(out, "x-webauth-user: root"));
+	assert_non_null(strstr(out, "X-Other-User: root")); /* not in drop */
+	rr.drop = users;
+	rr.ndrop = 2;
 	/* Without a verified user the header is dropped, not sent empty;
 	 * pass_authorization keeps the credentials. */
 	rr.user.p = NULL;

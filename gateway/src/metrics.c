@@ -359,18 +359,41 @@ metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
 				    (unsigned long long)v);
 			}
 	}
+	/* The series the SLO rules read are there from the start for every
+	 * configured route, zero until its first request: an idle route is
+	 * not a missing one, and a route's first 5xx is an increase from 0
+	 * that rate() sees (a series born at 1 would hide it). */
+	memset(configured, 0, sizeof(configured));
+	for (l = 0; l < c->nlisteners; l++)
+		for (i = 0; i < c->listeners[l].nroutes; i++)
+			configured[c->listeners[l].routes[i].metric_id] = true;
+	evbuffer_add_printf(
+	    out, "# HELP portcullis_http_responses_total Responses sent, by "
+		 "route and status class; every configured route has all "
+		 "five classes from the start.\n"
+		 "# TYPE portcullis_http_responses_total counter\n");
+	for (id = 0; id < registry_n; id++) {
+		uint64_t class[5] = {0};
+		int k;
+
+		if (!route_sum(shards, nshards, id, sum) && !configured[id])
+			continue;
+		for (m = 0; m < METRICS_NMETHODS; m++)
+			for (code = 0; code < NCODES; code++)
+				class[code / 100] +=
+				    get(&sum->requests[m][code]);
+		for (k = 0; k < 5; k++)
+			evbuffer_add_printf(
+			    out,
+			    "portcullis_http_responses_total{route=\"%s\","
+			    "class=\"%dxx\"} %llu\n",
+			    registry[id], k + 1, (unsigned long long)class[k]);
+	}
 	evbuffer_add_printf(
 	    out, "# HELP portcullis_http_request_duration_seconds Time from "
 		 "the first byte of a request to the last byte of its "
 		 "response.\n"
 		 "# TYPE portcullis_http_request_duration_seconds histogram\n");
-	/* The histograms of every configured route are there from the start,
-	 * zero until its first request: an idle route is not a missing one
-	 * (the SLO rules tell "no data" from "no traffic" by them). */
-	memset(configured, 0, sizeof(configured));
-	for (l = 0; l < c->nlisteners; l++)
-		for (i = 0; i < c->listeners[l].nroutes; i++)
-			configured[c->listeners[l].routes[i].metric_id] = true;
 	for (id = 0; id < registry_n; id++)
 		if (route_sum(shards, nshards, id, sum) || configured[id])
 			render_histogram(

@@ -266,6 +266,7 @@ http {{
         root {root};
         location = /__ready {{ access_log off; return 200 "ready\\n"; }}
         location = /__status/503 {{ return 503 "unavailable\\n"; }}
+        location = /__status/502 {{ return 502 "bad gateway\\n"; }}
         location / {{ }}
     }}
 }}
@@ -275,7 +276,8 @@ http {{
 class Nginx:
     """nginx serving the docroot; access_log() tells what it received.
     Values of absent request headers are "" (escape=json).
-    GET /__status/503 answers 503 (an upstream failing a request)."""
+    GET /__status/503 answers 503 and /__status/502 502 (an upstream
+    failing a request)."""
 
     def __init__(self, workdir, docroot, port):
         self.port = port

@@ -158,6 +158,13 @@ def test_idle_route_has_zero_histograms(gateway, nginx):
         assert gwtest.metric(s, family + "_count", route="static") == 1
     assert not gwtest.samples_named(s, "portcullis_http_requests_total",
                                     route="idle")
+    # The per-class counter is what the SLO rules read: at 0 from the
+    # start for every class of an idle route.
+    for cls in ("1xx", "2xx", "3xx", "4xx", "5xx"):
+        assert gwtest.metric(s, "portcullis_http_responses_total",
+                             route="idle", **{"class": cls}) == 0
+    assert gwtest.metric(s, "portcullis_http_responses_total",
+                         route="static", **{"class": "2xx"}) == 1
     assert not gwtest.samples_named(s, family + "_count", route="_none")
 
 
@@ -177,6 +184,7 @@ def test_exposition_passes_promtool(gw):
 # DESIGN.md's metrics that exist without TLS, realms or AWS, with types.
 CONTRACT = {
     "portcullis_http_requests_total": "counter",
+    "portcullis_http_responses_total": "counter",
     "portcullis_http_request_duration_seconds": "histogram",
     "portcullis_upstream_response_duration_seconds": "histogram",
     "portcullis_upstream_errors_total": "counter",

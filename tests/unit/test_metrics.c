@@ -85,6 +85,20 @@ test_shards_sum_and_buckets(void **state)
 			      "\"prometheus\",method=\"POST\",code=\"503\"} 1");
 	assert_has_line(text, "portcullis_http_requests_total{route=\"_none\","
 			      "method=\"OTHER\",code=\"404\"} 1");
+	/* Classes sum methods and codes; a configured route without traffic
+	 * has all five at 0 (its first 5xx must be an increase from 0). */
+	assert_has_line(text, "portcullis_http_responses_total{route="
+			      "\"prometheus\",class=\"2xx\"} 10");
+	assert_has_line(text, "portcullis_http_responses_total{route="
+			      "\"prometheus\",class=\"5xx\"} 1");
+	assert_has_line(text, "portcullis_http_responses_total{route="
+			      "\"prometheus\",class=\"4xx\"} 0");
+	assert_has_line(text, "portcullis_http_responses_total{route="
+			      "\"alertmanager\",class=\"1xx\"} 0");
+	assert_has_line(text, "portcullis_http_responses_total{route="
+			      "\"alertmanager\",class=\"5xx\"} 0");
+	assert_has_line(text, "portcullis_http_responses_total{route="
+			      "\"_none\",class=\"4xx\"} 1");
 	/* 0.5 s sits in le="0.5" (upper bounds are inclusive). */
 	assert_has_line(text, "portcullis_http_request_duration_seconds_bucket{"
 			      "route=\"prometheus\",le=\"0.25\"} 1");

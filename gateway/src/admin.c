@@ -196,7 +196,9 @@ render_certificates(struct evbuffer *b)
 
 	evbuffer_add_printf(
 	    b, "# HELP portcullis_tls_certificate_expiry_timestamp_seconds "
-	       "When a served certificate expires (notAfter).\n"
+	       "When a served certificate expires (notAfter), one series "
+	       "per certificate: dual ECDSA and RSA certificates for the "
+	       "same names differ by key_type and serial.\n"
 	       "# TYPE portcullis_tls_certificate_expiry_timestamp_seconds "
 	       "gauge\n");
 	if (admin_cfg->tls_ctx == NULL)
@@ -212,8 +214,10 @@ render_certificates(struct evbuffer *b)
 			    "seconds{listener=\"%s\",subject=\"",
 			    admin_cfg->listeners[i].listen);
 			metrics_label_value(b, info[j].subject);
-			evbuffer_add_printf(b, "\"} %lld\n",
-					    (long long)info[j].not_after);
+			evbuffer_add_printf(
+			    b, "\",key_type=\"%s\",serial=\"%s\"} %lld\n",
+			    info[j].key_type, info[j].serial,
+			    (long long)info[j].not_after);
 		}
 	}
 }

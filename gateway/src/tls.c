@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -793,6 +794,8 @@ tls_info_fill(X509 *x, const char *path, struct tls_cert_info *info, char *err)
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen, i;
 	struct tm tm;
+	BIGNUM *sn;
+	char *hex;
 	BIO *bio;
 	int n;
 
@@ -817,6 +820,18 @@ tls_info_fill(X509 *x, const char *path, struct tls_cert_info *info, char *err)
 		snprintf(info->fingerprint + 3 * i,
 			 sizeof(info->fingerprint) - 3 * i,
 			 i + 1 < mdlen ? "%02X:" : "%02X", md[i]);
+
+	/* RFC 5280 caps serials at 20 octets: 40 hex digits; a longer one
+	 * (seen in the wild) is cut, it only labels a metric. */
+	if ((sn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL)) ==
+		NULL ||
+	    (hex = BN_bn2hex(sn)) == NULL) {
+		BN_free(sn);
+		return tls_fail(err, "%s: unreadable serial number", path);
+	}
+	snprintf(info->serial, sizeof(info->serial), "%s", hex);
+	OPENSSL_free(hex);
+	BN_free(sn);
 
 	if (!ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm))
 		return tls_fail(err, "%s: unreadable notAfter", path);

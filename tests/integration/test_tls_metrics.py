@@ -3,6 +3,9 @@ and TLS listener (subject in RFC 2253 form, value = notAfter), handshakes
 counted by result; and the access log's "tls" field ("TLSv1.3",
 "TLSv1.2", null on plain HTTP)."""
 
+import json
+import urllib.parse
+
 import pytest
 
 import gwtest
@@ -24,15 +27,63 @@ def gw(tls_gateway, tls_certs):
     return g
 
 
+def cert_serial(path):
+    """The serial number as openssl prints it (upper-case hex)."""
+    _, out = gwtest.openssl("x509", "-in", path, "-noout", "-serial")
+    return out.strip().split("=", 1)[1]
+
+
 def test_certificate_expiry(gw):
     listener = "127.0.0.1:%d" % gw.tls_port
-    got = {(l["listener"], l["subject"]): v
+    got = {(l["listener"], l["subject"], l["key_type"], l["serial"]): v
            for l, v in gwtest.samples_named(gw.metrics(), EXPIRY)}
-    want = {(listener, gwtest.cert_subject(crt)): gwtest.cert_not_after(crt)
-            for crt, _ in gw.pairs}
-    assert set(want) == {(listener, "CN=gw.test,O=Portcullis Test"),
-                         (listener, "CN=b.test")}
+    want = {(listener, gwtest.cert_subject(crt), kt, cert_serial(crt)):
+            gwtest.cert_not_after(crt)
+            for (crt, _), kt in zip(gw.pairs, ("ECDSA", "RSA"))}
+    assert {k[:3] for k in want} == {
+        (listener, "CN=gw.test,O=Portcullis Test", "ECDSA"),
+        (listener, "CN=b.test", "RSA")}
     assert got == want
+
+
+def test_dual_certificates_each_have_their_expiry(tls_gateway, tmp_path,
+                                                  tls_certs,
+                                                  prometheus_factory):
+    """An ECDSA and an RSA certificate for the same names: two series that
+    differ by key_type and serial, so Prometheus keeps both and the
+    3-day RSA certificate is not hidden behind the 30-day ECDSA one."""
+    ca = (tls_certs.ca_crt, tls_certs.ca_key)
+    ec = gwtest.make_cert(tmp_path, "dual-ec", "/CN=dual.test",
+                          ["dual.test"], "ecdsa", ca, days=30)
+    rsa = gwtest.make_cert(tmp_path, "dual-rsa", "/CN=dual.test",
+                           ["dual.test"], "rsa", ca, days=3)
+    g = tls_gateway([ec, rsa])
+    listener = "127.0.0.1:%d" % g.tls_port
+    samples = gwtest.samples_named(g.metrics(), EXPIRY)
+    got = {(l["key_type"], l["serial"]): v for l, v in samples}
+    assert got == {("ECDSA", cert_serial(ec[0])): gwtest.cert_not_after(ec[0]),
+                   ("RSA", cert_serial(rsa[0])):
+                   gwtest.cert_not_after(rsa[0])}
+    assert all(l["subject"] == "CN=dual.test" and l["listener"] == listener
+               for l, _ in samples)
+    # Prometheus ingests both (identical label sets would leave one).
+    prom = prometheus_factory([("portcullis", "127.0.0.1:%d" % g.admin_port,
+                                "/metrics")])
+
+    def soonest():
+        st, _, body = gwtest.get(prom.port, "/prometheus/api/v1/query?"
+                                 + urllib.parse.urlencode(
+                                     {"query": "count(%s) and "
+                                      "min(%s)" % (EXPIRY, EXPIRY)}))
+        assert st == 200, body
+        res = json.loads(body)["data"]["result"]
+        return res if res and res[0]["value"][1] == "2" else None
+    gwtest.wait_until(soonest, 30, 0.1, "Prometheus to hold both series")
+    st, _, body = gwtest.get(prom.port, "/prometheus/api/v1/query?"
+                             + urllib.parse.urlencode(
+                                 {"query": "min(%s)" % EXPIRY}))
+    assert float(json.loads(body)["data"]["result"][0]["value"][1]) == \
+        gwtest.cert_not_after(rsa[0])
 
 
 def test_handshake_counts(gw):

@@ -55,8 +55,9 @@ struct conn *conn_accepted(struct event_base *base, int fd);
 struct conn *conn_accepted_tls(struct event_base *base, int fd,
 			       struct ssl_st *ssl);
 
-/* TLS: whether the handshake is still going on, why it failed (NULL if it
- * did not), and the protocol ("TLSv1.3"; NULL without TLS). */
+/* TLS: whether the handshake is still going on (it stays true when the
+ * handshake failed), why TLS failed during or after the handshake (NULL if
+ * it did not), and the protocol ("TLSv1.3"; NULL without TLS). */
 bool conn_tls_handshaking(struct conn *c);
 const char *conn_tls_error(struct conn *c);
 const char *conn_tls_version(struct conn *c);

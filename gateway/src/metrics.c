@@ -52,6 +52,7 @@ struct metrics_shard {
 	_Atomic int64_t conn_active[MAX_LISTENERS];
 	counter_t conn_accepted[MAX_LISTENERS];
 	counter_t tls[MAX_LISTENERS][METRICS_TLS_N];
+	counter_t tls_errors[MAX_LISTENERS];
 };
 
 /* Registry of route names; written by the main thread only. */
@@ -237,6 +238,13 @@ metrics_tls_handshake(struct metrics_shard *s, unsigned listener,
 {
 	if (listener < MAX_LISTENERS)
 		bump(&s->tls[listener][r], 1);
+}
+
+void
+metrics_tls_error(struct metrics_shard *s, unsigned listener)
+{
+	if (listener < MAX_LISTENERS)
+		bump(&s->tls_errors[listener], 1);
 }
 
 void
@@ -506,6 +514,22 @@ metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
 			    c->listeners[l].listen, tls_label[r],
 			    (unsigned long long)v);
 		}
+	}
+	evbuffer_add_printf(
+	    out, "# HELP portcullis_tls_errors_total TLS protocol errors on "
+		 "established connections (after the handshake), by "
+		 "listener.\n"
+		 "# TYPE portcullis_tls_errors_total counter\n");
+	for (l = 0; l < c->nlisteners && l < MAX_LISTENERS; l++) {
+		uint64_t v = 0;
+
+		if (!c->listeners[l].tls)
+			continue;
+		for (i = 0; i < nshards; i++)
+			v += get(&shards[i]->tls_errors[l]);
+		evbuffer_add_printf(
+		    out, "portcullis_tls_errors_total{listener=\"%s\"} %llu\n",
+		    c->listeners[l].listen, (unsigned long long)v);
 	}
 	evbuffer_add_printf(
 	    out, "# HELP portcullis_auth_requests_total Requests to "

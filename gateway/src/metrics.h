@@ -85,6 +85,11 @@ enum metrics_tls_result {
 void metrics_tls_handshake(struct metrics_shard *s, unsigned listener,
 			   enum metrics_tls_result r);
 
+/* A TLS protocol error on an established connection (after a handshake
+ * that succeeded: a refused renegotiation, a bad record): not a handshake,
+ * so counted apart. */
+void metrics_tls_error(struct metrics_shard *s, unsigned listener);
+
 #define METRICS_MAX_REALMS 256
 
 /* Counts one request to a realm's routes by its auth result (auth.h's

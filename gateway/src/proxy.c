@@ -1315,7 +1315,8 @@ client_event(struct conn *c, int what, void *arg)
 				      METRICS_TLS_OK);
 		return;
 	}
-	if ((what & CONN_ERROR) && conn_tls_error(c) != NULL) {
+	if ((what & CONN_ERROR) && conn_tls_error(c) != NULL &&
+	    conn_tls_handshaking(c)) {
 		metrics_tls_handshake(s->s_w->w_metrics, s->s_lidx,
 				      METRICS_TLS_FAILED);
 		if (tls_log_allowed(s))
@@ -1324,6 +1325,18 @@ client_event(struct conn *c, int what, void *arg)
 				 s->s_client, current_listener(s)->listen,
 				 conn_tls_error(c));
 		session_free(s, "TLS handshake failed");
+		return;
+	}
+	if ((what & CONN_ERROR) && conn_tls_error(c) != NULL) {
+		/* The handshake succeeded (and was counted); this is a
+		 * protocol error on the established connection. */
+		metrics_tls_error(s->s_w->w_metrics, s->s_lidx);
+		if (tls_log_allowed(s))
+			log_info("client %s: TLS error after the handshake on "
+				 "%s: %s (logged once a minute per client)",
+				 s->s_client, current_listener(s)->listen,
+				 conn_tls_error(c));
+		session_free(s, "TLS error");
 		return;
 	}
 	if (s->s_state == S_PROXY && (what & CONN_TIMEOUT) && !s->s_req_done &&

@@ -158,3 +158,37 @@ def test_access_log_tls_field(gw):
     assert {p: got[p]["tls"] for p in want} == want, \
         [got[p] for p in want]
     assert "tls" in got["/x?plain"] and got["/x?plain"]["tls"] is None
+
+
+def test_tls_error_after_the_handshake_is_not_a_failed_handshake(gw):
+    """A TLS 1.2 client asks to renegotiate on an established connection;
+    the gateway refuses (no renegotiation, ever). The handshake that
+    succeeded stays counted as ok; the error counts in
+    portcullis_tls_errors_total and is logged as what it is."""
+    listener = "127.0.0.1:%d" % gw.tls_port
+
+    def counts():
+        m = gw.metrics()
+        return ({r: gwtest.metric(m, HANDSHAKES, listener=listener, result=r)
+                 for r in ("ok", "failed", "timeout")},
+                gwtest.metric(m, "portcullis_tls_errors_total",
+                              listener=listener))
+    assert counts() == ({"ok": 0, "failed": 0, "timeout": 0}, 0)
+    # s_client renegotiates on a line "R" read from its input, after the
+    # handshake; then its input ends and it leaves.
+    rc, out = gwtest.s_client(gw.tls_port, "-tls1_2", "-servername",
+                              "gw.test", request=None)
+    assert "Cipher is" in out and "(NONE)" not in out, out
+    rc, out = gwtest.openssl("s_client", "-connect",
+                             "127.0.0.1:%d" % gw.tls_port, "-tls1_2",
+                             "-servername", "gw.test", data=b"R\n",
+                             check=False)
+    assert "RENEGOTIATING" in out, out
+    gwtest.wait_until(
+        lambda: counts() == ({"ok": 2, "failed": 0, "timeout": 0}, 1), 5,
+        what="one ok handshake more and one TLS error: %r" % (counts(),))
+    want = "TLS error after the handshake on %s" % listener
+    log = gwtest.wait_until(
+        lambda: (lambda t: t if want in t else None)(gw.error_log()), 5,
+        what="the log line %r" % want)
+    assert "TLS handshake failed" not in log, log

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sesscache.h"
 
 /*
  * Mozilla "intermediate" for TLS 1.2, minus its DHE-RSA suites: DHE needs
@@ -1337,14 +1338,17 @@ tls_ctx_new(const struct tls_settings *s, char *err)
 				  SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, NULL);
 	/*
-	 * OpenSSL keeps one session cache per SSL_CTX, but an SSL looks up
-	 * and stores sessions (and calls the ticket callback) through its
-	 * session_ctx, the SSL_CTX it was made from, which SSL_set_SSL_CTX
-	 * leaves alone. Every SSL starts on the default SSL_CTX, so its cache
-	 * is the one cache of the whole context; the other SSL_CTXs get the
-	 * same settings so that nothing depends on which one is asked.
+	 * An SSL looks up and stores sessions (and calls the ticket callback)
+	 * through its session_ctx, the SSL_CTX it was made from, which
+	 * SSL_set_SSL_CTX leaves alone. The session-ID cache is not OpenSSL's
+	 * per-SSL_CTX one but the process's (sesscache.c), so that it outlives
+	 * a reload; every SSL_CTX gets the same settings so that nothing
+	 * depends on which one is asked.
 	 */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	if (sesscache_attach(ctx) == -1) {
+		tls_fail(err, "tls: no session cache");
+		goto fail;
+	}
 	if (!SSL_CTX_set_session_id_context(ctx,
 					    (const unsigned char *)TLS_SID_CTX,
 					    sizeof(TLS_SID_CTX) - 1)) {
@@ -1480,6 +1484,11 @@ tls_context_new(const struct tls_settings *s, char *err)
 	ERR_clear_error();
 	if (pthread_once(&tls_once, tls_init_once) != 0 || tls_ssl_idx < 0) {
 		tls_fail(err, "tls: cannot register the SSL ex_data index");
+		return NULL;
+	}
+	/* As many sessions as OpenSSL's own cache would hold. */
+	if (sesscache_init(SSL_SESSION_CACHE_MAX_SIZE_DEFAULT) == -1) {
+		tls_fail(err, "tls: out of memory for the session cache");
 		return NULL;
 	}
 	if (s->ncerts == 0) {

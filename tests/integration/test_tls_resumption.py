@@ -95,3 +95,29 @@ def test_tls13_resumption_chains(tls_gateway, tls_certs):
     # a new ticket (a new session) came with every connection, resumed
     # ones included
     assert len(set(ids)) == 5, [i.hex()[:16] for i in ids]
+
+
+RELOAD_CASES = [c for c in CASES if c[0] != "tls12-ticket"]
+
+
+@pytest.mark.parametrize("tls,args,protocol,ticket",
+                         [c[1:] for c in RELOAD_CASES],
+                         ids=[c[0] for c in RELOAD_CASES])
+def test_resumption_across_reload(tls_gateway, tls_certs, tmp_path, tls,
+                                  args, protocol, ticket):
+    """A SIGHUP keeps what resumes: the ticket keys, and the session-ID
+    cache (TLS 1.2 clients without tickets would otherwise all do full
+    handshakes after every reload)."""
+    import signal
+
+    gw = tls_gateway([tls_certs.pair("gw.test")], tls=tls)
+    sess = tmp_path / "session.pem"
+    first = connect(gw, "first", *args, "-sess_out", str(sess))
+    assert gwtest.s_client_session(first)[:2] == ("New", protocol), first
+    loaded = gw.error_log().count(" loaded")
+    gw.signal(signal.SIGHUP)
+    gwtest.wait_until(lambda: gw.error_log().count(" loaded") > loaded, 10,
+                      0.05, "the reload to finish")
+    second = connect(gw, "second", *args, "-sess_in", str(sess))
+    assert gwtest.s_client_session(second)[:2] == ("Reused", protocol), \
+        "the session was not resumed after the reload:\n%s" % second

@@ -935,6 +935,27 @@ test_session_cache_resumes_after_sni_switch(void **state)
 	tls_context_unref(t);
 }
 
+/* Without tickets, a session made before a reload (a new context, the old
+ * one gone) resumes after it: the session-ID cache is the process's. */
+static void
+test_session_cache_survives_new_context(void **state)
+{
+	static const int versions[] = {TLS1_3_VERSION, TLS1_2_VERSION};
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		struct client c = {.sni = "a.test", .max_version = versions[i]};
+		struct tls_context *old = resumption_context(false), *t;
+		SSL_SESSION *sess = first_session(old, &c);
+
+		tls_context_unref(old);
+		t = resumption_context(false);
+		assert_int_equal(resumes(t, &c, sess), 1);
+		SSL_SESSION_free(sess);
+		tls_context_unref(t);
+	}
+}
+
 /* The SSL keeps what its callbacks read alive after the last unref. */
 static void
 test_ssl_outlives_context_unref(void **state)
@@ -1074,6 +1095,7 @@ main(void)
 	    cmocka_unit_test(test_rotation_waits_for_interval),
 	    cmocka_unit_test(test_reload_keeps_ticket_keys_when_asked),
 	    cmocka_unit_test(test_session_cache_resumes_after_sni_switch),
+	    cmocka_unit_test(test_session_cache_survives_new_context),
 	    cmocka_unit_test(test_ssl_outlives_context_unref),
 	};
 

@@ -95,18 +95,72 @@ schedule(struct source *s, uint64_t ms, bool jitter)
 	evtimer_add(s->s_timer, &tv);
 }
 
+/*
+ * Whether JSON text holds the escape \u0000 inside a string. cJSON decodes
+ * it to a NUL byte and C strings end there, so a password "a\u0000b" would
+ * load as "a". Copies into key (at most keylen - 1 bytes, escapes as
+ * written) the name of the object member whose value holds it, or the
+ * member name itself when the NUL is in a name. Member names are not
+ * secret; values are never copied.
+ */
+static bool
+json_nul_escape(const char *t, size_t n, char *key, size_t keylen)
+{
+	size_t i = 0, start, m;
+	bool nul;
+
+	key[0] = '\0';
+	while (i < n) {
+		if (t[i++] != '"')
+			continue;
+		start = i;
+		nul = false;
+		while (i < n && t[i] != '"') {
+			if (t[i] == '\\' && i + 1 < n) {
+				if (t[i + 1] == 'u' && i + 5 < n &&
+				    strncmp(t + i + 2, "0000", 4) == 0)
+					nul = true;
+				i += 2;
+			} else {
+				i++;
+			}
+		}
+		m = i - start;
+		i++; /* the closing quote */
+		while (i < n && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' ||
+				 t[i] == '\r'))
+			i++;
+		if (i < n && t[i] == ':') { /* a member name */
+			if (m >= keylen)
+				m = keylen - 1;
+			memcpy(key, t + start, m);
+			key[m] = '\0';
+		}
+		if (nul)
+			return true;
+	}
+	return false;
+}
+
 /* A secret's JSON into users (the password hashed at once). 0, or -1
  * with the reason (never quoting a value). */
 static int
 parse_secret(const char *text, struct htpasswd *out, char *why, size_t len)
 {
 	cJSON *j = cJSON_Parse(text);
-	const cJSON *u, *p, *h;
+	const cJSON *u = NULL, *p = NULL, *h = NULL;
 	char hash[PWHASH_MAX], line[PWHASH_MAX + HTPASSWD_USER_MAX + 4];
-	char perr[160];
+	char perr[160], key[40];
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
+	if (json_nul_escape(text, strlen(text), key, sizeof(key))) {
+		snprintf(why, len,
+			 "its \"%s\" holds a NUL character (\\u0000), which "
+			 "would cut it short; no user is taken from it",
+			 key);
+		goto done;
+	}
 	u = cJSON_GetObjectItemCaseSensitive(j, "username");
 	p = cJSON_GetObjectItemCaseSensitive(j, "password");
 	h = cJSON_GetObjectItemCaseSensitive(j, "htpasswd");
@@ -190,7 +244,7 @@ fetched(void *arg, const struct aws_result *r)
 	struct source *s = arg;
 	struct htpasswd users;
 	unsigned char digest[32];
-	char why[300], reason[300];
+	char why[300], reason[300], key[40];
 	const cJSON *v;
 	cJSON *j;
 
@@ -199,6 +253,15 @@ fetched(void *arg, const struct aws_result *r)
 		snprintf(reason, sizeof(reason), "%s%s%s", r->error,
 			 r->message[0] != '\0' ? ": " : "", r->message);
 		failed(s, (int)r->status, reason);
+		return;
+	}
+	if (json_nul_escape(r->body, r->body_len, key, sizeof(key))) {
+		snprintf(reason, sizeof(reason),
+			 "the answer's \"%s\" holds a NUL character "
+			 "(\\u0000), which would cut it short; no user is "
+			 "taken from it",
+			 key);
+		failed(s, R_INVALID, reason);
 		return;
 	}
 	j = cJSON_ParseWithLength(r->body, r->body_len);

@@ -657,6 +657,34 @@ def test_two_realms_one_secret_and_a_reload_to_another(fake_aws, stub,
     json.dumps({"username": "alice"})], ids=["text", "other-keys",
                                              "no-password"])
 def test_malformed_secret(fake_aws, stub, gateway, bad):
+    malformed(fake_aws, stub, gateway, bad)
+
+
+# A NUL would cut a C string short: "a\u0000b" must not load as "a".
+# (json.dumps writes the NUL as the escape \u0000.)
+NUL_CASES = [
+    ("nul-password", json.dumps({"username": "alice",
+                                 "password": "K7f\x00b-Z3"}), "password"),
+    ("nul-htpasswd", json.dumps({"htpasswd": "alice:K7f\x00b-Z3\n"}),
+     "htpasswd"),
+    # a raw NUL in the secret's text: the answer's JSON escapes it
+    ("nul-secret-string", '{"username": "alice", "password": "K7f\x00"}',
+     "SecretString"),
+]
+
+
+@pytest.mark.parametrize("bad,field", [c[1:] for c in NUL_CASES],
+                         ids=[c[0] for c in NUL_CASES])
+def test_secret_with_nul_is_refused(fake_aws, stub, gateway, bad, field):
+    gw = malformed(fake_aws, stub, gateway, bad)
+    # "K7f", what a NUL would have cut the password to, never logs in
+    assert_401(get(gw, "/secure/x", "alice", "K7f"))
+    lines = log_lines(gw, "error", 0, SECRET)
+    assert lines and all('"%s" holds a NUL character' % field in l
+                         for l in lines), lines
+
+
+def malformed(fake_aws, stub, gateway, bad):
     pw = password()
     fake = fake_aws(fake_state({SECRET: bad}))
     gw = start(gateway, stub, static_env(fake), refresh="1s")
@@ -680,6 +708,7 @@ def test_malformed_secret(fake_aws, stub, gateway, bad):
     assert readyz(gw) == (200, b"ready\n")
     for text in ("K7f", "x-user-Q9", pw):
         assert text not in gw.error_log(), "the error log quotes %r" % text
+    return gw
 
 
 def test_no_credentials(fake_aws, stub, gateway):

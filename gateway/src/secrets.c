@@ -95,16 +95,9 @@ schedule(struct source *s, uint64_t ms, bool jitter)
 	evtimer_add(s->s_timer, &tv);
 }
 
-/*
- * Whether JSON text holds the escape \u0000 inside a string. cJSON decodes
- * it to a NUL byte and C strings end there, so a password "a\u0000b" would
- * load as "a". Copies into key (at most keylen - 1 bytes, escapes as
- * written) the name of the object member whose value holds it, or the
- * member name itself when the NUL is in a name. Member names are not
- * secret; values are never copied.
- */
-static bool
-json_nul_escape(const char *t, size_t n, char *key, size_t keylen)
+/* See secrets.h. Member names are not secret; values are never copied. */
+bool
+secrets_json_nul(const char *t, size_t n, char *key, size_t keylen)
 {
 	size_t i = 0, start, m;
 	bool nul;
@@ -142,19 +135,17 @@ json_nul_escape(const char *t, size_t n, char *key, size_t keylen)
 	return false;
 }
 
-/* A secret's JSON into users (the password hashed at once). 0, or -1
- * with the reason (never quoting a value). */
-static int
-parse_secret(const char *text, struct htpasswd *out, char *why, size_t len)
+int
+secrets_parse(const char *text, struct htpasswd *out, char *why, size_t len)
 {
-	cJSON *j = cJSON_Parse(text);
+	cJSON *j = cJSON_ParseWithOpts(text, NULL, 1); /* nothing after */
 	const cJSON *u = NULL, *p = NULL, *h = NULL;
 	char hash[PWHASH_MAX], line[PWHASH_MAX + HTPASSWD_USER_MAX + 4];
 	char perr[160], key[40];
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (json_nul_escape(text, strlen(text), key, sizeof(key))) {
+	if (secrets_json_nul(text, strlen(text), key, sizeof(key))) {
 		snprintf(why, len,
 			 "its \"%s\" holds a NUL character (\\u0000), which "
 			 "would cut it short; no user is taken from it",
@@ -197,8 +188,12 @@ parse_secret(const char *text, struct htpasswd *out, char *why, size_t len)
 		snprintf(why, len, "its username: %s",
 			 strchr(perr, ':') != NULL ? strchr(perr, ':') + 2
 						   : perr);
+	else if (out->n != 1) /* "#..." reads as a comment: no user */
+		snprintf(why, len, "its username is not a valid user name");
 	else
 		rc = 0;
+	if (rc == -1)
+		htpasswd_free(out);
 	OPENSSL_cleanse(line, sizeof(line));
 	OPENSSL_cleanse(hash, sizeof(hash));
 done:
@@ -255,7 +250,7 @@ fetched(void *arg, const struct aws_result *r)
 		failed(s, (int)r->status, reason);
 		return;
 	}
-	if (json_nul_escape(r->body, r->body_len, key, sizeof(key))) {
+	if (secrets_json_nul(r->body, r->body_len, key, sizeof(key))) {
 		snprintf(reason, sizeof(reason),
 			 "the answer's \"%s\" holds a NUL character "
 			 "(\\u0000), which would cut it short; no user is "
@@ -273,7 +268,7 @@ fetched(void *arg, const struct aws_result *r)
 		       "not supported)");
 		return;
 	}
-	if (parse_secret(v->valuestring, &users, why, sizeof(why)) == -1) {
+	if (secrets_parse(v->valuestring, &users, why, sizeof(why)) == -1) {
 		OPENSSL_cleanse(v->valuestring, strlen(v->valuestring));
 		cJSON_Delete(j);
 		failed(s, R_INVALID, why);

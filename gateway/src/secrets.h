@@ -15,6 +15,7 @@
 #ifndef PORTCULLIS_SECRETS_H
 #define PORTCULLIS_SECRETS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct config;
@@ -45,5 +46,22 @@ void secrets_render(struct evbuffer *out);
 
 /* Stops every fetch and frees everything (main thread). */
 void secrets_free(void);
+
+/*
+ * A secret's value (its SecretString) into users: {"username", "password"}
+ * (the password hashed at once, sha512-crypt) or {"htpasswd": "..."}.
+ * 0, or -1 with out empty and the reason in why (never quoting a value).
+ */
+int secrets_parse(const char *text, struct htpasswd *out, char *why,
+		  size_t len);
+
+/*
+ * Whether JSON text (n bytes) holds the escape \u0000 inside a string:
+ * cJSON decodes it to a NUL byte and C strings end there, so a password
+ * "a\u0000b" would load as "a". key gets (at most keylen - 1 bytes, as
+ * written) the name of the object member whose value holds it, or the
+ * member name itself when the NUL is in a name; "" if there is none.
+ */
+bool secrets_json_nul(const char *t, size_t n, char *key, size_t keylen);
 
 #endif

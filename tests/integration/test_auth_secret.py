@@ -654,8 +654,13 @@ def test_two_realms_one_secret_and_a_reload_to_another(fake_aws, stub,
 
 @pytest.mark.parametrize("bad", [
     "plain-value-K7f", json.dumps({"user": "x-user-Q9"}),
-    json.dumps({"username": "alice"})], ids=["text", "other-keys",
-                                             "no-password"])
+    json.dumps({"username": "alice"}),
+    # "#:hash" would read as an htpasswd comment: no user, no error
+    json.dumps({"username": "#x-user-Q9", "password": "K7f-long-enough"}),
+    # JSON, then more
+    json.dumps({"username": "alice", "password": "K7f"}) + " x-user-Q9"],
+    ids=["text", "other-keys", "no-password", "comment-username",
+         "trailing-text"])
 def test_malformed_secret(fake_aws, stub, gateway, bad):
     malformed(fake_aws, stub, gateway, bad)
 

@@ -3,6 +3,7 @@
 #   promtool check config / check rules / test rules (every test file),
 #   the rule coverage check (every alert tested and with a runbook),
 #   amtool check-config and route and inhibition tests,
+#   the blackbox exporter's configs (--config.check),
 #   every Grafana panel query parsed by promtool,
 #   yamllint on every YAML file of the stack, the compose gateway config
 #   through `portcullis -t`, and the compose files' static checks.
@@ -63,8 +64,13 @@ suite "alertmanager routes, inhibitions and templates" \
 	alertmanager/tests/routes.sh
 step "every Grafana panel query parses" \
 	/usr/bin/python3 tests/tools/dashboard_queries.py
+step "blackbox exporter --config.check blackbox/blackbox.yml" \
+	prometheus-blackbox-exporter --config.check --config.file=blackbox/blackbox.yml
+step "blackbox exporter --config.check scripts/local/blackbox.yml (make run)" \
+	prometheus-blackbox-exporter --config.check \
+	--config.file=scripts/local/blackbox.yml
 step "yamllint" yamllint -s -c .yamllint prometheus alertmanager grafana \
-	compose scripts/local .github
+	blackbox compose scripts/local .github
 suite "GitHub workflows: schema, pinning, timeouts, permissions" \
 	node tests/tools/check_workflows.js
 step "terraform: offline checks (parse, variables, module calls, policy)" \

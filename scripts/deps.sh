@@ -9,6 +9,7 @@ pkgs=(
 	libevent-dev libssl-dev libcjson-dev libcmocka-dev
 	libcurl4-openssl-dev libcrypt-dev zlib1g-dev
 	prometheus prometheus-alertmanager prometheus-node-exporter
+	prometheus-blackbox-exporter
 	python3-pytest python3-websocket python3-h11 python3-hypothesis
 	nginx-light haproxy wrk varnish gnuplot-nox
 	openssl curl procps iproute2 ca-certificates dnsmasq-base sslscan
@@ -49,8 +50,8 @@ if [ "$(id -u)" -ne 0 ]; then
 	sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-# Packaged daemons (nginx, prometheus...) must not start system-wide
-# services: the project runs its own instances on loopback.
+# Packaged daemons (nginx, prometheus, the blackbox exporter...) must not
+# start system-wide services: the project runs its own instances on loopback.
 policy=/usr/sbin/policy-rc.d
 made_policy=0
 if [ ! -e "$policy" ]; then

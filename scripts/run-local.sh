@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# `make run`: Prometheus, Alertmanager and node-exporter from Debian's
-# packages on loopback, with portcullis in front of them on
+# `make run`: Prometheus, Alertmanager, node-exporter and the blackbox
+# exporter from Debian's packages on loopback, with portcullis in front of
+# them on
 # https://127.0.0.1:8443 (a self-signed certificate it makes itself in
 # run/certs/ on the first run); http://127.0.0.1:8080 only redirects there.
 # Both sit behind basic auth: on the first run a random password is made
 # for the user "admin" (run/admin.password, run/users.htpasswd, both 0600);
-# there is no default password. Ctrl-C stops everything (by PID).
+# there is no default password. The blackbox exporter probes every route
+# through https://127.0.0.1:8443 as the user "probe", whose password is made
+# on the first run too (run/probe.password, 0600; never printed).
+# Ctrl-C stops everything (by PID).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -38,6 +42,19 @@ if [ ! -s "$run/users.htpasswd" ]; then
 		>"$run/users.htpasswd"
 	umask 022
 fi
+# The probe's own user of the realm, added once (also to a run/ made
+# before the probe existed): a random password the blackbox exporter reads
+# from run/probe.password (scripts/local/blackbox.yml).
+if [ ! -s "$run/probe.password" ] ||
+	! grep -q '^probe:' "$run/users.htpasswd"; then
+	umask 077
+	head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$run/probe.password"
+	grep -v '^probe:' "$run/users.htpasswd" >"$run/users.htpasswd.new" || true
+	build/bin/portcullis passwd probe <"$run/probe.password" \
+		>>"$run/users.htpasswd.new"
+	mv "$run/users.htpasswd.new" "$run/users.htpasswd"
+	umask 022
+fi
 build/bin/portcullis -t -c scripts/local/portcullis.json
 
 prometheus --config.file=scripts/local/prometheus.yml \
@@ -56,8 +73,14 @@ pids+=($!)
 prometheus-node-exporter --web.listen-address=127.0.0.1:19100 \
 	>"$run/node-exporter.log" 2>&1 &
 pids+=($!)
+# Probes the gateway once it is up (the ones before fail, and count so).
+prometheus-blackbox-exporter --config.file=scripts/local/blackbox.yml \
+	--web.listen-address=127.0.0.1:19115 \
+	>"$run/blackbox.log" 2>&1 &
+pids+=($!)
 wait_ready prometheus http://127.0.0.1:19090/prometheus/-/ready
 wait_ready alertmanager http://127.0.0.1:19093/alertmanager/-/ready
+wait_ready blackbox http://127.0.0.1:19115/-/healthy
 
 build/bin/portcullis -c scripts/local/portcullis.json &
 pids+=($!)
@@ -77,6 +100,9 @@ portcullis is up:
   (http://127.0.0.1:8080/ redirects there; the certificate is self-signed,
    run/certs/gateway.crt: curl --cacert run/certs/gateway.crt, or -k)
   metrics       http://127.0.0.1:9145/metrics (admin, loopback only)
+  probes        http://127.0.0.1:19115/ (blackbox exporter, loopback only): every
+                route through :8443 as user "probe" (run/probe.password);
+                probe_success and slo:probe_success:ratio5m in Prometheus
 Logs of the services are in $run/. Ctrl-C stops everything.
 
 MSG

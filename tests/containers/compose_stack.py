@@ -20,7 +20,10 @@ COMPOSE = ROOT / "compose" / "docker-compose.yml"
 COMPOSE_TEST = ROOT / "compose" / "docker-compose.test.yml"
 ULIMITS = ["--ulimit", "nofile=16384:16384", "--ulimit", "nproc=4096:4096"]
 SERVICES = ["prometheus", "alertmanager", "grafana", "node-exporter", "gateway",
-            "cost-exporter", "fake-aws"]
+            "cost-exporter", "fake-aws", "blackbox-exporter"]
+# The realms the blackbox exporter's user "probe" belongs to (compose's
+# prometheus.yml probes a route of each; grafana's has no realm).
+PROBE_REALMS = ["prometheus", "alertmanager"]
 # Tags the test override names; tests/containers/run.sh builds them.
 IMAGES = {s: f"localhost/portcullis-test/{s}:latest" for s in SERVICES}
 # Variables the test sets for the base file's ports. podman-compose 1.0.3
@@ -154,6 +157,7 @@ class Project:
         self.users = {"prometheus": ("prom-test", secrets.token_urlsafe(18)),
                       "prometheus-admin": ("prom-admin-test", secrets.token_urlsafe(18)),
                       "alertmanager": ("am-test", secrets.token_urlsafe(18))}
+        self.probe_password = secrets.token_urlsafe(18)
         self.aws_keys = ("AKIDPCTEST" + secrets.token_hex(5).upper(),
                          secrets.token_urlsafe(30))
         self.fake_aws_state, self.cost = cost_fixture(*self.aws_keys)
@@ -189,13 +193,15 @@ class Project:
 
     def write_secrets(self):
         """The run's credentials, made the way secrets/README.md says."""
+        probe_line = self._passwd("probe", self.probe_password)
         for realm, (user, password) in self.users.items():
-            p = subprocess.run(
-                ["podman", "run", "--rm", "-i", *ULIMITS, IMAGES["gateway"],
-                 "passwd", user],
-                input=password + "\n", capture_output=True, text=True, timeout=120)
-            assert p.returncode == 0, f"portcullis passwd: {quiet(p.stderr)}"
-            self._write(f"{realm.replace('-', '_')}_htpasswd", p.stdout)
+            lines = self._passwd(user, password)
+            if realm in PROBE_REALMS:
+                lines += probe_line
+            self._write(f"{realm.replace('-', '_')}_htpasswd", lines)
+        self._write("blackbox_probe_password", self.probe_password)
+        # Filled once the gateway has made its certificate (trust_gateway).
+        self._write("gateway_ca.crt", "")
         self._write("grafana_admin_password", secrets.token_urlsafe(18))
         self._write("pagerduty_routing_key", secrets.token_hex(16))
         # Receivers point at a closed port on the container's own loopback.
@@ -203,6 +209,23 @@ class Project:
         self._write("smtp_password", secrets.token_urlsafe(12))
         self._write("deadmansswitch_url", "http://127.0.0.1:9/heartbeat")
         self._write("fake_aws_state.json", json.dumps(self.fake_aws_state))
+
+    @staticmethod
+    def _passwd(user, password):
+        p = subprocess.run(
+            ["podman", "run", "--rm", "-i", *ULIMITS, IMAGES["gateway"],
+             "passwd", user],
+            input=password + "\n", capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, f"portcullis passwd: {quiet(p.stderr)}"
+        return p.stdout
+
+    def trust_gateway(self, cert):
+        """Writes the gateway's self-made certificate into the secret the
+        blackbox exporter trusts, in place (the same inode, which the
+        container sees through its bind mount), as secrets/README.md says."""
+        with open(self.secrets / "gateway_ca.crt", "r+") as f:
+            f.write(cert)
+            f.truncate()
 
     def write_prometheus_config(self):
         self.prometheus_config.write_text(

@@ -4,7 +4,8 @@
 #      (no registry is reachable; cached as an image, rebuilt only if gone)
 #   2. the images of compose/docker-compose.test.yml: the gateway from
 #      gateway/Dockerfile, the cost exporter from cost-exporter/Dockerfile,
-#      Prometheus, Alertmanager and node-exporter from Debian's packages, a
+#      Prometheus, Alertmanager, node-exporter and the blackbox exporter
+#      from Debian's packages, a
 #      Grafana stand-in and the test's fake AWS (tests/containers/images/)
 #   3. pytest: test_compose_file.py (static checks, podman-compose's parse,
 #      portcullis -t) and test_stack.py (the stack up on 127.0.0.1 with
@@ -85,7 +86,7 @@ build() { # TAG CONTEXT [DOCKERFILE]
 if [ "${STACK:-1}" != 0 ]; then
 	step "base image $base" make_base || true
 	pids=()
-	for name in prometheus alertmanager node-exporter grafana; do
+	for name in prometheus alertmanager node-exporter blackbox-exporter grafana; do
 		build "localhost/portcullis-test/$name:latest" \
 			"tests/containers/images/$name" >"$log_dir/build-$name.log" 2>&1 &
 		pids+=("$!:$name")

@@ -132,6 +132,67 @@ def test_cost_exporter_is_prometheus_target():
     assert rendered == original
 
 
+def test_blackbox_exporter_service(compose):
+    """The probe SLI's exporter: on the stack's network only, its config
+    and both of its secrets mounted, never the gateway's key volume; the
+    probe user's password only as a file."""
+    svc = services(compose)["blackbox-exporter"]
+    assert svc["image"].startswith("prom/blackbox-exporter:v0.")
+    assert "ports" not in svc and "expose" not in svc
+    assert svc["networks"] == ["monitoring"]
+    assert svc["read_only"] is True and "user" not in svc
+    assert "../blackbox/blackbox.yml:/etc/blackbox_exporter/config.yml:ro" in svc["volumes"]
+    assert not any("gateway-certs" in v for v in svc["volumes"])
+    assert set(svc["secrets"]) == {"blackbox_probe_password", "blackbox_gateway_ca"}
+    assert "--config.file=/etc/blackbox_exporter/config.yml" in svc["command"]
+    assert "/-/healthy" in " ".join(svc["healthcheck"]["test"])
+    bb = yaml.safe_load((ROOT / "blackbox" / "blackbox.yml").read_text())
+    for name, module in bb["modules"].items():
+        http = module["http"]
+        assert module["prober"] == "http" and http["fail_if_not_ssl"] is True, name
+        assert http["valid_status_codes"] == [200], name
+        assert http["valid_http_versions"] == ["HTTP/1.1"], name
+        assert http["tls_config"]["ca_file"] == "/run/secrets/blackbox_gateway_ca", name
+        auth = http.get("basic_auth")
+        if auth:
+            assert auth == {"username": "probe",
+                            "password_file": "/run/secrets/blackbox_probe_password"}, name
+
+
+def test_probe_job_covers_the_public_routes(compose, gateway_config):
+    """prometheus.yml's job probe: one target per route of the gateway's 443
+    listener but the admin API's, through https://gateway/, labelled with
+    the route's name, the module by whether the route has a realm, and
+    the scrape sent to the exporter."""
+    bb = yaml.safe_load((ROOT / "blackbox" / "blackbox.yml").read_text())
+    prom = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
+    job = jobs["probe"]
+    assert job["metrics_path"] == "/probe"
+    default_module = job["params"]["module"][0]
+    routes = {r["name"]: r for lst in gateway_config["listeners"]
+              if lst["listen"] == ":443" for r in lst["routes"]}
+    probed = {}
+    for group in job["static_configs"]:
+        (target,) = group["targets"]
+        name = group["labels"]["route"]
+        module = group["labels"].get("__param_module", default_module)
+        assert module in bb["modules"], module
+        assert target.startswith("https://gateway/"), target
+        path = target[len("https://gateway"):]
+        assert path.startswith(routes[name]["path"]), (name, target)
+        assert ("basic_auth" in bb["modules"][module]["http"]) == \
+            ("realm" in routes[name]), (name, module)
+        probed[name] = target
+    assert set(probed) == set(routes) - {"prometheus-admin"}, probed
+    relabel = job["relabel_configs"]
+    assert relabel[0] == {"source_labels": ["__address__"],
+                          "target_label": "__param_target"}
+    assert relabel[-1] == {"target_label": "__address__",
+                           "replacement": "blackbox-exporter:9115"}
+    assert jobs["blackbox"]["static_configs"] == [{"targets": ["blackbox-exporter:9115"]}]
+
+
 def test_fake_aws_only_in_test_override(compose):
     assert "fake-aws" not in services(compose)
     assert "fake-aws" not in COMPOSE.read_text()

@@ -47,6 +47,7 @@ def project():
                       "/etc/portcullis/certs/gateway.crt").stdout
         p.ca = p.dir / "gateway.crt"
         p.ca.write_text(cert)
+        p.trust_gateway(cert)  # what the blackbox exporter verifies
         yield p
     finally:
         p.down()
@@ -303,12 +304,42 @@ def test_gateway_scraped(project):
 
 
 def test_every_local_job_up(project):
-    jobs = {"portcullis", "prometheus", "alertmanager", "grafana", "node"}
+    jobs = {"portcullis", "prometheus", "alertmanager", "grafana", "node",
+            "blackbox"}
 
     def all_up():
         up = {r["metric"]["job"]: r["value"][1] for r in prom_query(project, "up")}
         return all(up.get(j) == "1" for j in jobs) and up
     eventually(all_up, 90, f"up == 1 for jobs {sorted(jobs)}")
+
+
+PROBED_ROUTES = {"prometheus", "alertmanager", "grafana"}
+
+
+def test_probes_succeed_through_the_gateway(project):
+    """The blackbox exporter requests every route through the gateway's 443
+    as a client does (TLS verified against the gateway's certificate; the
+    realm user probe where the route has a realm): probe_success 1 for each
+    route, the probe SLI recorded per route, and the certificate the probes
+    saw is the one the gateway made."""
+    def all_succeed():
+        got = {r["metric"].get("route"): r["value"][1]
+               for r in prom_query(project, 'probe_success{job="probe"}')}
+        return set(got) == PROBED_ROUTES and \
+            all(v == "1" for v in got.values()) and got
+    eventually(all_succeed, 120, "probe_success 1 for routes "
+               + ", ".join(sorted(PROBED_ROUTES)))
+
+    def recorded():
+        return {r["metric"].get("route") for r in
+                prom_query(project, "slo:probe_success:ratio5m")} >= PROBED_ROUTES
+    eventually(recorded, 60, "slo:probe_success:ratio5m for every route")
+
+    not_after = stack.run(["openssl", "x509", "-in", str(project.ca), "-noout",
+                           "-enddate"]).stdout.strip().split("=", 1)[1]
+    seen = {r["value"][1] for r in
+            prom_query(project, 'probe_ssl_earliest_cert_expiry{job="probe"}')}
+    assert seen == {str(int(ssl.cert_time_to_seconds(not_after)))}, (seen, not_after)
 
 
 def test_gateway_requests_recorded(project):

@@ -570,19 +570,56 @@ done:
 	return rc;
 }
 
-int
-cost_totals_check(const struct cost_totals *t, char *why, size_t why_len)
+bool
+cost_totals_has_day(const struct cost_totals *t, int32_t day)
 {
+	if (day < t->window.start || day >= t->window.end)
+		return false;
+	return (t->days_seen & (1ull << (day - t->window.start))) != 0;
+}
+
+unsigned
+cost_totals_missing(const struct cost_totals *t, char *list, size_t list_len)
+{
+	static const char more[] = ", ...";
 	char day_s[COST_DAY_LEN];
+	size_t used = 0;
+	unsigned n = 0;
+	bool cut = false;
 	int32_t d;
 
-	for (d = t->window.start; d < t->window.end; d++)
-		if (!(t->days_seen & (1ull << (d - t->window.start)))) {
-			cost_day_format(d, day_s);
-			why_set(why, why_len, "no figures for %s", day_s);
-			return -1;
+	if (list_len > 0)
+		list[0] = '\0';
+	for (d = t->window.start; d < t->window.end; d++) {
+		if (cost_totals_has_day(t, d))
+			continue;
+		n++;
+		if (list_len == 0 || cut)
+			continue;
+		cost_day_format(d, day_s);
+		/* room for this day, its separator and a later ", ..." */
+		if (used + 2 + COST_DAY_LEN + sizeof(more) > list_len) {
+			cut = true;
+			if (used > 0 && used + sizeof(more) <= list_len)
+				memcpy(list + used, more, sizeof(more));
+			continue;
 		}
-	return 0;
+		used += (size_t)snprintf(list + used, list_len - used, "%s%s",
+					 used > 0 ? ", " : "", day_s);
+	}
+	return n;
+}
+
+unsigned
+cost_totals_seven_days_seen(const struct cost_totals *t)
+{
+	unsigned n = 0;
+	int32_t d;
+
+	for (d = t->window.today - 7; d < t->window.today; d++)
+		if (cost_totals_has_day(t, d))
+			n++;
+	return n;
 }
 
 int

@@ -76,7 +76,7 @@ struct cost_totals {
 	struct cost_service *services; /* sorted by name (strcmp), unique */
 	size_t nservices, cap;
 	int64_t month_to_date; /* first of the month .. today, inclusive */
-	int64_t seven_days;    /* today - 7 .. today - 1: whole days */
+	int64_t seven_days;    /* today - 7 .. today - 1: whole days seen */
 	uint64_t days_seen;    /* bit (day - window.start) */
 	unsigned pages;
 };
@@ -85,7 +85,9 @@ struct cost_totals {
 void cost_totals_init(struct cost_totals *t, const struct cost_window *w);
 
 /*
- * Adds one GetCostAndUsage answer page (json[0..len)) to t. On 0, *token
+ * Adds one GetCostAndUsage answer page (json[0..len)) to t. A page need
+ * not hold every day: days no page holds are counted by
+ * cost_totals_missing() and left out of every figure. On 0, *token
  * is the malloc'd NextPageToken (the caller frees it) or NULL on the last
  * page. On -1 the page is not what was asked for (not JSON, a period
  * outside the window or seen before, not one day long, a missing or
@@ -96,9 +98,22 @@ void cost_totals_init(struct cost_totals *t, const struct cost_window *w);
 int cost_totals_add_page(struct cost_totals *t, const char *json, size_t len,
 			 char **token, char *why, size_t why_len);
 
-/* After the last page: 0 when every day of the window came back, else -1
- * with the first missing day in why. */
-int cost_totals_check(const struct cost_totals *t, char *why, size_t why_len);
+/* True when an answer page held `day` (a day of the window). */
+bool cost_totals_has_day(const struct cost_totals *t, int32_t day);
+
+/*
+ * After the last page: how many days of the window no page held (0 .. the
+ * window's length). Their dates go into list[list_len] as "YYYY-MM-DD,
+ * YYYY-MM-DD", cut short with ", ..." if they do not fit ("" when none);
+ * list may be NULL when list_len is 0. The figures leave those days out:
+ * a missing day is unknown, not free.
+ */
+unsigned cost_totals_missing(const struct cost_totals *t, char *list,
+			     size_t list_len);
+
+/* How many of the 7 whole days before today came back: the divisor of the
+ * 7-day average (0: there is none). */
+unsigned cost_totals_seven_days_seen(const struct cost_totals *t);
 
 /* The service called `name`, or NULL. */
 const struct cost_service *cost_totals_find(const struct cost_totals *t,

@@ -40,24 +40,34 @@ static void
 daily(struct evbuffer *out, const struct exposition *e)
 {
 	const struct cost_service *s;
+	bool today, yesterday;
 	size_t i;
 
 	family(out, "aws_cost_daily_usd", "gauge",
 	       "Unblended cost of one service on one UTC day as of the last "
 	       "successful refresh: yesterday, and today so far (an "
-	       "estimate).");
-	for (i = 0; e->totals != NULL && i < e->totals->nservices; i++) {
+	       "estimate); absent for a day Cost Explorer did not return.");
+	if (e->totals == NULL)
+		return;
+	/* A day Cost Explorer left out has no samples: unknown, not 0. */
+	today = cost_totals_has_day(e->totals, e->totals->window.today);
+	yesterday = cost_totals_has_day(e->totals, e->totals->window.today - 1);
+	for (i = 0; i < e->totals->nservices; i++) {
 		s = &e->totals->services[i];
-		sample_start(out, e, "aws_cost_daily_usd");
-		evbuffer_add(out, ",service=\"", 10);
-		metrics_label_value(out, s->name);
-		evbuffer_add(out, "\",day=\"today\"", 13);
-		usd(out, s->today, 1);
-		sample_start(out, e, "aws_cost_daily_usd");
-		evbuffer_add(out, ",service=\"", 10);
-		metrics_label_value(out, s->name);
-		evbuffer_add(out, "\",day=\"yesterday\"", 17);
-		usd(out, s->yesterday, 1);
+		if (today) {
+			sample_start(out, e, "aws_cost_daily_usd");
+			evbuffer_add(out, ",service=\"", 10);
+			metrics_label_value(out, s->name);
+			evbuffer_add(out, "\",day=\"today\"", 13);
+			usd(out, s->today, 1);
+		}
+		if (yesterday) {
+			sample_start(out, e, "aws_cost_daily_usd");
+			evbuffer_add(out, ",service=\"", 10);
+			metrics_label_value(out, s->name);
+			evbuffer_add(out, "\",day=\"yesterday\"", 17);
+			usd(out, s->yesterday, 1);
+		}
 	}
 }
 
@@ -83,6 +93,16 @@ exporter(struct evbuffer *out, const struct exposition *e)
 	sample_start(out, e,
 		     "aws_cost_exporter_last_success_timestamp_seconds");
 	evbuffer_add_printf(out, "} %.0f\n", e->last_success);
+	family(out, "aws_cost_exporter_missing_dates", "gauge",
+	       "Days of the last successful refresh's window (from the first "
+	       "of the month, or 7 days back if earlier, to today) that Cost "
+	       "Explorer returned no figures for; every aws_cost_* figure "
+	       "leaves them out.");
+	if (e->totals != NULL) {
+		sample_start(out, e, "aws_cost_exporter_missing_dates");
+		evbuffer_add_printf(out, "} %u\n",
+				    cost_totals_missing(e->totals, NULL, 0));
+	}
 	family(out, "aws_cost_exporter_refresh_total", "counter",
 	       "Refreshes from Cost Explorer, by result (ok, or why one "
 	       "failed).");
@@ -98,6 +118,7 @@ void
 exposition_render(struct evbuffer *out, const struct exposition *e)
 {
 	const struct cost_totals *t = e->totals;
+	unsigned seen;
 	size_t i;
 
 	daily(out, e);
@@ -111,7 +132,8 @@ exposition_render(struct evbuffer *out, const struct exposition *e)
 	}
 	family(out, "aws_cost_month_to_date_by_service_usd", "gauge",
 	       "Unblended cost of one service from the first of the month "
-	       "(UTC) to today, today's estimate included.");
+	       "(UTC) to today, today's estimate included; days Cost "
+	       "Explorer did not return are left out.");
 	for (i = 0; t != NULL && i < t->nservices; i++) {
 		sample_start(out, e, "aws_cost_month_to_date_by_service_usd");
 		evbuffer_add(out, ",service=\"", 10);
@@ -121,16 +143,19 @@ exposition_render(struct evbuffer *out, const struct exposition *e)
 	}
 	family(out, "aws_cost_month_to_date_usd", "gauge",
 	       "Unblended cost of every service from the first of the month "
-	       "(UTC) to today, today's estimate included.");
+	       "(UTC) to today, today's estimate included; days Cost "
+	       "Explorer did not return are left out (see "
+	       "aws_cost_exporter_missing_dates).");
 	if (t != NULL) {
 		sample_start(out, e, "aws_cost_month_to_date_usd");
 		usd(out, t->month_to_date, 1);
 	}
 	family(out, "aws_cost_seven_day_average_daily_usd", "gauge",
 	       "Average daily unblended cost of every service over the 7 "
-	       "whole UTC days before today.");
-	if (t != NULL) {
+	       "whole UTC days before today, of those Cost Explorer "
+	       "returned (see aws_cost_exporter_missing_dates).");
+	if (t != NULL && (seen = cost_totals_seven_days_seen(t)) > 0) {
 		sample_start(out, e, "aws_cost_seven_day_average_daily_usd");
-		usd(out, t->seven_days, 7);
+		usd(out, t->seven_days, seen);
 	}
 }

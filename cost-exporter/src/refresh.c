@@ -95,7 +95,8 @@ static void
 publish(struct refresh *r, bool have_rest, int64_t rest)
 {
 	const struct cost_window *w = &r->r_pending.window;
-	char mtd[48];
+	char mtd[48], missing[32 * (COST_DAY_LEN + 2) + 8];
+	unsigned nmissing;
 
 	if (have_rest || !cost_window_has_forecast(w)) {
 		r->r_have_forecast = true;
@@ -117,6 +118,15 @@ publish(struct refresh *r, bool have_rest, int64_t rest)
 			 "to date USD %s",
 			 r->r_have_good ? "recovered" : "done",
 			 r->r_good.nservices, r->r_good.pages, mtd);
+	/* One line per refresh for every day missing, however many. */
+	nmissing = cost_totals_missing(&r->r_good, missing, sizeof(missing));
+	if (nmissing > 0)
+		log_warn("cost refresh: Cost Explorer returned no figures for "
+			 "%u of the window's %d day(s): %s; exporting the "
+			 "others, without these",
+			 nmissing,
+			 (int)(r->r_good.window.end - r->r_good.window.start),
+			 missing);
 	r->r_have_good = true;
 	r->r_failing = -1;
 	schedule(r, r->r_interval_ms);
@@ -202,8 +212,10 @@ page_done(void *arg, const struct aws_result *res)
 		free(token);
 		return;
 	}
-	if (cost_totals_check(&r->r_pending, why, sizeof(why)) == -1) {
-		failed(r, AWS_BAD_RESPONSE, why);
+	if (r->r_pending.days_seen == 0) {
+		/* Not one day: a broken answer, not a gap in Cost Explorer's
+		 * data; the last good figures are worth more. */
+		failed(r, AWS_BAD_RESPONSE, "no figures for any day");
 		return;
 	}
 	if (!cost_window_has_forecast(&r->r_pending.window)) {

@@ -5,7 +5,10 @@
  * forecast and publishes them together, or publishes nothing: a failed
  * one keeps the last good figures, is counted under its aws_status name,
  * is logged when failing starts or its reason changes, and is retried
- * after retry_min, doubling up to the interval.
+ * after retry_min, doubling up to the interval. Days of the window that
+ * Cost Explorer's answer leaves out do not fail a refresh (unless it holds
+ * none): the others are published, and the missing dates are logged in one
+ * line per refresh.
  */
 #ifndef PORTCULLIS_REFRESH_H
 #define PORTCULLIS_REFRESH_H

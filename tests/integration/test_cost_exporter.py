@@ -13,10 +13,14 @@ Tests ask for fake_aws before cost_exporter, so the exporter is stopped
 first; its teardown fails a test unless SIGTERM made it exit 0."""
 
 import datetime
+import http.client
+import http.server
+import json
 import math
 import re
 import signal
 import subprocess
+import threading
 import time
 from decimal import Decimal
 
@@ -38,6 +42,7 @@ FAMILIES = [
     "aws_cost_exporter_api_requests_total",
     "aws_cost_exporter_build_info",
     "aws_cost_exporter_last_success_timestamp_seconds",
+    "aws_cost_exporter_missing_dates",
     "aws_cost_exporter_refresh_total",
     "aws_cost_forecast_month_usd",
     "aws_cost_month_to_date_by_service_usd",
@@ -72,20 +77,31 @@ def costs_table(today):
 class Expected:
     """The figures the exporter must show for `today`, from the table."""
 
-    def __init__(self, rows, today, forecast_rest=FORECAST_REST):
+    def __init__(self, rows, today, forecast_rest=FORECAST_REST,
+                 missing=()):
+        """missing: days Cost Explorer leaves out of its answer."""
         first = today.replace(day=1)
         start = min(first, today - datetime.timedelta(days=7))
         end = today + datetime.timedelta(days=1)
         nxt = (first + datetime.timedelta(days=32)).replace(day=1)
         self.ndays = (end - start).days
+        self.today_date = today
+        self.yesterday_date = today - datetime.timedelta(days=1)
         self.has_forecast = end < nxt
-        self.services = sorted({s for d, s, _ in rows if start <= d < end})
+        self.services = sorted({s for d, s, _ in rows if start <= d < end
+                                and d not in missing})
         zero = Decimal(0)
         self.today = {s: zero for s in self.services}
         self.yesterday = dict(self.today)
         self.mtd = dict(self.today)
         seven = zero
+        self.missing = sorted(d for d in missing if start <= d < end)
+        seven_days = 7 - sum(1 for d in self.missing
+                             if today - datetime.timedelta(days=7) <= d
+                             < today)
         for d, s, a in rows:
+            if d in missing:
+                continue
             a = Decimal(a)
             if d == today:
                 self.today[s] += a
@@ -96,7 +112,7 @@ class Expected:
             if today - datetime.timedelta(days=7) <= d < today:
                 seven += a
         self.mtd_total = sum(self.mtd.values(), zero)
-        self.seven_day_average = seven / 7
+        self.seven_day_average = seven / seven_days
         if self.has_forecast:
             self.forecast = (self.mtd_total + Decimal(forecast_rest)
                              if forecast_rest is not None else None)
@@ -164,9 +180,11 @@ def close(got, want):
 def check_figures(samples, want, environment):
     """Every aws_cost_* value metric is present, labelled, and right."""
     env = {"environment": environment}
+    days = [("today", want.today_date), ("yesterday", want.yesterday_date)]
     daily = gwtest.samples_named(samples, "aws_cost_daily_usd")
     assert sorted((l["service"], l["day"]) for l, _ in daily) == sorted(
-        (s, d) for s in want.services for d in ("today", "yesterday"))
+        (s, name) for s in want.services for name, d in days
+        if d not in want.missing)
     for l, v in daily:
         assert l["environment"] == environment
         exp = (want.today if l["day"] == "today" else
@@ -181,6 +199,8 @@ def check_figures(samples, want, environment):
                  want.mtd_total)
     assert close(value(samples, "aws_cost_seven_day_average_daily_usd",
                        **env), want.seven_day_average)
+    assert value(samples, "aws_cost_exporter_missing_dates",
+                 **env) == len(want.missing)
     fc = value(samples, "aws_cost_forecast_month_usd", **env)
     if want.forecast is None:
         assert fc is None
@@ -245,6 +265,135 @@ def test_pages_give_the_same_figures(fake_aws, cost_exporter):
     assert value(samples, "aws_cost_exporter_api_requests_total",
                  environment="staging") == len(calls)
     assert fake.state()["calls"][CE_USAGE] == math.ceil(want.ndays / 3)
+
+
+class DayDropper:
+    """A relay between the exporter and the fake: each request goes on to
+    the fake byte for byte (its Host header included, so the fake still
+    checks the real signature), and from every GetCostAndUsage answer the
+    days of `drop` ("YYYY-MM-DD"; None: every day) are taken out, as when
+    Cost Explorer has no figures for them. .dropped lists what it took
+    out."""
+
+    def __init__(self, fake, drop):
+        self.dropped = []
+        relay = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                c = http.client.HTTPConnection("127.0.0.1", fake.port,
+                                               timeout=30)
+                c.request("POST", self.path, body, dict(self.headers))
+                r = c.getresponse()
+                data = r.read()
+                c.close()
+                if r.status == 200 and \
+                        self.headers.get("X-Amz-Target") == CE_USAGE:
+                    doc = json.loads(data)
+                    kept = []
+                    for e in doc["ResultsByTime"]:
+                        day = e["TimePeriod"]["Start"]
+                        if drop is None or day in drop:
+                            relay.dropped.append(day)
+                        else:
+                            kept.append(e)
+                    doc["ResultsByTime"] = kept
+                    data = json.dumps(doc).encode()
+                self.send_response(r.status)
+                self.send_header("Content-Type", r.getheader("Content-Type"))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        self.thread = threading.Thread(target=self.srv.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def day_dropper():
+    """day_dropper(fake, drop) starts a DayDropper; stopped at teardown."""
+    started = []
+
+    def start(fake, drop):
+        d = DayDropper(fake, drop)
+        started.append(d)
+        return d
+    yield start
+    for d in started:
+        d.stop()
+
+
+def missing_lines(exp):
+    return [line for line in exp.error_log().splitlines()
+            if "returned no figures" in line]
+
+
+@pytest.mark.parametrize("days_ago", [2, 1])
+def test_a_missing_day_keeps_the_others(fake_aws, cost_exporter, day_dropper,
+                                        days_ago):
+    """Cost Explorer's answer lacks one day (two days ago: inside the 7-day
+    average and, most days, the month; or yesterday): every other day is
+    exported to the millionth, the missing day counts in none of the
+    figures (no "yesterday" samples when it is yesterday, the 7-day average
+    over the 6 days there), aws_cost_exporter_missing_dates is 1, and each
+    refresh logs one line naming the date and no credential."""
+    today = utc_today()
+    gone = today - datetime.timedelta(days=days_ago)
+    rows = costs_table(today)
+    fake = fake_aws(fake_state(rows, page_size=3))
+    relay = day_dropper(fake, {gone.isoformat()})
+    exp = cost_exporter("--retry-min", "1s", env=aws_env(
+        fake, AWS_ENDPOINT_URL_COST_EXPLORER=relay.url + "/"))
+    samples = wait_refreshes(exp, 1)
+    started_on_one_day(today)
+    want = Expected(rows, today, missing={gone})
+    assert want.missing == [gone]
+    check_figures(samples, want, "dev")
+    assert value(samples, "aws_cost_exporter_missing_dates",
+                 environment="dev") == 1
+    assert refreshes(samples, "bad_response") == 0
+    assert relay.dropped == [gone.isoformat()]
+    assert all(e["signature"] == "ok" for e in ce_log(fake)), ce_log(fake)
+    [line] = missing_lines(exp)
+    assert "for 1 of the window's %d day(s): %s;" % (
+        want.ndays, gone.isoformat()) in line, line
+    assert AKID not in exp.error_log() and SECRET not in exp.error_log()
+    # the next refresh: the same figures, one more line
+    exp.signal(signal.SIGHUP)
+    again = wait_refreshes(exp, 2)
+    started_on_one_day(today)
+    assert values(again) == values(samples)
+    assert len(missing_lines(exp)) == 2
+
+
+def test_an_answer_without_any_day_fails(fake_aws, cost_exporter,
+                                         day_dropper):
+    """Not one day of the window: a broken answer, not a gap; the refresh
+    fails (bad_response) and nothing is published."""
+    fake = fake_aws(fake_state(costs_table(utc_today())))
+    relay = day_dropper(fake, None)
+    exp = cost_exporter("--retry-min", "1s", env=aws_env(
+        fake, AWS_ENDPOINT_URL_COST_EXPLORER=relay.url + "/"))
+    samples = wait_refreshes(exp, 1, result="bad_response")
+    assert refreshes(samples) == 0
+    assert values(samples) == {}
+    assert value(samples, "aws_cost_exporter_missing_dates",
+                 environment="dev") is None
+    assert "cost refresh failed (bad_response): no figures for any day" \
+        in exp.error_log()
+    assert missing_lines(exp) == []
 
 
 def test_forecast_unavailable_is_not_a_failure(fake_aws, cost_exporter):

@@ -306,8 +306,9 @@ test_pages_add_up(void **state)
 			 0);
 	assert_string_equal(next, "p2");
 	free(next);
-	assert_int_equal(cost_totals_check(&t, why, sizeof(why)), -1);
-	assert_string_equal(why, "no figures for 2024-02-28");
+	assert_int_equal(cost_totals_missing(&t, why, sizeof(why)), 5);
+	assert_string_equal(why, "2024-02-28, 2024-02-29, 2024-03-01, "
+				 "2024-03-02, 2024-03-03");
 	assert_int_equal(
 	    page(&t, NULL, &next, why, sizeof(why), "2024-02-28", "2024-02-29",
 		 "Amazon S3=0.0000000004", "2024-02-29", "2024-03-01",
@@ -318,7 +319,9 @@ test_pages_add_up(void **state)
 		 (const char *)NULL),
 	    0);
 	assert_null(next);
-	assert_int_equal(cost_totals_check(&t, why, sizeof(why)), 0);
+	assert_int_equal(cost_totals_missing(&t, why, sizeof(why)), 0);
+	assert_string_equal(why, "");
+	assert_int_equal(cost_totals_seven_days_seen(&t), 7);
 	assert_int_equal(t.pages, 2);
 	/* Sorted by name, Tax included (it was in the window). */
 	assert_int_equal(t.nservices, 4);
@@ -344,6 +347,61 @@ test_pages_add_up(void **state)
 	cost_totals_free(&t);
 	assert_int_equal(t.nservices, 0);
 	assert_null(t.services);
+}
+
+/* Days the answer leaves out are counted, named and left out of every
+ * figure; the days that are there still add up. */
+static void
+test_missing_days(void **state)
+{
+	struct cost_window w;
+	struct cost_totals t;
+	const struct cost_service *s;
+	char why[200], list[100], *next;
+
+	/* The 3rd: Feb 25 .. Mar 3. No Feb 27 (last month, in the 7 days)
+	 * and no Mar 2 (yesterday). */
+	cost_window_init(&w, day("2024-03-03"));
+	cost_totals_init(&t, &w);
+	assert_int_equal(
+	    page(&t, NULL, &next, why, sizeof(why), "2024-02-25", "2024-02-26",
+		 "Amazon EC2=1", "2024-02-26", "2024-02-27", "Amazon EC2=2",
+		 "2024-02-28", "2024-02-29", "Amazon EC2=4", "2024-02-29",
+		 "2024-03-01", "Amazon EC2=8", "2024-03-01", "2024-03-02",
+		 "Amazon EC2=16;Amazon S3=0.5", "2024-03-03", "2024-03-04",
+		 "Amazon EC2=64", (const char *)NULL),
+	    0);
+	assert_null(next);
+	assert_int_equal(cost_totals_missing(&t, list, sizeof(list)), 2);
+	assert_string_equal(list, "2024-02-27, 2024-03-02");
+	assert_int_equal(cost_totals_missing(&t, NULL, 0), 2);
+	assert_false(cost_totals_has_day(&t, day("2024-02-27")));
+	assert_false(cost_totals_has_day(&t, day("2024-03-02")));
+	assert_true(cost_totals_has_day(&t, day("2024-03-03")));
+	assert_false(cost_totals_has_day(&t, day("2024-02-24")));
+	assert_false(cost_totals_has_day(&t, day("2024-03-04")));
+	/* 6 of the 7 days before today, summed without the missing one */
+	assert_int_equal(cost_totals_seven_days_seen(&t), 5);
+	assert_int_equal(t.seven_days, USD(1 + 2 + 4 + 8 + 16 + 0.5));
+	/* the month: Mar 1 and Mar 3 only */
+	assert_int_equal(t.month_to_date, USD(16 + 0.5 + 64));
+	s = cost_totals_find(&t, "Amazon EC2");
+	assert_non_null(s);
+	assert_int_equal(s->today, USD(64));
+	assert_int_equal(s->yesterday, 0);
+	/* a list too short is cut with ", ..." and the count stays right */
+	assert_int_equal(cost_totals_missing(&t, list, 25), 2);
+	assert_string_equal(list, "2024-02-27, ...");
+	cost_totals_free(&t);
+
+	/* a page with no day at all: every day is missing */
+	cost_totals_init(&t, &w);
+	assert_int_equal(
+	    page(&t, NULL, &next, why, sizeof(why), (const char *)NULL), 0);
+	assert_int_equal(cost_totals_missing(&t, list, sizeof(list)), 8);
+	assert_int_equal(cost_totals_seven_days_seen(&t), 0);
+	assert_int_equal(t.days_seen, 0);
+	cost_totals_free(&t);
 }
 
 /* Each page is refused with the reason given. */
@@ -481,6 +539,7 @@ main(void)
 	    cmocka_unit_test(test_amount_parse),
 	    cmocka_unit_test(test_amount_format),
 	    cmocka_unit_test(test_pages_add_up),
+	    cmocka_unit_test(test_missing_days),
 	    cmocka_unit_test(test_pages_refused),
 	    cmocka_unit_test(test_forecast),
 	};

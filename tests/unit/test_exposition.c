@@ -55,6 +55,7 @@ assert_families_sorted(const char *text)
 	    "aws_cost_exporter_api_requests_total",
 	    "aws_cost_exporter_build_info",
 	    "aws_cost_exporter_last_success_timestamp_seconds",
+	    "aws_cost_exporter_missing_dates",
 	    "aws_cost_exporter_refresh_total",
 	    "aws_cost_forecast_month_usd",
 	    "aws_cost_month_to_date_by_service_usd",
@@ -90,6 +91,7 @@ test_before_first_success(void **state)
 	assert_null(strstr(text, "aws_cost_month_to_date_usd{"));
 	assert_null(strstr(text, "aws_cost_forecast_month_usd{"));
 	assert_null(strstr(text, "aws_cost_seven_day_average_daily_usd{"));
+	assert_null(strstr(text, "aws_cost_exporter_missing_dates{"));
 	assert_has_line(text, "aws_cost_exporter_last_success_timestamp_"
 			      "seconds{environment=\"dev\"} 0");
 	assert_has_line(text, "aws_cost_exporter_refresh_total{environment="
@@ -133,6 +135,9 @@ test_figures(void **state)
 			       .last_success = 1710072000};
 	char *text;
 
+	/* 2024-03-10: a window of Mar 1 .. Mar 10, every day there */
+	cost_window_init(&t.window, 19792);
+	t.days_seen = (1ull << (t.window.end - t.window.start)) - 1;
 	e.refreshes[AWS_OK] = 3;
 	text = render(&e);
 	assert_families_sorted(text);
@@ -166,6 +171,22 @@ test_figures(void **state)
 	text = render(&e);
 	assert_null(strstr(text, "aws_cost_forecast_month_usd{"));
 	assert_has_line(text, "# TYPE aws_cost_forecast_month_usd gauge");
+	assert_has_line(text, "aws_cost_exporter_missing_dates{environment="
+			      "\"prod\"} 0");
+	free(text);
+	/* Yesterday (Mar 9) and Mar 5 missing: no yesterday samples, the
+	 * 7-day average over the 5 of Mar 3 .. Mar 9 there, the gaps
+	 * counted. */
+	t.days_seen &= ~(1ull << 8 | 1ull << 4);
+	text = render(&e);
+	assert_null(strstr(text, "day=\"yesterday\""));
+	assert_has_line(text, "aws_cost_daily_usd{environment=\"prod\","
+			      "service=\"Amazon EC2\",day=\"today\"} "
+			      "0.250000001");
+	assert_has_line(text, "aws_cost_seven_day_average_daily_usd{"
+			      "environment=\"prod\"} 2");
+	assert_has_line(text, "aws_cost_exporter_missing_dates{environment="
+			      "\"prod\"} 2");
 	free(text);
 }
 

@@ -11,7 +11,7 @@ gateway, and the cost panels outlive a missed scrape.
              panel, unique ids and titles, refId and expr on every target,
              $__rate_interval as every rate() range, no overlapping panels,
              every slo:* series a dashboard reads is recorded by
-             prometheus/rules/slo.yml (or listed in UNVERIFIED), every
+             prometheus/rules/slo.yml or probe.yml (or listed in UNVERIFIED), every
              cost-exporter gauge read through last_over_time, the
              provisioning files' settings.
   live       a gateway with routes "app" and "secure" (basic auth, users
@@ -89,6 +89,7 @@ import dashboard_queries as dq  # noqa: E402
 
 TOOL = TOOLS / "dashboard_queries.py"
 SLO_RULES = REPO / "prometheus" / "rules" / "slo.yml"
+PROBE_RULES = REPO / "prometheus" / "rules" / "probe.yml"
 PROVIDER = REPO / "grafana" / "provisioning" / "dashboards" / "provider.yml"
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"
@@ -104,9 +105,7 @@ VARIABLES = {"portcullis-slo": {"route"}, "portcullis-gateway": {"route"},
 # with the file that will. Only these may be absent from the live
 # Prometheus (a query reading nothing else may return no series); remove an
 # entry when its file is merged.
-UNVERIFIED = {
-    "slo:probe_success:ratio5m": "prometheus/rules/probe.yml",
-}
+UNVERIFIED = {}
 
 # (dashboard uid, panel title) -> why it is not checked live. Keep empty
 # unless a query truly cannot have data under test.
@@ -252,8 +251,8 @@ def test_structure():
 
 def test_dashboards_read_only_recorded_slo_series():
     assert SLO_RULES.is_file(), "%s is missing" % SLO_RULES
-    recorded = {r["record"] for g in
-                yaml.safe_load(SLO_RULES.read_text())["groups"]
+    recorded = {r["record"] for f in (SLO_RULES, PROBE_RULES) for g in
+                yaml.safe_load(f.read_text())["groups"]
                 for r in g["rules"] if "record" in r}
     used = {}
     for q in dq.queries():
@@ -262,8 +261,8 @@ def test_dashboards_read_only_recorded_slo_series():
     assert used, "no dashboard reads an slo:* series"
     missing = {n: w for n, w in used.items()
                if n not in recorded and n not in UNVERIFIED}
-    assert not missing, "read but not recorded by %s: %r" % (
-        SLO_RULES.name, missing)
+    assert not missing, "read but not recorded by %s or %s: %r" % (
+        SLO_RULES.name, PROBE_RULES.name, missing)
     # every window of the contract is on the SLO dashboard
     for w in ("5m", "1h", "6h", "3d"):
         assert "slo:burn_rate:ratio" + w in used, w
@@ -477,10 +476,14 @@ def probe_job(blackbox_addr, urls):
 
 
 def compressed_slo_rules(dst):
-    """prometheus/rules/slo.yml with every group at the global (1 s)
-    interval and no `for` on the alerts, written to dst."""
-    assert SLO_RULES.is_file(), "%s is missing" % SLO_RULES
-    doc = yaml.safe_load(SLO_RULES.read_text())
+    return compressed_rules(SLO_RULES, dst)
+
+
+def compressed_rules(src, dst):
+    """The rule file src with every group at the global (1 s) interval
+    and no `for` on the alerts, written to dst."""
+    assert src.is_file(), "%s is missing" % src
+    doc = yaml.safe_load(src.read_text())
     alerts = 0
     for g in doc["groups"]:
         g.pop("interval", None)
@@ -488,7 +491,7 @@ def compressed_slo_rules(dst):
             if "alert" in r:
                 r.pop("for", None)
                 alerts += 1
-    assert alerts, "no alert in %s" % SLO_RULES
+    assert alerts, "no alert in %s" % src
     dst.write_text(yaml.safe_dump(doc, sort_keys=False))
     return dst
 
@@ -699,7 +702,8 @@ def stack(fake_aws, gateway, stub_factory, node_exporter, cost_stand_in,
          job("cost-exporter", cost_stand_in.addr),
          probe_job(blackbox, {
              "app": "https://127.0.0.1:%d/app/probe" % tls_port})],
-        rule_files=[compressed_slo_rules(tmp_path / "slo.yml")],
+        rule_files=[compressed_slo_rules(tmp_path / "slo.yml"),
+                    compressed_rules(PROBE_RULES, tmp_path / "probe.yml")],
         alertmanager=alertmanager))
     driver = Driver(gw, tls_port, "alice", password)
     driver.start()
@@ -842,7 +846,8 @@ def idle_stack(fake_aws, gateway, stub_factory, blackbox, alertmanager,
         [job("portcullis", "127.0.0.1:%d" % gw.admin_port),
          probe_job(blackbox, {
              PROBED: "https://127.0.0.1:%d/probed/x" % tls_port})],
-        rule_files=[compressed_slo_rules(tmp_path / "slo.yml")],
+        rule_files=[compressed_slo_rules(tmp_path / "slo.yml"),
+                    compressed_rules(PROBE_RULES, tmp_path / "probe.yml")],
         alertmanager=alertmanager))
     return gw, prom
 

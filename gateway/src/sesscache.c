@@ -156,7 +156,13 @@ on_new(SSL *ssl, SSL_SESSION *sess)
 	unsigned int idlen;
 	int n;
 
-	(void)ssl;
+	/* A TLS 1.3 session behind a stateless ticket resumes from the
+	 * ticket, never by this ID: OpenSSL still announces it (twice per
+	 * handshake), and storing it would only push out sessions that need
+	 * the store. */
+	if (SSL_SESSION_get_protocol_version(sess) == TLS1_3_VERSION &&
+	    (SSL_get_options(ssl) & SSL_OP_NO_TICKET) == 0)
+		return 0;
 	id = SSL_SESSION_get_id(sess, &idlen);
 	n = i2d_SSL_SESSION(sess, NULL);
 	if (n > 0 && n <= (int)sizeof(der) && i2d_SSL_SESSION(sess, &p) == n)

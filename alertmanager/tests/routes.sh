@@ -357,12 +357,12 @@ b-warn|alertname=NodeMemoryHighUtilization,severity=warning,instance=grafana:300
 b-info|alertname=AWSServiceCostHigh,severity=info,instance=grafana:3000,job=grafana|inhibited
 b-crit|alertname=NodeFilesystemSpaceFillingUp,severity=critical,instance=grafana:3000,job=grafana|active
 b-warn-other|alertname=NodeMemoryHighUtilization,severity=warning,instance=cost-exporter:9091,job=cost-exporter|active
-# SLOBurnRateFast silences Slow and Ticket of the same route and slo
-c-fast|alertname=SLOBurnRateFast,severity=critical,route=login,slo=availability|active
-c-slow|alertname=SLOBurnRateSlow,severity=critical,route=login,slo=availability|inhibited
-c-ticket|alertname=SLOBurnRateTicket,severity=warning,route=login,slo=availability|inhibited
-c-slow-other-slo|alertname=SLOBurnRateSlow,severity=critical,route=login,slo=latency|active
-c-ticket-other-route|alertname=SLOBurnRateTicket,severity=warning,route=static,slo=availability|active
+# the SLO page silences the SLO ticket of the same route and slo only
+c-fast|alertname=SLOErrorBudgetBurn,severity=critical,route=login,slo=availability|active
+c-ticket|alertname=SLOErrorBudgetBurnTicket,severity=warning,route=login,slo=availability|inhibited
+c-slow-other-slo|alertname=SLOErrorBudgetBurn,severity=critical,route=login,slo=latency|active
+c-ticket-other-slo|alertname=SLOErrorBudgetBurnTicket,severity=warning,route=static,slo=latency|active
+c-ticket-other-route|alertname=SLOErrorBudgetBurnTicket,severity=warning,route=static,slo=availability|active
 # routed only (deliveries)
 d-watchdog|alertname=Watchdog,severity=none|-
 d-none|alertname=QuietThing,severity=none|-
@@ -486,12 +486,12 @@ wait_for "warning in #portcullis-warnings, never paged" \
 	"'tc=a-warn-other-host' in slack_text('#portcullis-warnings') and not any('a-warn-other-host' in json.dumps(b) for b in pd())"
 wait_for "unknown severity reaches #portcullis-warnings" "'tc=d-unknown' in slack_text('#portcullis-warnings')"
 wait_for "Watchdog posts to the URL from deadmansswitch_url" "len(http('/deadmansswitch')) >= 1"
-wait_for "SLOBurnRateFast pages, and so does SLOBurnRateSlow of another slo" \
+wait_for "SLOErrorBudgetBurn pages for each slo of a route" \
 	"any('tc=c-fast' in json.dumps(b) for b in pd()) and any('tc=c-slow-other-slo' in json.dumps(b) for b in pd())"
 # By now every group has flushed at least once (group_wait 1s, interval 2s):
 # let one more interval pass, then nothing inhibited or blackholed may show.
 sleep 3
-for tc in a-warn a-info r-warn b-warn b-info c-slow c-ticket d-none; do
+for tc in a-warn a-info r-warn b-warn b-info c-ticket d-none; do
 	if check "not anywhere('tc=$tc:')"; then
 		ok "delivery: $tc (inhibited or severity=none) was not notified anywhere"
 	else

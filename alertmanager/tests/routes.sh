@@ -71,11 +71,11 @@ else
 	detail "$tmp/out"
 	finish
 fi
-if grep -q -- '- 6 receivers' "$tmp/out" && grep -q -- '- 3 inhibit rules' "$tmp/out" &&
+if grep -q -- '- 8 receivers' "$tmp/out" && grep -q -- '- 6 inhibit rules' "$tmp/out" &&
 	grep -q -- '- 1 templates' "$tmp/out"; then
-	ok "config has 6 receivers, 3 inhibit rules, 1 template file"
+	ok "config has 8 receivers, 6 inhibit rules, 1 template file"
 else
-	notok "config has 6 receivers, 3 inhibit rules, 1 template file"
+	notok "config has 8 receivers, 6 inhibit rules, 1 template file"
 	detail "$tmp/out"
 fi
 
@@ -352,17 +352,31 @@ r-warn|alertname=PortcullisUpstreamErrors,severity=warning,route=api,instance=ga
 r-warn-other-route|alertname=PortcullisUpstreamErrors,severity=warning,route=web,instance=gateway:9145,job=portcullis|active
 r-warn-other-alert|alertname=PortcullisAuthFailureSurge,severity=warning,route=api,instance=gateway:9145,job=portcullis|active
 # InstanceDown silences that instance's warning and info alerts, nothing else
-b-down|alertname=InstanceDown,severity=critical,instance=grafana:3000,job=grafana|active
-b-warn|alertname=NodeMemoryHighUtilization,severity=warning,instance=grafana:3000,job=grafana|inhibited
-b-info|alertname=AWSServiceCostHigh,severity=info,instance=grafana:3000,job=grafana|inhibited
-b-crit|alertname=NodeFilesystemSpaceFillingUp,severity=critical,instance=grafana:3000,job=grafana|active
-b-warn-other|alertname=NodeMemoryHighUtilization,severity=warning,instance=cost-exporter:9091,job=cost-exporter|active
-# SLOBurnRateFast silences Slow and Ticket of the same route and slo
-c-fast|alertname=SLOBurnRateFast,severity=critical,route=login,slo=availability|active
-c-slow|alertname=SLOBurnRateSlow,severity=critical,route=login,slo=availability|inhibited
-c-ticket|alertname=SLOBurnRateTicket,severity=warning,route=login,slo=availability|inhibited
-c-slow-other-slo|alertname=SLOBurnRateSlow,severity=critical,route=login,slo=latency|active
-c-ticket-other-route|alertname=SLOBurnRateTicket,severity=warning,route=static,slo=availability|active
+# (b-down itself is held back by g-multi below, and still inhibits)
+b-down|alertname=InstanceDown,severity=critical,category=infrastructure,instance=grafana:3000,job=grafana|inhibited
+b-warn|alertname=NodeMemoryHighUtilization,severity=warning,category=infrastructure,instance=grafana:3000,job=grafana|inhibited
+b-info|alertname=AWSServiceCostHigh,severity=info,category=cost,instance=grafana:3000,job=grafana|inhibited
+b-crit|alertname=NodeFilesystemSpaceFillingUp,severity=critical,category=infrastructure,instance=grafana:3000,job=grafana|active
+b-warn-other|alertname=NodeMemoryHighUtilization,severity=warning,category=infrastructure,instance=cost-exporter:9091,job=cost-exporter|active
+# the SLO page silences the SLO ticket of the same route and slo only
+c-fast|alertname=SLOErrorBudgetBurn,severity=critical,category=slo,route=login,slo=availability|active
+c-ticket|alertname=SLOErrorBudgetBurnTicket,severity=warning,category=slo,route=login,slo=availability|inhibited
+c-slow-other-slo|alertname=SLOErrorBudgetBurn,severity=critical,category=slo,route=login,slo=latency|active
+c-ticket-other-slo|alertname=SLOErrorBudgetBurnTicket,severity=warning,category=slo,route=static,slo=latency|active
+c-ticket-other-route|alertname=SLOErrorBudgetBurnTicket,severity=warning,category=slo,route=static,slo=availability|active
+# a warning silences the info alert of the same alertname, route, instance
+e-warn|alertname=DemoPair,severity=warning,category=infrastructure,instance=host-c:9100|active
+e-info|alertname=DemoPair,severity=info,category=infrastructure,instance=host-c:9100|inhibited
+e-info-other-host|alertname=DemoPair,severity=info,category=infrastructure,instance=host-d:9100|active
+e-info-other-alert|alertname=DemoOther,severity=info,category=infrastructure,instance=host-c:9100|active
+# MultipleServicesDown silences every InstanceDown and PortcullisDown
+g-multi|alertname=MultipleServicesDown,severity=critical,category=infrastructure|active
+g-down|alertname=InstanceDown,severity=critical,category=infrastructure,instance=alertmanager:9093,job=alertmanager|inhibited
+g-gw-down|alertname=PortcullisDown,severity=critical,category=infrastructure,instance=gateway:9145,job=portcullis|inhibited
+# CriticalErrorRate silences HighErrorRate of the same route only
+h-crit|alertname=CriticalErrorRate,severity=warning,category=infrastructure,route=shop|active
+h-high|alertname=HighErrorRate,severity=warning,category=infrastructure,route=shop|inhibited
+h-high-other|alertname=HighErrorRate,severity=warning,category=infrastructure,route=blog|active
 # routed only (deliveries)
 d-watchdog|alertname=Watchdog,severity=none|-
 d-none|alertname=QuietThing,severity=none|-
@@ -373,7 +387,7 @@ EOF
 post() {
 	"$py" - "$tmp/alerts.txt" "$1" >"$tmp/post.json" <<'EOF'
 import json, sys
-sources = {"a-crit", "r-crit", "b-down", "c-fast"}
+sources = {"a-crit", "r-crit", "b-down", "c-fast", "e-warn", "g-multi", "h-crit"}
 out = []
 for line in open(sys.argv[1]):
     line = line.strip()
@@ -486,12 +500,19 @@ wait_for "warning in #portcullis-warnings, never paged" \
 	"'tc=a-warn-other-host' in slack_text('#portcullis-warnings') and not any('a-warn-other-host' in json.dumps(b) for b in pd())"
 wait_for "unknown severity reaches #portcullis-warnings" "'tc=d-unknown' in slack_text('#portcullis-warnings')"
 wait_for "Watchdog posts to the URL from deadmansswitch_url" "len(http('/deadmansswitch')) >= 1"
-wait_for "SLOBurnRateFast pages, and so does SLOBurnRateSlow of another slo" \
+wait_for "SLOErrorBudgetBurn pages for each slo of a route" \
 	"any('tc=c-fast' in json.dumps(b) for b in pd()) and any('tc=c-slow-other-slo' in json.dumps(b) for b in pd())"
 # By now every group has flushed at least once (group_wait 1s, interval 2s):
 # let one more interval pass, then nothing inhibited or blackholed may show.
 sleep 3
-for tc in a-warn a-info r-warn b-warn b-info c-slow c-ticket d-none; do
+wait_for "SLO alerts in #portcullis-slo (page and ticket), not in the general channels" \
+	"(all('tc=%s:' % tc in slack_text('#portcullis-slo') for tc in ['c-fast', 'c-slow-other-slo', 'c-ticket-other-route'])
+	  and not any('tc=c-' in slack_text(ch) for ch in ['#portcullis-critical', '#portcullis-warnings', '#portcullis-infra']))"
+wait_for "infrastructure alerts in #portcullis-infra (critical and warning), critical also paged" \
+	"(all('tc=%s:' % tc in slack_text('#portcullis-infra') for tc in ['g-multi', 'b-crit', 'b-warn-other', 'e-warn'])
+	  and any('tc=g-multi' in json.dumps(b) for b in pd())
+	  and not any('tc=b-' in slack_text(ch) for ch in ['#portcullis-critical', '#portcullis-warnings', '#portcullis-slo']))"
+for tc in a-warn a-info r-warn b-down b-warn b-info c-ticket e-info g-down g-gw-down h-high d-none; do
 	if check "not anywhere('tc=$tc:')"; then
 		ok "delivery: $tc (inhibited or severity=none) was not notified anywhere"
 	else

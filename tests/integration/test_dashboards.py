@@ -52,7 +52,7 @@ gateway, and the cost panels outlive a missed scrape.
 The SLO rules run time-compressed (compressed_slo_rules): the long-window
 group's own 1m interval is dropped, so it evaluates at the test
 Prometheus's 1 s like the rest, and the alerts lose their `for`, so
-SLOBurnRateFast fires within seconds instead of minutes. Expressions and
+SLOErrorBudgetBurn fires within seconds instead of minutes. Expressions and
 record names are the file's own.
 
 Cost dashboard: its panels are checked against COST_METRICS, a stand-in
@@ -760,9 +760,9 @@ def test_every_query_returns_data_live(stack):
     failing = {}
 
     def fast_burn_firing():
-        """(route, slo) of every firing SLOBurnRateFast."""
+        """(route, slo) of every firing SLOErrorBudgetBurn."""
         return {(a["metric"]["route"], a["metric"]["slo"]) for a in
-                prom.query('ALERTS{alertname="SLOBurnRateFast",'
+                prom.query('ALERTS{alertname="SLOErrorBudgetBurn",'
                            'alertstate="firing"}')}
 
     def all_pass():

@@ -23,7 +23,7 @@ groups:
       - alert: DemoHigh
         expr: job:demo:rate5m > 1
         for: 5m
-        labels: {severity: warning}
+        labels: {severity: warning, category: infrastructure}
         annotations:
           summary: demo high
           description: the demo rate is high
@@ -121,6 +121,28 @@ def test_unknown_severity_fails(tmp_path):
     rc, out = check(tree(tmp_path, rules=RULES.replace("warning", "page")))
     assert rc == 1
     assert "severity 'page' is not one of critical, info, warning" in out
+
+
+def test_missing_or_unknown_category_fails(tmp_path):
+    rc, out = check(tree(tmp_path, rules=RULES.replace(
+        ", category: infrastructure", "")))
+    assert rc == 1
+    assert "category None is not one of cost, infrastructure, slo" in out
+    rc, out = check(tree(tmp_path / "b", rules=RULES.replace(
+        "category: infrastructure", "category: team")))
+    assert rc == 1
+    assert "category 'team' is not one of" in out
+
+
+def test_slo_rule_file_alert_must_be_category_slo(tmp_path):
+    root = tree(tmp_path)
+    (root / "prometheus/rules/demo.yml").rename(
+        root / "prometheus/rules/slo.yml")
+    (root / "prometheus/tests/demo_test.yml").write_text(
+        TESTS.replace("../rules/demo.yml", "../rules/slo.yml"))
+    rc, out = check(root)
+    assert rc == 1
+    assert "slo.yml: alert DemoHigh: category must be slo in slo.yml" in out
 
 
 def test_runbook_anchor_must_exist(tmp_path):

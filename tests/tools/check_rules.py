@@ -5,6 +5,9 @@
 
 For every alert in prometheus/rules/*.yml:
   - labels.severity is one of critical, warning, info (none for Watchdog);
+  - labels.category is one of slo, infrastructure, cost (Alertmanager
+    routes Slack notifications by it), and slo for every alert of the SLO
+    rule files (slo.yml, probe.yml);
   - annotations summary, description and runbook_url are set, and the
     runbook_url points at a heading of docs/RUNBOOKS.md (GitHub's anchor);
   - a promtool test in prometheus/tests/*_test.yml loads the alert's rule
@@ -27,6 +30,8 @@ import yaml
 RUNBOOK_BASE = ("https://github.com/portcullis-gw/portcullis/blob/main/"
                 "docs/RUNBOOKS.md#")
 SEVERITIES = {"critical", "warning", "info"}
+CATEGORIES = {"slo", "infrastructure", "cost"}
+SLO_RULE_FILES = {"slo.yml", "probe.yml"}
 
 
 def github_anchor(heading):
@@ -91,6 +96,12 @@ def main():
             elif sev not in SEVERITIES:
                 problems.append("%s: severity %r is not one of %s" %
                                 (where, sev, ", ".join(sorted(SEVERITIES))))
+            cat = labels.get("category")
+            if cat not in CATEGORIES:
+                problems.append("%s: category %r is not one of %s" %
+                                (where, cat, ", ".join(sorted(CATEGORIES))))
+            elif fn in SLO_RULE_FILES and cat != "slo":
+                problems.append("%s: category must be slo in %s" % (where, fn))
             for key in ("summary", "description", "runbook_url"):
                 if not str(ann.get(key, "")).strip():
                     problems.append("%s: no %s annotation" % (where, key))

@@ -117,7 +117,7 @@ NONZERO = {
     ("portcullis-slo", "SLO events per second (5m)"),
     ("portcullis-slo", "Burn rate: fast page (1h and 5m above 14.4)"),
     ("portcullis-slo", "Burn rate: slow page (6h and 30m above 6)"),
-    ("portcullis-slo", "Burn rate: ticket (3d and 6h above 1)"),
+    ("portcullis-slo", "Burn rate: ticket (3d and 6h above 1, or 1d and 2h above 3)"),
     ("portcullis-slo", "Error ratio by window"),
     ("portcullis-slo", "SLO alerts firing"),
     ("portcullis-slo", "SLO alert history"),

@@ -9,11 +9,18 @@
 # there is no default password. The blackbox exporter probes every route
 # through https://127.0.0.1:8443 as the user "probe", whose password is made
 # on the first run too (run/probe.password, 0600; never printed).
-# Ctrl-C stops everything (by PID).
+# Ctrl-C stops everything (by PID). One at a time: a second `make run`
+# while one runs (or with one of its ports taken) says what runs and
+# changes nothing (scripts/local/instance.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 run="$root/run"
+mkdir -p "$run"
+# shellcheck source=scripts/local/instance.sh
+. scripts/local/instance.sh
+instance_claim "$run" 8443 8080 9145 19090 19093 19100 19115 || exit 1
+instance_record "$run" make-run $$ -
 mkdir -p "$run/prometheus" "$run/alertmanager" "$run/certs"
 pids=()
 cleanup() {
@@ -22,12 +29,16 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-wait_ready() { # NAME URL
+wait_ready() { # NAME PID URL LOG: ready means this PID lives and URL answers
 	for _ in $(seq 1 100); do
-		curl -fsSk -o /dev/null "$2" 2>/dev/null && return 0
+		if ! kill -0 "$2" 2>/dev/null; then
+			echo "run: $1 exited; its log: $4" >&2
+			exit 1
+		fi
+		curl -fsSk -o /dev/null "$3" 2>/dev/null && return 0
 		sleep 0.2
 	done
-	echo "run: $1 did not become ready at $2; its log: $run/$1.log" >&2
+	echo "run: $1 did not become ready at $3; its log: $4" >&2
 	exit 1
 }
 
@@ -63,6 +74,8 @@ prometheus --config.file=scripts/local/prometheus.yml \
 	--web.external-url=https://127.0.0.1:8443/prometheus/ \
 	>"$run/prometheus.log" 2>&1 &
 pids+=($!)
+prometheus_pid=$!
+instance_record "$run" prometheus $! 127.0.0.1:19090
 prometheus-alertmanager --config.file=scripts/local/alertmanager.yml \
 	--storage.path="$run/alertmanager" \
 	--web.listen-address=127.0.0.1:19093 \
@@ -70,21 +83,44 @@ prometheus-alertmanager --config.file=scripts/local/alertmanager.yml \
 	--cluster.listen-address= \
 	>"$run/alertmanager.log" 2>&1 &
 pids+=($!)
+alertmanager_pid=$!
+instance_record "$run" alertmanager $! 127.0.0.1:19093
 prometheus-node-exporter --web.listen-address=127.0.0.1:19100 \
 	>"$run/node-exporter.log" 2>&1 &
 pids+=($!)
+instance_record "$run" node-exporter $! 127.0.0.1:19100
 # Probes the gateway once it is up (the ones before fail, and count so).
 prometheus-blackbox-exporter --config.file=scripts/local/blackbox.yml \
 	--web.listen-address=127.0.0.1:19115 \
 	>"$run/blackbox.log" 2>&1 &
 pids+=($!)
-wait_ready prometheus http://127.0.0.1:19090/prometheus/-/ready
-wait_ready alertmanager http://127.0.0.1:19093/alertmanager/-/ready
-wait_ready blackbox http://127.0.0.1:19115/-/healthy
+blackbox_pid=$!
+instance_record "$run" blackbox $! 127.0.0.1:19115
+wait_ready prometheus "$prometheus_pid" \
+	http://127.0.0.1:19090/prometheus/-/ready "$run/prometheus.log"
+wait_ready alertmanager "$alertmanager_pid" \
+	http://127.0.0.1:19093/alertmanager/-/ready "$run/alertmanager.log"
+wait_ready blackbox "$blackbox_pid" http://127.0.0.1:19115/-/healthy \
+	"$run/blackbox.log"
 
-build/bin/portcullis -c scripts/local/portcullis.json &
+# The gateway's own log and its access log go to run/ like the others',
+# not over the banner.
+build/bin/portcullis -c scripts/local/portcullis.json \
+	>"$run/access.log" 2>"$run/portcullis.log" &
 pids+=($!)
-wait_ready portcullis http://127.0.0.1:9145/healthz
+gateway_pid=$!
+instance_record "$run" portcullis $! "127.0.0.1:8443,8080,9145"
+wait_ready portcullis "$gateway_pid" http://127.0.0.1:9145/healthz \
+	"$run/portcullis.log"
+# amtool through the gateway: TLS with the gateway's certificate, user
+# admin (its password read from the file, never on a command line).
+cat >"$run/amtool-http.yml" <<YML
+basic_auth:
+  username: admin
+  password_file: $run/admin.password
+tls_config:
+  ca_file: $run/certs/gateway.crt
+YML
 if [ $made_password -eq 1 ]; then
 	password_line="user \"admin\", password: $(cat "$run/admin.password") (made now; kept in $run/admin.password)"
 else
@@ -92,9 +128,14 @@ else
 fi
 cat <<MSG
 
-portcullis is up:
-  Prometheus    https://127.0.0.1:8443/prometheus/
-  Alertmanager  https://127.0.0.1:8443/alertmanager/
+portcullis is up (gateway PID $gateway_pid; all PIDs in $run/instance):
+  Prometheus    https://127.0.0.1:8443/prometheus/classic/graph
+                .../prometheus/classic/targets, .../classic/alerts
+                (Debian's Prometheus has only its classic UI)
+  Alertmanager  https://127.0.0.1:8443/alertmanager/api/v2/alerts (its API;
+                Debian's package has no web UI), or amtool:
+                amtool --alertmanager.url=https://127.0.0.1:8443/alertmanager/ \\
+                  --http.config.file=$run/amtool-http.yml alert
   $password_line
   (add users with: build/bin/portcullis passwd NAME >> run/users.htpasswd)
   (http://127.0.0.1:8080/ redirects there; the certificate is self-signed,
@@ -103,7 +144,10 @@ portcullis is up:
   probes        http://127.0.0.1:19115/ (blackbox exporter, loopback only): every
                 route through :8443 as user "probe" (run/probe.password);
                 probe_success and slo:probe_success:ratio5m in Prometheus
-Logs of the services are in $run/. Ctrl-C stops everything.
+Logs are in $run/: portcullis.log (the gateway), access.log (one JSON
+line per request), prometheus.log, alertmanager.log, node-exporter.log,
+blackbox.log. Grafana and the upstream web UIs come with the Compose stack
+(README, "The whole stack with Docker Compose"). Ctrl-C stops everything.
 
 MSG
 wait "${pids[-1]}"

@@ -8,7 +8,8 @@
 #   yamllint on every YAML file of the stack, the compose gateway config
 #   through `portcullis -t`, and the compose files' static checks.
 # Prints "ok - STEP" or "not ok - STEP" (with the tool's output) per step
-# and ends with "N passed, M failed".
+# and ends with "N passed, M failed". Takes a minute or two: the promtool
+# rule tests, amtool and a live Alertmanager on loopback take most of it.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 root=$(pwd)

@@ -95,6 +95,8 @@ struct session {
 	char s_method_str[16];
 	char s_path[512];
 	char s_reqid[129];
+	char s_server[64]; /* the upstream server tried last, "" if none: the
+			      access log names it even when it failed */
 	struct auth_request s_auth; /* s_auth.wait: a check in flight */
 	bool s_authed;		    /* s_auth.user is the verified user */
 };
@@ -297,6 +299,7 @@ request_reset(struct session *s)
 	s->s_method_str[0] = '\0';
 	s->s_path[0] = '\0';
 	s->s_reqid[0] = '\0';
+	s->s_server[0] = '\0';
 	s->s_authed = false;
 	if (s->s_auth.user[0] != '\0')
 		OPENSSL_cleanse(s->s_auth.user, sizeof(s->s_auth.user));
@@ -332,7 +335,7 @@ request_account(struct session *s)
 	    .duration = secs,
 	    .upstream_duration = s->s_up_seconds,
 	    .route = s->s_route != NULL ? s->s_route->name : NULL,
-	    .upstream = s->s_uc != NULL ? s->s_uc->uc_addr : NULL,
+	    .upstream = s->s_server[0] != '\0' ? s->s_server : NULL,
 	    .tls = conn_tls_version(s->s_c),
 	    .user = s->s_authed ? s->s_auth.user : NULL,
 	});
@@ -884,6 +887,7 @@ request_forward(struct session *s)
 		answer_upstream_error(s, why);
 		return;
 	}
+	snprintf(s->s_server, sizeof(s->s_server), "%s", s->s_uc->uc_addr);
 	s->s_state = S_PROXY;
 	upstream_send(s);
 	if (s->s_req_done)
@@ -1413,6 +1417,7 @@ retry(struct session *s)
 		answer_upstream_error(s, why);
 		return true;
 	}
+	snprintf(s->s_server, sizeof(s->s_server), "%s", s->s_uc->uc_addr);
 	upstream_send(s);
 	return true;
 }

@@ -52,6 +52,12 @@ def test_silent_upstream_504_after_read_timeout(gateway, stub_factory,
     heads = silent.log()
     assert [h["request_line"] for h in heads] == ["GET /silent/x HTTP/1.1"], \
         "a request that got no answer is not retried: %r" % heads
+    # the access log names the server that timed out
+    entry = gwtest.wait_until(
+        lambda: [e for e in gw.access_log() if e["path"] == "/silent/x"],
+        5, what="the access log entry of the 504")[0]
+    assert (entry["status"], entry["route"], entry["upstream"]) == \
+        (504, "silent", "127.0.0.1:%d" % silent.port), entry
 
     # other routes are unaffected, also while a silent request is pending
     with gwtest.RawConn(gw.port) as pending:
@@ -68,6 +74,10 @@ def test_resetting_upstream_502(gateway, stub_factory):
                  [{"name": "reset", "path": "/reset/", "upstream": "reset"}])
     st, _, _ = gwtest.get(gw.port, "/reset/x")
     assert st == 502
+    entry = gwtest.wait_until(
+        lambda: [e for e in gw.access_log() if e["path"] == "/reset/x"],
+        5, what="the access log entry of the 502")[0]
+    assert entry["upstream"] == "127.0.0.1:%d" % reset.port, entry
     # POST is not idempotent: it may not be sent twice
     before = len(reset.log())
     st, _, _ = gwtest.request(gw.port, "POST", "/reset/p", body=b"once")

@@ -379,6 +379,7 @@ run(const struct options *o)
 	int rc = 1;
 	size_t i;
 
+	log_set_timestamps(true); /* a daemon from here on */
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
 		log_error("cannot ignore SIGPIPE: %s", strerror(errno));
 		goto done;

@@ -99,6 +99,29 @@ emit(int fd, const char *line, size_t len)
 }
 
 static const char *log_program = "portcullis";
+static _Atomic bool log_stamps;
+
+void
+log_set_timestamps(bool on)
+{
+	atomic_store(&log_stamps, on);
+}
+
+/* "2026-12-07T18:40:01.123Z " into buf (at least 26 bytes); its length. */
+static int
+log_stamp(char *buf, size_t cap)
+{
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (gmtime_r(&ts.tv_sec, &tm) == NULL ||
+	    (n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm)) == 0)
+		return 0;
+	return (int)n +
+	       snprintf(buf + n, cap - n, ".%03ldZ ", ts.tv_nsec / 1000000);
+}
 
 void
 log_set_program(const char *name)
@@ -115,8 +138,9 @@ log_msg(enum log_level level, const char *fmt, ...)
 
 	if ((int)level > atomic_load(&log_level_max))
 		return;
-	n = snprintf(line, sizeof(line), "%s: %s: ", log_program,
-		     log_names[level]);
+	n = atomic_load(&log_stamps) ? log_stamp(line, 40) : 0;
+	n += snprintf(line + n, sizeof(line) - (size_t)n,
+		      "%s: %s: ", log_program, log_names[level]);
 	va_start(ap, fmt);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);

@@ -11,6 +11,7 @@
 #define PORTCULLIS_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,7 +24,12 @@ void log_set_level(enum log_level level);
  * set; the cost exporter sets its own). Call before any thread logs. */
 void log_set_program(const char *name);
 
-/* Error log line on stderr: "PROGRAM: LEVEL: message". */
+/* Daemons: every error log line from now on starts with its time, RFC 3339
+ * in UTC with milliseconds ("2026-12-07T18:40:01.123Z "). Off by default,
+ * so that command-line output (-t, passwd) reads as plain messages. */
+void log_set_timestamps(bool on);
+
+/* Error log line on stderr: "[TIME ]PROGRAM: LEVEL: message". */
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

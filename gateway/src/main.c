@@ -396,6 +396,7 @@ run(const char *path)
 	unsigned i, inited = 0, started = 0;
 	int rc = 1;
 
+	log_set_timestamps(true); /* a daemon from here on */
 	memset(&gw, 0, sizeof(gw));
 	gw.config_path = path;
 	if ((err = calloc(1, sizeof(*err))) == NULL)

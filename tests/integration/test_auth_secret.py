@@ -14,6 +14,7 @@ run time. The gateway sees only the AWS_* variables a test gives it.
 Tests ask for fake_aws before gateway, so the gateway is stopped first."""
 
 import json
+import re
 import secrets
 import signal
 import threading
@@ -151,10 +152,10 @@ def wait_refreshes(gw, result, at_least, timeout=15.0, secret=SECRET):
 
 
 def log_lines(gw, level, since=0, *needles):
-    """Error-log lines "portcullis: LEVEL: ..." after offset `since` that
+    """Error-log lines "TIME portcullis: LEVEL: ..." after offset `since` that
     contain every needle."""
     return [l for l in gw.error_log()[since:].splitlines()
-            if l.startswith("portcullis: %s: " % level)
+            if re.match(r"\S+Z portcullis: %s: " % level, l)
             and all(n in l for n in needles)]
 
 

@@ -410,25 +410,34 @@ def prometheus(tmp_path_factory, public_port):
     svc.proc.stop()
 
 
-@pytest.fixture
-def prometheus_factory(tmp_path, public_port):
-    """prometheus_factory(extra_jobs, rule_files=(), admin_api=False)
-    starts a Prometheus of the test's own that also scrapes extra_jobs
-    [(job, "host:port", path)] and evaluates the rules of rule_files
-    (paths, copied); admin_api: with --web.enable-admin-api."""
+def each_in_own_dir(tmp_path, prefix, start_in):
+    """The body of a factory fixture (yield from it): start(*args) calls
+    start_in(directory, *args) in a new tmp_path/PREFIXn and keeps the
+    Service it returns; every one is stopped at teardown."""
     started = []
 
-    def start(extra_jobs, rule_files=(), admin_api=False):
-        d = tmp_path / ("prometheus%d" % len(started))
+    def start(*args, **kwargs):
+        d = tmp_path / ("%s%d" % (prefix, len(started)))
         d.mkdir()
-        svc = start_prometheus(d, public_port, extra_jobs, rule_files,
-                               admin_api)
+        svc = start_in(d, *args, **kwargs)
         started.append(svc)
         return svc
 
     yield start
     for svc in started:
         svc.proc.stop()
+
+
+@pytest.fixture
+def prometheus_factory(tmp_path, public_port):
+    """prometheus_factory(extra_jobs, rule_files=(), admin_api=False)
+    starts a Prometheus of the test's own that also scrapes extra_jobs
+    [(job, "host:port", path)] and evaluates the rules of rule_files
+    (paths, copied); admin_api: with --web.enable-admin-api."""
+    def start_in(d, extra_jobs, rule_files=(), admin_api=False):
+        return start_prometheus(d, public_port, extra_jobs, rule_files,
+                                admin_api)
+    yield from each_in_own_dir(tmp_path, "prometheus", start_in)
 
 
 @pytest.fixture(scope="session")

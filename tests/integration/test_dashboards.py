@@ -82,7 +82,8 @@ import yaml
 
 import gwtest
 from conftest import (PROMETHEUS, PYTHON, REPO, TOOLS, Proc, Service,
-                      free_port, make_config, upstream, wait_http)
+                      each_in_own_dir, free_port, make_config, upstream,
+                      wait_http)
 
 sys.path.insert(0, str(TOOLS))
 import dashboard_queries as dq  # noqa: E402
@@ -410,19 +411,10 @@ def start_prometheus(tmp, public_port, scrape_configs, rule_files=(),
 def own_prometheus(tmp_path, public_port):
     """own_prometheus(scrape_configs, rule_files=(), alertmanager=None):
     see start_prometheus; every one is stopped at teardown."""
-    started = []
-
-    def start(scrape_configs, rule_files=(), alertmanager=None):
-        d = tmp_path / ("own-prometheus%d" % len(started))
-        d.mkdir()
-        svc = start_prometheus(d, public_port, scrape_configs, rule_files,
-                               alertmanager)
-        started.append(svc)
-        return svc
-
-    yield start
-    for svc in started:
-        svc.proc.stop()
+    def start_in(d, scrape_configs, rule_files=(), alertmanager=None):
+        return start_prometheus(d, public_port, scrape_configs, rule_files,
+                                alertmanager)
+    yield from each_in_own_dir(tmp_path, "own-prometheus", start_in)
 
 
 def job(name, target, path="/metrics"):

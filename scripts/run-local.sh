@@ -66,7 +66,20 @@ if [ ! -s "$run/probe.password" ] ||
 	mv "$run/users.htpasswd.new" "$run/users.htpasswd"
 	umask 022
 fi
-build/bin/portcullis -t -c scripts/local/portcullis.json
+# The running config, made at each start: scripts/local/portcullis.json
+# with its run/ paths absolute and two more, the access log's file and the
+# pid file (so that `portcullis -s reload -c run/portcullis.json` works from
+# any directory).
+case $run in *'"'* | *'\'*)
+	echo "run: the checkout's path has a quote or backslash: $run" >&2
+	exit 1
+	;;
+esac
+sed -e "s|\"access_log\": true,|\"access_log\": \"$run/access.log\", \"pid_file\": \"$run/portcullis.pid\",|" \
+	-e "s|\"run/|\"$run/|g" \
+	scripts/local/portcullis.json >"$run/portcullis.json"
+grep -q '"pid_file"' "$run/portcullis.json"
+build/bin/portcullis -t -c "$run/portcullis.json"
 
 prometheus --config.file=scripts/local/prometheus.yml \
 	--storage.tsdb.path="$run/prometheus" \
@@ -103,10 +116,9 @@ wait_ready alertmanager "$alertmanager_pid" \
 wait_ready blackbox "$blackbox_pid" http://127.0.0.1:19115/-/healthy \
 	"$run/blackbox.log"
 
-# The gateway's own log and its access log go to run/ like the others',
-# not over the banner.
-build/bin/portcullis -c scripts/local/portcullis.json \
-	>"$run/access.log" 2>"$run/portcullis.log" &
+# The gateway's own log goes to run/ like the others', not over the banner;
+# its access log is a file of its own (run/portcullis.json).
+build/bin/portcullis -c "$run/portcullis.json" >"$run/portcullis.log" 2>&1 &
 pids+=($!)
 gateway_pid=$!
 instance_record "$run" portcullis $! "127.0.0.1:8443,8080,9145"
@@ -129,7 +141,8 @@ fi
 cat <<MSG
 
 portcullis is up (gateway PID $gateway_pid; all PIDs in $run/instance):
-  Prometheus    https://127.0.0.1:8443/prometheus/classic/graph
+  Prometheus    https://127.0.0.1:8443/prometheus/classic/graph (or just
+                https://127.0.0.1:8443/, which redirects there)
                 .../prometheus/classic/targets, .../classic/alerts
                 (Debian's Prometheus has only its classic UI)
   Alertmanager  https://127.0.0.1:8443/alertmanager/api/v2/alerts (its API;
@@ -144,9 +157,13 @@ portcullis is up (gateway PID $gateway_pid; all PIDs in $run/instance):
   probes        http://127.0.0.1:19115/ (blackbox exporter, loopback only): every
                 route through :8443 as user "probe" (run/probe.password);
                 probe_success and slo:probe_success:ratio5m in Prometheus
+  config        $run/portcullis.json (made from scripts/local/portcullis.json
+                at each start); after editing it, apply it with
+                build/bin/portcullis -s reload -c run/portcullis.json
+                (checks it first: a broken one is refused, nothing changes)
 Logs are in $run/: portcullis.log (the gateway), access.log (one JSON
-line per request), prometheus.log, alertmanager.log, node-exporter.log,
-blackbox.log. Grafana and the upstream web UIs come with the Compose stack
+line per request; docs/CONFIG.md, "The access log"), prometheus.log,
+alertmanager.log, node-exporter.log, blackbox.log. Grafana and the upstream web UIs come with the Compose stack
 (README, "The whole stack with Docker Compose"). Ctrl-C stops everything.
 
 MSG

@@ -5,6 +5,7 @@
 #include "admin.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -366,8 +367,10 @@ admin_start(struct event_base *base, struct config *cfg,
 	}
 	port = (unsigned short)strtoul(hp.port, NULL, 10); /* 1 to 65535 */
 	if (evhttp_bind_socket(admin_http, hp.host, port) == -1) {
-		log_error("admin.listen: cannot listen on %s",
-			  cfg->admin_listen);
+		/* sockcheck.c has explained the usual causes before any
+		 * bind; what is left (a race, a limit) has its errno. */
+		log_error("admin.listen: cannot listen on %s: %s",
+			  cfg->admin_listen, strerror(errno));
 		free(hp.host);
 		return -1;
 	}

@@ -490,6 +490,45 @@ auth_build(struct config *c, struct config_errors *err)
 	return rc;
 }
 
+int
+auth_check_realm(const struct config_realm *cr, struct config_errors *err)
+{
+	char why[CONFIG_ERROR_LEN], path[160], label[2100];
+	struct stamp *stamps = calloc(cr->nhtpasswd + 1, sizeof(*stamps));
+	struct creds *cs = NULL;
+	size_t i, bad;
+	int rc = 0;
+
+	if (stamps == NULL) {
+		config_error(err, "(internal)", "out of memory");
+		return -1;
+	}
+	secret_label(label, sizeof(label), cr);
+	/* Each file alone, so that every broken one is named... */
+	for (i = 0; i < cr->nhtpasswd; i++) {
+		if (creds_load(&cr->htpasswd[i], 1, cr->allow_plaintext, NULL,
+			       label, &cs, stamps, &bad, why,
+			       sizeof(why)) == -1) {
+			file_path(path, sizeof(path), cr, i);
+			config_error(err, path, "%s", why);
+			rc = -1;
+		}
+		creds_free(cs);
+		cs = NULL;
+	}
+	/* ...then together: a user defined in two of them. */
+	if (rc == 0 && cr->nhtpasswd > 1 &&
+	    creds_load(cr->htpasswd, cr->nhtpasswd, cr->allow_plaintext, NULL,
+		       label, &cs, stamps, &bad, why, sizeof(why)) == -1) {
+		file_path(path, sizeof(path), cr, bad);
+		config_error(err, path, "%s", why);
+		rc = -1;
+	}
+	creds_free(cs);
+	free(stamps);
+	return rc;
+}
+
 /* Re-reads a realm whose files changed; keeps the old set on failure. */
 static void
 realm_reload(const struct config_realm *cr, struct auth_realm *r,

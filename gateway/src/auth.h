@@ -64,6 +64,10 @@ int auth_init(void);
  */
 int auth_build(struct config *c, struct config_errors *err);
 
+/* `portcullis -t`: reads one realm's htpasswd files as auth_build() would,
+ * keeping nothing and logging nothing; 0, or -1 with the error in err. */
+int auth_check_realm(const struct config_realm *cr, struct config_errors *err);
+
 /* Drops a reference to a realm (config_free and finished checks do). */
 void auth_realm_unref(struct auth_realm *r);
 

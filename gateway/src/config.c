@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@
 
 #define ADMIN_LISTEN_DEFAULT "127.0.0.1:9145"
 #define ACCESS_LOG_DEFAULT true
+#define CFG_ROOT_REDIRECT_MAX 1024
 #define STRIP_PREFIX_DEFAULT false
 
 /* A numeric option: the value used when it is absent, and its bounds. */
@@ -366,6 +368,32 @@ cfg_bool(struct config_errors *err, const cJSON *v, const char *path, bool def)
 		return def;
 	}
 	return cJSON_IsTrue(v);
+}
+
+/*
+ * A file the gateway writes (the pid file, the access log): an absolute
+ * path, since `portcullis -s` and a restart may run from another working
+ * directory. Returns a copy, or NULL after recording why.
+ */
+static char *
+cfg_abs_path(struct config_errors *err, const cJSON *v, const char *path)
+{
+	const char *s = cfg_string(err, v, path);
+
+	if (s == NULL)
+		return NULL;
+	if (s[0] != '/' || strlen(s) >= PATH_MAX) {
+		cfg_err(err, path,
+			"must be an absolute file path (starting with '/', "
+			"under %d bytes)",
+			PATH_MAX);
+		return NULL;
+	}
+	if (s[strlen(s) - 1] == '/') {
+		cfg_err(err, path, "names a directory; give a file path");
+		return NULL;
+	}
+	return cfg_strdup(err, s);
 }
 
 /* A duration option (a string); returns ms, or the default. */
@@ -860,6 +888,47 @@ cfg_timeouts(struct config_errors *err, const cJSON *v, const char *path,
 	    cfg_duration(err, k[TK_KEEPALIVE].val, p, &r_keepalive_timeout);
 }
 
+/*
+ * A listener's "root_redirect": where GET and HEAD of "/" are sent (302).
+ * A path on this host ("/grafana/") or an absolute http(s) URL; visible
+ * ASCII only, so it goes into the Location field as written.
+ */
+static void
+cfg_root_redirect(struct config_errors *err, const cJSON *v, const char *path,
+		  struct config_listener *l)
+{
+	const char *s = cfg_string(err, v, path);
+	size_t i, n;
+
+	if (s == NULL)
+		return;
+	n = strlen(s);
+	for (i = 0; i < n; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e)
+			break;
+	if (n == 0 || n > CFG_ROOT_REDIRECT_MAX || i < n) {
+		cfg_err(err, path,
+			"must be 1 to %d visible ASCII characters (no spaces; "
+			"percent-encode the rest)",
+			CFG_ROOT_REDIRECT_MAX);
+		return;
+	}
+	if (!((s[0] == '/' && s[1] != '/' && s[1] != '\\') ||
+	      strncmp(s, "https://", 8) == 0 ||
+	      strncmp(s, "http://", 7) == 0)) {
+		cfg_err(err, path,
+			"must be a path on this host (\"/grafana/\") or an "
+			"http:// or https:// URL");
+		return;
+	}
+	if (n == 1) {
+		cfg_err(err, path, "\"/\" would send \"/\" to itself");
+		return;
+	}
+	l->root_redirect = cfg_strdup(err, s);
+	l->root_redirect_len = n;
+}
+
 enum {
 	LK_LISTEN,
 	LK_TIMEOUTS,
@@ -869,6 +938,7 @@ enum {
 	LK_TLS,
 	LK_REDIRECT_HTTPS,
 	LK_HTTPS_PORT,
+	LK_ROOT_REDIRECT,
 	LK_N
 };
 
@@ -886,6 +956,7 @@ cfg_listener(struct config_errors *err, const cJSON *v, const char *path,
 	    [LK_TLS] = {"tls", NULL},
 	    [LK_REDIRECT_HTTPS] = {"redirect_https", NULL},
 	    [LK_HTTPS_PORT] = {"https_port", NULL},
+	    [LK_ROOT_REDIRECT] = {"root_redirect", NULL},
 	};
 	char p[CFG_PATH_LEN], sz[24];
 	const char *s;
@@ -940,6 +1011,16 @@ cfg_listener(struct config_errors *err, const cJSON *v, const char *path,
 	if (l->tls && c->tls.settings.ncerts == 0) {
 		cfg_path_key(p, path, "tls");
 		cfg_err(err, p, "needs certificates in tls.certificates");
+	}
+
+	cfg_path_key(p, path, "root_redirect");
+	if (k[LK_ROOT_REDIRECT].val != NULL) {
+		if (l->redirect_https)
+			cfg_err(err, p,
+				"a redirect_https listener sends every request "
+				"to https already");
+		else
+			cfg_root_redirect(err, k[LK_ROOT_REDIRECT].val, p, l);
 	}
 
 	cfg_path_key(p, path, "routes");
@@ -1286,6 +1367,7 @@ cfg_htpasswd_files(struct config_errors *err, const cJSON *v, const char *path,
 	const cJSON *m;
 	char p[CFG_PATH_LEN];
 	const char *s;
+	size_t at = 0;
 	int n;
 
 	if (cJSON_IsString(v)) {
@@ -1307,7 +1389,7 @@ cfg_htpasswd_files(struct config_errors *err, const cJSON *v, const char *path,
 		return;
 	r->htpasswd_list = true;
 	cJSON_ArrayForEach (m, v) {
-		cfg_path_index(p, path, r->nhtpasswd);
+		cfg_path_index(p, path, at++);
 		if ((s = cfg_string(err, m, p)) == NULL)
 			continue;
 		if (s[0] == '\0')
@@ -1451,10 +1533,31 @@ cfg_auth(struct config_errors *err, const cJSON *v, struct config *c)
 			 &r_check_timeout);
 }
 
+/* "access_log": true (stdout), false, or a file appended to. */
+static void
+cfg_access_log(struct config_errors *err, const cJSON *v, struct config *c)
+{
+	c->access_log = ACCESS_LOG_DEFAULT;
+	if (v == NULL)
+		return;
+	if (cJSON_IsBool(v)) {
+		c->access_log = cJSON_IsTrue(v);
+		return;
+	}
+	if (!cJSON_IsString(v)) {
+		cfg_err(err, "access_log",
+			"must be true (stdout), false, or an absolute file "
+			"path");
+		return;
+	}
+	c->access_log_path = cfg_abs_path(err, v, "access_log");
+}
+
 enum {
 	K_WORKERS,
 	K_MAX_CONNECTIONS,
 	K_ACCESS_LOG,
+	K_PID_FILE,
 	K_METRICS,
 	K_DRAIN_TIMEOUT,
 	K_ADMIN,
@@ -1476,6 +1579,7 @@ cfg_root(struct config_errors *err, const cJSON *root, struct config *c)
 	    [K_WORKERS] = {"workers", NULL},
 	    [K_MAX_CONNECTIONS] = {"max_connections", NULL},
 	    [K_ACCESS_LOG] = {"access_log", NULL},
+	    [K_PID_FILE] = {"pid_file", NULL},
 	    [K_METRICS] = {"metrics", NULL},
 	    [K_DRAIN_TIMEOUT] = {"drain_timeout", NULL},
 	    [K_ADMIN] = {"admin", NULL},
@@ -1499,8 +1603,9 @@ cfg_root(struct config_errors *err, const cJSON *root, struct config *c)
 	c->max_connections =
 	    (size_t)cfg_uint(err, k[K_MAX_CONNECTIONS].val, "max_connections",
 			     &r_max_connections);
-	c->access_log = cfg_bool(err, k[K_ACCESS_LOG].val, "access_log",
-				 ACCESS_LOG_DEFAULT);
+	cfg_access_log(err, k[K_ACCESS_LOG].val, c);
+	if (k[K_PID_FILE].val != NULL)
+		c->pid_file = cfg_abs_path(err, k[K_PID_FILE].val, "pid_file");
 	c->metrics = cfg_bool(err, k[K_METRICS].val, "metrics", true);
 	c->drain_timeout_ms = cfg_duration(err, k[K_DRAIN_TIMEOUT].val,
 					   "drain_timeout", &r_drain_timeout);
@@ -1677,6 +1782,7 @@ config_free(struct config *c)
 		}
 		free(l->routes);
 		free(l->listen);
+		free(l->root_redirect);
 	}
 	free(c->listeners);
 	for (i = 0; i < c->nrealms; i++) {
@@ -1712,16 +1818,19 @@ config_free(struct config *c)
 	free((char *)c->tls.settings.ciphersuites);
 	tls_context_unref(c->tls_ctx);
 	free(c->admin_listen);
+	free(c->access_log_path);
+	free(c->pid_file);
 	free(c);
 }
 
 /*
  * Resets err, then parses. json need not be NUL-terminated; a copy that
  * is goes to cJSON, so embedded NULs and the end of input are handled.
- * err may be NULL when only success matters.
+ * err may be NULL when only success matters. With `partial`, a config
+ * with errors is returned too (for config_load_partial()).
  */
-struct config *
-config_parse(const char *json, size_t len, struct config_errors *err)
+static struct config *
+cfg_parse(const char *json, size_t len, struct config_errors *err, bool partial)
 {
 	struct config_errors scratch;
 	struct config *c = NULL;
@@ -1750,8 +1859,12 @@ config_parse(const char *json, size_t len, struct config_errors *err)
 		goto fail;
 	atomic_init(&c->refs, 1);
 	cfg_root(err, root, c);
-	if (err->n > 0 || err->dropped > 0 || cfg_user_headers(err, c) == -1)
+	if (err->n > 0 || err->dropped > 0 || cfg_user_headers(err, c) == -1) {
+		if (partial)
+			goto keep;
 		goto fail;
+	}
+keep:
 	cJSON_Delete(root);
 	free(buf);
 	return c;
@@ -1761,6 +1874,12 @@ fail:
 	cJSON_Delete(root);
 	free(buf);
 	return NULL;
+}
+
+struct config *
+config_parse(const char *json, size_t len, struct config_errors *err)
+{
+	return cfg_parse(json, len, err, false);
 }
 
 /*
@@ -1814,8 +1933,8 @@ fail:
 	return -1;
 }
 
-struct config *
-config_load(const char *path, struct config_errors *err)
+static struct config *
+cfg_load(const char *path, struct config_errors *err, bool partial)
 {
 	struct config_errors scratch;
 	struct config *c;
@@ -1837,9 +1956,21 @@ config_load(const char *path, struct config_errors *err)
 				cfg_quote(q, sizeof(q), path), strerror(errno));
 		return NULL;
 	}
-	c = config_parse(buf, len, err);
+	c = cfg_parse(buf, len, err, partial);
 	free(buf);
 	return c;
+}
+
+struct config *
+config_load(const char *path, struct config_errors *err)
+{
+	return cfg_load(path, err, false);
+}
+
+struct config *
+config_load_partial(const char *path, struct config_errors *err)
+{
+	return cfg_load(path, err, true);
 }
 
 int

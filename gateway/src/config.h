@@ -110,6 +110,8 @@ struct config_listener {
 	bool tls;		       /* terminate TLS (config.tls) */
 	bool redirect_https;	       /* only 308 to https (no routes) */
 	unsigned https_port;	       /* port in those redirects */
+	char *root_redirect;	       /* GET / answers 302 to it, or NULL */
+	size_t root_redirect_len;
 };
 
 /* The "tls" block: certificates and policy for every TLS listener. */
@@ -122,7 +124,9 @@ struct config {
 	atomic_int refs;
 	unsigned workers;	/* resolved: 0 in the file becomes nproc */
 	size_t max_connections; /* client connections, whole process */
-	bool access_log;	/* JSON access log on stdout */
+	bool access_log;	/* JSON access log, one line per request */
+	char *access_log_path;	/* absolute; NULL: stdout */
+	char *pid_file;		/* absolute, or NULL: none written */
 	bool metrics;		/* record request metrics (off: cost bench) */
 	uint64_t drain_timeout_ms;
 	struct config_hostport *resolvers; /* DNS servers, numeric; none:
@@ -168,6 +172,15 @@ int config_build_tls(struct config *c, char *err);
 
 /* Reads `path` and parses it; a read error is reported as an error too. */
 struct config *config_load(const char *path, struct config_errors *err);
+
+/*
+ * For `portcullis -t` only: like config_load(), but a config with errors
+ * comes back too (err->n > 0), with whatever parsed, so that the files its
+ * valid parts name (htpasswd, certificates) are checked in the same run.
+ * NULL only when the file could not be read or is not JSON. Such a config
+ * must never be run.
+ */
+struct config *config_load_partial(const char *path, struct config_errors *err);
 
 /* Adds "path: message" to err (for builders outside the parser). */
 void config_error(struct config_errors *err, const char *path, const char *fmt,

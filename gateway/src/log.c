@@ -6,6 +6,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -35,6 +36,22 @@ static pthread_t log_thread;
 static pthread_mutex_t log_attach_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const log_names[] = {"error", "warn", "info", "debug"};
+
+/* Where access lines go: stdout, or a file (log_access_open). Records name
+ * their target, not a descriptor, so that the file can be swapped under
+ * them; only the writer thread writes to it once it runs. */
+enum { TARGET_ACCESS = 1, TARGET_ERROR = 2 };
+static _Atomic int log_access_fd = STDOUT_FILENO;
+static pthread_mutex_t log_path_mtx = PTHREAD_MUTEX_INITIALIZER;
+static char *log_access_path; /* under log_path_mtx; NULL: stdout */
+static _Atomic bool log_reopen_asked;
+
+static int
+target_fd(int target)
+{
+	return target == TARGET_ACCESS ? atomic_load(&log_access_fd)
+				       : STDERR_FILENO;
+}
 
 void
 log_set_level(enum log_level level)
@@ -89,13 +106,13 @@ ring_put(struct log_ring *r, int fd, const char *line, size_t len)
 }
 
 static void
-emit(int fd, const char *line, size_t len)
+emit(int target, const char *line, size_t len)
 {
 	if (log_mine != NULL && atomic_load(&log_running)) {
-		ring_put(log_mine, fd, line, len);
+		ring_put(log_mine, target, line, len);
 		return;
 	}
-	log_write_all(fd, line, len);
+	log_write_all(target_fd(target), line, len);
 }
 
 static const char *log_program = "portcullis";
@@ -129,28 +146,50 @@ log_set_program(const char *name)
 	log_program = name;
 }
 
-void
-log_msg(enum log_level level, const char *fmt, ...)
+static void
+log_vmsg(enum log_level level, const char *id, const char *fmt, va_list ap)
 {
 	char line[LOG_LINE_MAX];
-	va_list ap;
 	int n, m;
 
-	if ((int)level > atomic_load(&log_level_max))
-		return;
 	n = atomic_load(&log_stamps) ? log_stamp(line, 40) : 0;
 	n += snprintf(line + n, sizeof(line) - (size_t)n,
 		      "%s: %s: ", log_program, log_names[level]);
-	va_start(ap, fmt);
+	if (id != NULL && id[0] != '\0')
+		n += snprintf(line + n, sizeof(line) - (size_t)n,
+			      "request %.128s: ", id);
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
 	if (m < 0)
 		return;
 	n += m;
 	if ((size_t)n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
-	emit(STDERR_FILENO, line, (size_t)n);
+	emit(TARGET_ERROR, line, (size_t)n);
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if ((int)level > atomic_load(&log_level_max))
+		return;
+	va_start(ap, fmt);
+	log_vmsg(level, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_req(enum log_level level, const char *id, const char *fmt, ...)
+{
+	va_list ap;
+
+	if ((int)level > atomic_load(&log_level_max))
+		return;
+	va_start(ap, fmt);
+	log_vmsg(level, id, fmt, ap);
+	va_end(ap);
 }
 
 void
@@ -162,7 +201,7 @@ log_access(const char *line, size_t len)
 		len = sizeof(buf) - 1;
 	memcpy(buf, line, len);
 	buf[len] = '\n';
-	emit(STDOUT_FILENO, buf, len + 1);
+	emit(TARGET_ACCESS, buf, len + 1);
 }
 
 int
@@ -215,7 +254,7 @@ ring_drain(struct log_ring *r)
 		first = r->size - at < len ? r->size - at : len;
 		memcpy(line, r->buf + at, first);
 		memcpy(line + first, r->buf, len - first);
-		log_write_all((int)(hdr >> 24), line, len);
+		log_write_all(target_fd((int)(hdr >> 24)), line, len);
 		tail += 4 + ((len + 3) & ~(size_t)3);
 		any = true;
 	}
@@ -232,6 +271,84 @@ drain_all(void)
 		ring_drain(log_rings[i]);
 }
 
+static int
+open_append(const char *path)
+{
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
+		    0640);
+}
+
+int
+log_access_open(const char *path, char *why, size_t len)
+{
+	char *copy = NULL;
+	int fd = STDOUT_FILENO, old;
+
+	if (path != NULL) {
+		if ((copy = strdup(path)) == NULL) {
+			snprintf(why, len, "out of memory");
+			return -1;
+		}
+		if ((fd = open_append(path)) == -1) {
+			snprintf(why, len, "cannot open %s: %s", path,
+				 strerror(errno));
+			free(copy);
+			return -1;
+		}
+	}
+	pthread_mutex_lock(&log_path_mtx);
+	free(log_access_path);
+	log_access_path = copy;
+	pthread_mutex_unlock(&log_path_mtx);
+	old = atomic_exchange(&log_access_fd, fd);
+	if (old != STDOUT_FILENO)
+		close(old);
+	return 0;
+}
+
+void
+log_access_reopen(const char *path)
+{
+	char *copy = path != NULL ? strdup(path) : NULL;
+
+	if (path != NULL && copy == NULL) {
+		log_error("access log: out of memory; still writing to the "
+			  "old file");
+		return;
+	}
+	pthread_mutex_lock(&log_path_mtx);
+	free(log_access_path);
+	log_access_path = copy;
+	pthread_mutex_unlock(&log_path_mtx);
+	atomic_store(&log_reopen_asked, true);
+}
+
+/* The writer thread: opens the access log's file again (after rotation),
+ * or another one (a reload changed it); the old one stays on failure. */
+static void
+reopen_access(void)
+{
+	char path[4096];
+	bool to_file;
+	int fd = STDOUT_FILENO, old;
+
+	pthread_mutex_lock(&log_path_mtx);
+	to_file = log_access_path != NULL;
+	if (to_file)
+		snprintf(path, sizeof(path), "%s", log_access_path);
+	pthread_mutex_unlock(&log_path_mtx);
+	if (to_file && (fd = open_append(path)) == -1) {
+		log_error("access log: cannot open %s: %s; still writing to "
+			  "the old file",
+			  path, strerror(errno));
+		return;
+	}
+	old = atomic_exchange(&log_access_fd, fd);
+	if (old != STDOUT_FILENO)
+		close(old);
+	log_info("access log: writing to %s", to_file ? path : "stdout");
+}
+
 static void *
 log_main(void *arg)
 {
@@ -239,6 +356,10 @@ log_main(void *arg)
 
 	while (atomic_load(&log_running)) {
 		drain_all();
+		if (atomic_exchange(&log_reopen_asked, false)) {
+			drain_all(); /* lines of before go to the old file */
+			reopen_access();
+		}
 		nanosleep(&nap, NULL);
 	}
 	drain_all();
@@ -263,6 +384,8 @@ log_stop(void)
 		return;
 	pthread_join(log_thread, NULL);
 	drain_all();
+	if (atomic_exchange(&log_reopen_asked, false))
+		reopen_access();
 }
 
 uint64_t

@@ -1,6 +1,6 @@
 /*
  * log.h - error log (stderr) and the output path of the access log
- * (stdout), without a blocking write on any event loop.
+ * (stdout or a file), without a blocking write on any event loop.
  *
  * Each thread that serves traffic owns a ring (log_ring_attach); records go
  * into it and one writer thread drains every ring to the file descriptors.
@@ -33,12 +33,32 @@ void log_set_timestamps(bool on);
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A line about one request: "request ID: " follows the level, so that the
+ * access log's request_id finds it (id NULL or empty: none). */
+void log_req(enum log_level level, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 
-/* Writes one line (no newline in `line`) to stdout, through the ring. */
+/* Writes one line (no newline in `line`) to the access log (stdout, or
+ * the file of log_access_open), through the ring. */
 void log_access(const char *line, size_t len);
+
+/*
+ * Before log_start(): sends the access log to the file at `path`, opened
+ * for appending (made 0640 when missing), or to stdout for NULL. 0, or -1
+ * with the reason in why[len].
+ */
+int log_access_open(const char *path, char *why, size_t len);
+
+/*
+ * While running (SIGUSR1, or a reload naming another file): the writer
+ * thread opens `path` (NULL: stdout) soon after, writing every line queued
+ * before to the old one; when it cannot, it logs why and keeps the old.
+ */
+void log_access_reopen(const char *path);
 
 /*
  * Gives the calling thread a ring of `size` bytes; from then on its log

@@ -7,13 +7,18 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -30,6 +35,7 @@
 
 struct gateway {
 	const char *config_path;
+	char *pid_file; /* written at start, removed at exit; NULL: none */
 	struct config *cfg;
 	struct event_base *base;
 	struct worker *workers;
@@ -41,11 +47,20 @@ struct gateway {
 	bool draining;
 };
 
+static void pid_file_remove(const struct gateway *gw);
+
 static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: portcullis -c FILE       run in the foreground\n"
 		   "       portcullis -t -c FILE    check the config and exit\n"
+		   "       portcullis -s reload|reopen|stop -c FILE\n"
+		   "                                signal the gateway whose "
+		   "pid_file FILE\n"
+		   "                                names: HUP (after checking "
+		   "FILE), USR1,\n"
+		   "                                TERM (and wait for it to "
+		   "drain)\n"
 		   "       portcullis passwd [-C COST] USER\n"
 		   "                                print an htpasswd line "
 		   "(bcrypt);\n"
@@ -121,6 +136,12 @@ reload_compatible(const struct config *old, const struct config *new)
 	return ok;
 }
 
+static bool
+same_path(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 static void
 reload(struct gateway *gw)
 {
@@ -178,6 +199,13 @@ reload(struct gateway *gw)
 	for (i = 0; i < gw->nworkers; i++)
 		worker_publish(&gw->workers[i], cfg);
 	admin_set_config(cfg);
+	if (!same_path(gw->cfg->access_log_path, cfg->access_log_path))
+		log_access_reopen(cfg->access_log_path);
+	if (!same_path(gw->cfg->pid_file, cfg->pid_file))
+		log_warn("pid_file: a new path takes effect at the next "
+			 "restart; still %s",
+			 gw->cfg->pid_file != NULL ? gw->cfg->pid_file
+						   : "none");
 	config_unref(gw->cfg);
 	gw->cfg = cfg;
 	secrets_sync(cfg); /* SIGHUP fetches every secret again */
@@ -206,10 +234,10 @@ drain_expired(evutil_socket_t fd, short what, void *arg)
 
 	log_warn("drain: timeout reached with requests still in flight; "
 		 "exiting anyway");
+	pid_file_remove(gw);
 	fflush(NULL);
 	log_stop();
 	_exit(0);
-	(void)gw;
 }
 
 static void
@@ -224,8 +252,15 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		reload(gw);
 		return;
 	}
-	if (sig == SIGUSR1)
-		return; /* logs go to stdout/stderr; nothing to reopen */
+	if (sig == SIGUSR1) {
+		/* logrotate's convention: the file was moved; open it anew. */
+		if (gw->cfg->access_log_path != NULL)
+			log_access_reopen(gw->cfg->access_log_path);
+		else
+			log_info("SIGUSR1: the access log goes to stdout; "
+				 "nothing to reopen");
+		return;
+	}
 	if (gw->draining)
 		return;
 	gw->draining = true;
@@ -270,84 +305,155 @@ rotate_tickets(evutil_socket_t fd, short what, void *arg)
 		tls_context_rotate_tickets(gw->cfg->tls_ctx);
 }
 
+/* Was an error already recorded under the JSON path `prefix` (itself,
+ * or something inside it)? -t checks the files only of what parsed. */
+static bool
+errors_under(const struct config_errors *err, const char *prefix)
+{
+	size_t i, n = strlen(prefix);
+
+	for (i = 0; i < err->n; i++)
+		if (strncmp(err->msg[i], prefix, n) == 0 &&
+		    (err->msg[i][n] == ':' || err->msg[i][n] == '.' ||
+		     err->msg[i][n] == '['))
+			return true;
+	return false;
+}
+
 /*
  * -t checks certificates without making any: a pair that exists is loaded
- * and matched; a missing pair is fine only with self_signed.
+ * and matched; a missing pair is fine only with self_signed. Each pair is
+ * tried alone, so every broken one is named; then all of them together.
  */
-static int
-check_certificates(const char *path, const struct config *cfg)
+static void
+check_certificates(const char *path, const struct config *cfg,
+		   struct config_errors *err)
 {
 	const struct tls_settings *ts = &cfg->tls.settings;
-	struct tls_settings probe = *ts;
-	char err[TLS_ERR_LEN];
+	struct tls_settings probe = *ts, one;
+	char tls_err[TLS_ERR_LEN], at[48];
 	struct tls_context *t;
-	size_t i, n = 0;
-	int bad = 0;
+	size_t i, n = 0, bad = 0;
+	bool any_tls = false;
 
 	for (i = 0; i < cfg->nlisteners; i++)
-		if (cfg->listeners[i].tls)
-			break;
-	if (i == cfg->nlisteners)
-		return 0;
+		any_tls = any_tls || cfg->listeners[i].tls;
+	if (!any_tls || ts->ncerts == 0)
+		return;
 	probe.certs = calloc(ts->ncerts, sizeof(*probe.certs));
-	if (probe.certs == NULL)
-		return -1;
+	if (probe.certs == NULL) {
+		config_error(err, "(internal)", "out of memory");
+		return;
+	}
 	for (i = 0; i < ts->ncerts; i++) {
 		const struct tls_cert_config *cc = &ts->certs[i];
-		bool have_cert = access(cc->cert_path, F_OK) == 0;
-		bool have_key = access(cc->key_path, F_OK) == 0;
 
-		if (have_cert || have_key || cc->self_signed == NULL) {
-			probe.certs[n++] = *cc; /* must load as it is */
+		snprintf(at, sizeof(at), "tls.certificates[%zu]", i);
+		if (cc->cert_path == NULL || cc->key_path == NULL ||
+		    errors_under(err, at))
+			continue;
+		if (access(cc->cert_path, F_OK) != 0 &&
+		    access(cc->key_path, F_OK) != 0 &&
+		    cc->self_signed != NULL) {
+			printf("portcullis: %s: %s: %s and %s will be made at "
+			       "start (self_signed)\n",
+			       path, at, cc->cert_path, cc->key_path);
 			continue;
 		}
-		printf("portcullis: %s: tls.certificates[%zu]: %s and %s will "
-		       "be made at start (self_signed)\n",
-		       path, i, cc->cert_path, cc->key_path);
+		probe.certs[n] = *cc; /* must load as it is */
+		probe.certs[n].self_signed = NULL;
+		one = *ts;
+		one.certs = &probe.certs[n];
+		one.ncerts = 1;
+		if ((t = tls_context_new(&one, tls_err)) == NULL) {
+			config_error(err, at, "%s", tls_err);
+			bad++;
+		}
+		tls_context_unref(t);
+		n++;
 	}
 	probe.ncerts = n;
-	if (n > 0) {
-		for (i = 0; i < n; i++)
-			probe.certs[i].self_signed = NULL;
-		if ((t = tls_context_new(&probe, err)) == NULL) {
-			log_error("%s: %s", path, err);
-			bad = -1;
-		}
+	if (n > 1 && bad == 0) {
+		if ((t = tls_context_new(&probe, tls_err)) == NULL)
+			config_error(err, "tls.certificates", "%s", tls_err);
 		tls_context_unref(t);
 	}
 	free(probe.certs);
-	return bad;
 }
 
+/* -t: can the gateway write `file` (the pid file, the access log)? */
+static void
+check_writable(const char *key, const char *file, struct config_errors *err)
+{
+	char dir[4096];
+	char *slash;
+
+	if (file == NULL)
+		return;
+	if (access(file, F_OK) == 0) {
+		if (access(file, W_OK) != 0)
+			config_error(err, key, "%s: %s", file, strerror(errno));
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", file);
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	if (access(dir, W_OK) != 0)
+		config_error(err, key, "cannot make %s: directory %s: %s", file,
+			     dir, strerror(errno));
+}
+
+/*
+ * portcullis -t: every error in one run. The structure first; then, for
+ * every part that parsed without error (even when others did not), the
+ * files it names: htpasswd files, certificates, where the pid file and the
+ * access log go. Exit 0 or 1.
+ */
 static int
 check_config(const char *path)
 {
 	struct config_errors *err = calloc(1, sizeof(*err));
 	struct config *cfg;
+	char at[CONFIG_NAME_MAX + 16];
+	size_t i, j;
+	int rc = 1;
 
 	if (err == NULL)
 		return 1;
-	cfg = config_load(path, err);
-	if (cfg == NULL) {
-		print_errors(path, err);
-		free(err);
-		return 1;
+	if ((cfg = config_load_partial(path, err)) == NULL)
+		goto done;
+	/* Each realm's files, every broken one named... */
+	for (i = 0; i < cfg->nrealms; i++) {
+		const struct config_realm *cr = &cfg->realms[i];
+		bool whole = cr->name != NULL;
+
+		for (j = 0; j < cr->nhtpasswd; j++)
+			whole = whole && cr->htpasswd[j] != NULL;
+		snprintf(at, sizeof(at), "realms.%s", whole ? cr->name : "");
+		if (whole && cr->nhtpasswd > 0 && !errors_under(err, at))
+			auth_check_realm(cr, err);
 	}
-	memset(err, 0, sizeof(*err));
-	if (auth_build(cfg, err) == -1) {
-		print_errors(path, err);
-		free(err);
-		config_unref(cfg);
-		return 1;
+	/* ...and when all is well, the same load as at start, with its note
+	 * on each realm. */
+	if (err->n == 0 && err->dropped == 0)
+		auth_build(cfg, err);
+	check_certificates(path, cfg, err); /* each pair that parsed */
+	if (!errors_under(err, "pid_file"))
+		check_writable("pid_file", cfg->pid_file, err);
+	if (!errors_under(err, "access_log"))
+		check_writable("access_log", cfg->access_log_path, err);
+	if (err->n == 0 && err->dropped == 0) {
+		printf("portcullis: %s: configuration is valid\n", path);
+		rc = 0;
 	}
-	free(err);
-	if (check_certificates(path, cfg) == -1) {
-		config_unref(cfg);
-		return 1;
-	}
+done:
+	print_errors(path, err);
 	config_unref(cfg);
-	printf("portcullis: %s: configuration is valid\n", path);
-	return 0;
+	free(err);
+	return rc;
 }
 
 /*
@@ -379,6 +485,50 @@ listeners_alone(const struct gateway *gw)
 	rc = sockcheck_alone(gw->cfg, own, n);
 	free(own);
 	return rc;
+}
+
+/* Writes our PID to gw->pid_file: a temporary file renamed over it, so a
+ * reader sees the old content or the new, never a part. 0 or -1 (logged). */
+static int
+pid_file_write(const struct gateway *gw)
+{
+	char tmp[4200], line[24];
+	int fd, n;
+
+	if (gw->pid_file == NULL)
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", gw->pid_file, (long)getpid());
+	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  0644);
+	if (fd == -1 || write(fd, line, (size_t)n) != n || close(fd) == -1 ||
+	    rename(tmp, gw->pid_file) == -1) {
+		log_error("pid_file: cannot write %s: %s", gw->pid_file,
+			  strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* Removes the pid file at exit, unless another process has rewritten it. */
+static void
+pid_file_remove(const struct gateway *gw)
+{
+	char buf[24];
+	ssize_t n;
+	int fd;
+
+	if (gw->pid_file == NULL ||
+	    (fd = open(gw->pid_file, O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		if (strtol(buf, NULL, 10) == (long)getpid())
+			unlink(gw->pid_file);
+	}
 }
 
 static int
@@ -417,6 +567,15 @@ run(const char *path)
 		log_error("%s", tls_err);
 		goto done;
 	}
+	if (gw.cfg->access_log_path != NULL &&
+	    log_access_open(gw.cfg->access_log_path, tls_err,
+			    sizeof(tls_err)) == -1) {
+		log_error("access_log: %s", tls_err);
+		goto done;
+	}
+	if (gw.cfg->pid_file != NULL &&
+	    (gw.pid_file = strdup(gw.cfg->pid_file)) == NULL)
+		goto done;
 	metrics_init();
 	if (metrics_register(gw.cfg) == -1) {
 		log_error("too many distinct route or realm names");
@@ -491,11 +650,14 @@ run(const char *path)
 	for (; started < gw.nworkers; started++)
 		if (worker_start(&gw.workers[started]) == -1)
 			goto done;
+	if (pid_file_write(&gw) == -1)
+		goto done;
 	admin_set_started();
 	secrets_sync(gw.cfg);
-	log_info("portcullis %s: %u worker(s), %zu listener(s), admin on %s",
-		 PORTCULLIS_VERSION, gw.nworkers, gw.cfg->nlisteners,
-		 gw.cfg->admin_listen);
+	log_info("portcullis %s: pid %ld, %u worker(s), %zu listener(s), "
+		 "admin on %s",
+		 PORTCULLIS_VERSION, (long)getpid(), gw.nworkers,
+		 gw.cfg->nlisteners, gw.cfg->admin_listen);
 
 	event_base_dispatch(gw.base);
 	rc = 0;
@@ -527,12 +689,167 @@ done:
 		event_free(gw.drain_poll);
 	if (gw.base != NULL)
 		event_base_free(gw.base);
+	pid_file_remove(&gw);
+	free(gw.pid_file);
 	log_stop();
 	for (i = 0; i < inited; i++)
 		metrics_shard_free(gw.shards[i]);
 	free(gw.shards);
 	free(gw.workers);
 	config_unref(gw.cfg);
+	return rc;
+}
+
+/* The PID in a pid file, or -1 after saying why not. */
+static long
+pid_file_read(const char *file)
+{
+	char buf[32], *end;
+	ssize_t n;
+	long pid;
+	int fd;
+
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1) {
+		log_error("pid_file %s: %s%s", file, strerror(errno),
+			  errno == ENOENT ? " (is the gateway running?)" : "");
+		return -1;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	errno = 0;
+	pid = strtol(buf, &end, 10);
+	if (n <= 0 || errno != 0 || pid <= 1 ||
+	    (*end != '\n' && *end != '\0')) {
+		log_error("pid_file %s: holds no process id", file);
+		return -1;
+	}
+	return pid;
+}
+
+/* Is process `pid` a portcullis? Its command name, as the kernel keeps it,
+ * tells a live gateway from a PID a stale pid file names. */
+static bool
+is_portcullis(long pid, char *comm, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(comm, len, "?");
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return false;
+	n = read(fd, comm, len - 1);
+	close(fd);
+	comm[n > 0 ? n : 0] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	return strcmp(comm, "portcullis") == 0;
+}
+
+/*
+ * portcullis -s reload|reopen|stop -c FILE: signals the gateway whose PID
+ * the config's pid_file holds. A reload is sent only when FILE passes -t,
+ * so a typo is reported here, not in the running gateway's log; a stop
+ * waits until the process has drained and gone.
+ */
+static int
+signal_cmd(const char *path, const char *what)
+{
+	static const struct {
+		const char *name;
+		int sig;
+		const char *sig_name;
+	} ops[] = {{"reload", SIGHUP, "SIGHUP"},
+		   {"reopen", SIGUSR1, "SIGUSR1"},
+		   {"stop", SIGTERM, "SIGTERM"}};
+	struct config_errors *err = calloc(1, sizeof(*err));
+	struct config *cfg = NULL;
+	struct pollfd wait;
+	uint64_t limit_ms;
+	char comm[32];
+	size_t i;
+	long pid;
+	int rc = 1, n, pidfd = -1;
+
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strcmp(what, ops[i].name) == 0)
+			break;
+	if (i == sizeof(ops) / sizeof(ops[0])) {
+		log_error("-s %s: the signals are reload, reopen and stop",
+			  what);
+		free(err);
+		return 2;
+	}
+	if (err == NULL)
+		return 1;
+	/* Where the PID is, from the part of the config that parses. */
+	if ((cfg = config_load_partial(path, err)) == NULL) {
+		print_errors(path, err);
+		goto done;
+	}
+	if (cfg->pid_file == NULL) {
+		log_error("%s: no pid_file in the config, so the running "
+			  "gateway cannot be found; set \"pid_file\" (and "
+			  "restart), or signal its PID yourself",
+			  path);
+		goto done;
+	}
+	if ((pid = pid_file_read(cfg->pid_file)) == -1)
+		goto done;
+	/* A pidfd names this process and no later one with its PID: what
+	 * is checked below is what is signalled and waited for. */
+	if ((pidfd = pidfd_open((pid_t)pid, 0)) == -1) {
+		if (errno == ESRCH)
+			log_error("pid_file %s names pid %ld, which is not "
+				  "running (the file is stale)",
+				  cfg->pid_file, pid);
+		else
+			log_error("pid %ld: %s", pid, strerror(errno));
+		goto done;
+	}
+	if (!is_portcullis(pid, comm, sizeof(comm))) {
+		log_error("pid_file %s names pid %ld, which is \"%s\", not "
+			  "portcullis (the file is stale); not signalling it",
+			  cfg->pid_file, pid, comm);
+		goto done;
+	}
+	if (ops[i].sig == SIGHUP && check_config(path) != 0) {
+		log_error("not reloading pid %ld: %s has errors; the gateway "
+			  "keeps its running config",
+			  pid, path);
+		goto done;
+	}
+	if (pidfd_send_signal(pidfd, ops[i].sig, NULL, 0) == -1) {
+		log_error("%s to pid %ld: %s", ops[i].sig_name, pid,
+			  strerror(errno));
+		goto done;
+	}
+	log_info("sent %s (%s) to pid %ld", ops[i].sig_name, what, pid);
+	rc = 0;
+	if (ops[i].sig != SIGTERM)
+		goto done;
+	/* It drains for up to drain_timeout; a little more, then give up.
+	 * The pidfd becomes readable when the process has exited. */
+	limit_ms = cfg->drain_timeout_ms + 5000;
+	wait.fd = pidfd;
+	wait.events = POLLIN;
+	do
+		n = poll(&wait, 1,
+			 limit_ms > INT_MAX ? INT_MAX : (int)limit_ms);
+	while (n == -1 && errno == EINTR);
+	if (n == 1) {
+		log_info("pid %ld has stopped", pid);
+	} else {
+		log_error("pid %ld is still running %llu s after SIGTERM", pid,
+			  (unsigned long long)(limit_ms / 1000));
+		rc = 1;
+	}
+done:
+	if (pidfd != -1)
+		close(pidfd);
+	config_unref(cfg);
+	free(err);
 	return rc;
 }
 
@@ -797,7 +1114,7 @@ done:
 int
 main(int argc, char **argv)
 {
-	const char *path = NULL;
+	const char *path = NULL, *sig = NULL;
 	bool test = false;
 	int opt;
 
@@ -815,10 +1132,13 @@ main(int argc, char **argv)
 		return passwd_cmd(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "secret") == 0)
 		return secret_cmd(argc, argv);
-	while ((opt = getopt(argc, argv, "c:t")) != -1) {
+	while ((opt = getopt(argc, argv, "c:ts:")) != -1) {
 		switch (opt) {
 		case 'c':
 			path = optarg;
+			break;
+		case 's':
+			sig = optarg;
 			break;
 		case 't':
 			test = true;
@@ -828,9 +1148,11 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (path == NULL || optind != argc) {
+	if (path == NULL || optind != argc || (test && sig != NULL)) {
 		usage(stderr);
 		return 2;
 	}
+	if (sig != NULL)
+		return signal_cmd(path, sig);
 	return test ? check_config(path) : run(path);
 }

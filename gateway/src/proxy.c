@@ -630,6 +630,13 @@ redirect_https(struct session *s, const struct http_request *req)
 		    s->s_req.kind != HTTP_BODY_NONE);
 }
 
+/* The name of the route's upstream, for log lines. */
+static const char *
+up_name(const struct session *s)
+{
+	return s->s_gen->g_cfg->upstreams[s->s_route->upstream].name;
+}
+
 static const struct config_realm *
 route_realm(struct session *s)
 {
@@ -753,6 +760,14 @@ upstream_head(struct session *s, const struct http_request *req,
 			write_request, &rr, NULL);
 }
 
+/* Is the request for "/" itself (with or without a query)? */
+static bool
+is_root(const struct http_request *req)
+{
+	return req->path_len >= 1 && req->path[0] == '/' &&
+	       (req->path_len == 1 || req->path[1] == '?');
+}
+
 /* The trailing-slash redirect: /x (and its query) to /x/. */
 static void
 redirect_slash(struct session *s, const struct http_request *req)
@@ -804,8 +819,8 @@ request_start(struct session *s, struct http_request *req, size_t len)
 	if (rewrite_connection(
 		req->headers, req->nheaders, s->s_gen->g_cfg->user_headers,
 		s->s_gen->g_cfg->nuser_headers, &conn, &why) == -1) {
-		log_msg(LOG_INFO, "client %s: bad request: %s", s->s_client,
-			why);
+		log_req(LOG_INFO, s->s_reqid, "client %s: bad request: %s",
+			s->s_client, why);
 		answer(s, 400, true);
 		return;
 	}
@@ -819,6 +834,16 @@ request_start(struct session *s, struct http_request *req, size_t len)
 	}
 	if (s->s_lc->redirect_https) {
 		redirect_https(s, req);
+		return;
+	}
+	if (s->s_lc->root_redirect != NULL && is_root(req) &&
+	    (s->s_is_head ||
+	     (req->method_len == 3 && memcmp(req->method, "GET", 3) == 0))) {
+		answer_with(s, 302, "Location",
+			    (struct rewrite_str){s->s_lc->root_redirect,
+						 s->s_lc->root_redirect_len},
+			    NOSTR, NOSTR, NOSTR,
+			    s->s_req.kind != HTTP_BODY_NONE);
 		return;
 	}
 	switch (router_match(s->s_lc, req->path, req->path_len, &route)) {
@@ -882,7 +907,7 @@ request_forward(struct session *s)
 	enum metrics_upstream_error why;
 
 	s->s_up = s->s_gen->g_up[s->s_route->upstream];
-	s->s_uc = upstream_get(s->s_up, false, &why);
+	s->s_uc = upstream_get(s->s_up, false, s->s_reqid, &why);
 	if (s->s_uc == NULL) {
 		answer_upstream_error(s, why);
 		return;
@@ -996,8 +1021,9 @@ tunnel_start(struct session *s)
 static void
 response_refuse(struct session *s, const char *why)
 {
-	log_warn("upstream %s: bad response to %s %s: %s", s->s_uc->uc_addr,
-		 s->s_method_str, s->s_path, why);
+	log_req(LOG_WARN, s->s_reqid,
+		"upstream %s server %s: bad response to %s %s: %s", up_name(s),
+		s->s_uc->uc_addr, s->s_method_str, s->s_path, why);
 	upstream_close(s->s_uc);
 	s->s_uc = NULL;
 	answer(s, 502, false);
@@ -1106,9 +1132,12 @@ forward_response_body(struct session *s)
 	}
 	conn_flush(s->s_c);
 	if (r == -1) {
-		log_warn("upstream %s: bad chunked framing in response to %s "
-			 "%s",
-			 s->s_uc->uc_addr, s->s_method_str, s->s_path);
+		log_req(LOG_WARN, s->s_reqid,
+			"upstream %s server %s: bad chunked framing in "
+			"response to %s "
+			"%s",
+			up_name(s), s->s_uc->uc_addr, s->s_method_str,
+			s->s_path);
 		session_free(s, "upstream framing error");
 		return;
 	}
@@ -1187,8 +1216,9 @@ process_input(struct session *s)
 		if (rc == -2)
 			return;
 		if (rc == -1) {
-			log_msg(LOG_INFO, "client %s: bad request: %s",
-				s->s_client, req.error);
+			log_req(LOG_INFO, s->s_reqid,
+				"client %s: bad request: %s", s->s_client,
+				req.error);
 			s->s_bytes_in = n;
 			answer(s, req.status, true);
 			return;
@@ -1227,8 +1257,9 @@ timer_fired(evutil_socket_t fd, short what, void *arg)
 	if (s->s_state == S_AUTH) {
 		/* The verifier pool did not answer in auth.check_timeout; its
 		 * late answer will be dropped. */
-		log_warn("client %s: password check for %s %s timed out",
-			 s->s_client, s->s_method_str, s->s_path);
+		log_req(LOG_WARN, s->s_reqid,
+			"client %s: password check for %s %s timed out",
+			s->s_client, s->s_method_str, s->s_path);
 		auth_cancel(s->s_auth.wait);
 		s->s_auth.wait = NULL;
 		evbuffer_drain(s->s_head, evbuffer_get_length(s->s_head));
@@ -1364,9 +1395,10 @@ client_event(struct conn *c, int what, void *arg)
 		return;
 	}
 	if (s->s_state == S_PROXY && (what & CONN_TIMEOUT))
-		log_info("client %s: stopped reading the response to %s %s; "
-			 "closed after timeouts.body",
-			 s->s_client, s->s_method_str, s->s_path);
+		log_req(LOG_INFO, s->s_reqid,
+			"client %s: stopped reading the response to %s %s; "
+			"closed after timeouts.body",
+			s->s_client, s->s_method_str, s->s_path);
 	session_free(s, (what & CONN_TIMEOUT) ? "client timeout"
 			: (what & CONN_EOF)   ? "client closed"
 					      : "client error");
@@ -1412,7 +1444,7 @@ retry(struct session *s)
 		return false;
 	s->s_retried = true;
 	upstream_close(s->s_uc);
-	s->s_uc = upstream_get(s->s_up, true, &why);
+	s->s_uc = upstream_get(s->s_up, true, s->s_reqid, &why);
 	if (s->s_uc == NULL) {
 		answer_upstream_error(s, why);
 		return true;
@@ -1449,18 +1481,22 @@ up_event(struct conn *c, int what, void *arg)
 			request_finish(s);
 			return;
 		}
-		log_warn("upstream %s: %s in the middle of the response to %s "
-			 "%s",
-			 s->s_uc->uc_addr,
-			 (what & CONN_TIMEOUT) ? "timeout" : "closed",
-			 s->s_method_str, s->s_path);
+		log_req(LOG_WARN, s->s_reqid,
+			"upstream %s server %s: %s in the middle of the "
+			"response to %s "
+			"%s",
+			up_name(s), s->s_uc->uc_addr,
+			(what & CONN_TIMEOUT) ? "timeout" : "closed",
+			s->s_method_str, s->s_path);
 		session_free(s, "upstream failed mid-response");
 		return;
 	}
 	if (!(what & CONN_TIMEOUT) && retry(s))
 		return;
-	log_warn(
-	    "upstream %s: %s before answering %s %s", s->s_uc->uc_addr,
+	log_req(
+	    LOG_WARN, s->s_reqid,
+	    "upstream %s server %s: %s before answering %s %s", up_name(s),
+	    s->s_uc->uc_addr,
 	    (what & CONN_TIMEOUT)
 		? (s->s_uc->uc_connected ? "read timeout" : "connect timeout")
 	    : !s->s_uc->uc_connected ? "connection refused"

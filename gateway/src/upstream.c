@@ -285,7 +285,8 @@ idle_event(struct conn *cn, int what, void *arg)
 }
 
 struct upstream_conn *
-upstream_get(struct upstream *u, bool fresh, enum metrics_upstream_error *why)
+upstream_get(struct upstream *u, bool fresh, const char *reqid,
+	     enum metrics_upstream_error *why)
 {
 	struct upstream_conn *c;
 	const struct sockaddr *sa;
@@ -311,8 +312,8 @@ upstream_get(struct upstream *u, bool fresh, enum metrics_upstream_error *why)
 	c->uc_up = u;
 	format_addr(sa, c->uc_addr, sizeof(c->uc_addr));
 	if ((c->uc_conn = conn_connect(u->u_base, sa, salen)) == NULL) {
-		log_warn("upstream %s: connect to %s: %s", u->u_cfg->name,
-			 c->uc_addr, strerror(errno));
+		log_req(LOG_WARN, reqid, "upstream %s server %s: connect: %s",
+			u->u_cfg->name, c->uc_addr, strerror(errno));
 		free(c);
 		*why = METRICS_UPERR_CONNECT;
 		return NULL;

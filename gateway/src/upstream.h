@@ -39,9 +39,10 @@ void upstream_free(struct upstream *u);
  * Lends a connection: an idle one unless `fresh`, else a new one that is
  * connecting (its output is sent once it connects). The caller sets its own
  * callbacks and timeout. Returns NULL with *why set (DNS: no address yet;
- * CONNECT: refused at once or no socket).
+ * CONNECT: refused at once or no socket), logged with the request's id.
  */
 struct upstream_conn *upstream_get(struct upstream *u, bool fresh,
+				   const char *reqid,
 				   enum metrics_upstream_error *why);
 
 /* Gives a connection back after a complete exchange; it is kept idle if

@@ -3,6 +3,7 @@ error on stderr, each naming its JSON path. The same config given to
 `-c` alone must not start the gateway."""
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -138,3 +139,86 @@ def test_example_config_is_valid(tmp_path):
     p = subprocess.run([portcullis_binary(), "-t", "-c", str(example)],
                        capture_output=True, timeout=10, cwd=tmp_path)
     assert p.returncode == 0, p.stderr.decode(errors="replace")
+
+
+def test_structure_files_and_paths_in_one_run(tmp_path):
+    """Issue 16: -t named htpasswd and certificate problems only once the
+    structure was right. Now one run lists a structural error beside every
+    broken file of the parts that parsed: two htpasswd files of one realm,
+    a missing one of another, two certificates, and the pid file's
+    directory. The realm and certificate with their own structural error
+    are not read (their error is already named)."""
+    d = tmp_path
+    (d / "plain").write_text("ops:{PLAIN}secret\n")  # no allow_plaintext
+    (d / "nohash").write_text("dev:not-a-hash\n")
+    (d / "notcert.pem").write_text("hello\n")
+    cfg = valid_config()
+    cfg["listeners"][0]["routes"][0]["upstream"] = "grafna"  # structural
+    cfg["listeners"].append({
+        "listen": "127.0.0.1:%d" % free_port(), "tls": True,
+        "routes": [{"name": "t", "path": "/", "upstream": "static"}]})
+    cfg["realms"] = {
+        "two": {"htpasswd": [str(d / "plain"), str(d / "nohash")]},
+        "gone": {"htpasswd": str(d / "missing")},
+        "typo": {"htpasswd": str(d / "missing2"), "cache_ttl": "soon"},
+    }
+    cfg["tls"] = {"certificates": [
+        {"cert": str(d / "absent.crt"), "key": str(d / "absent.key")},
+        {"cert": str(d / "notcert.pem"), "key": str(d / "notcert.pem")},
+        {"cert": str(d / "x.crt"), "key": 7},
+    ]}
+    cfg["pid_file"] = str(d / "no-such-dir" / "portcullis.pid")
+    rc, out, err = check(tmp_path, cfg)
+    assert rc == 1, err
+    want = [
+        'listeners[0].routes[0].upstream: no upstream named "grafna"',
+        "realms.two.htpasswd[0]: %s: line 1: plain-text passwords need "
+        '"allow_plaintext"' % (d / "plain"),
+        "realms.two.htpasswd[1]: %s: line 1:" % (d / "nohash"),
+        "realms.gone.htpasswd: %s: No such file or directory"
+        % (d / "missing"),
+        "realms.typo.cache_ttl: must be a duration",
+        "tls.certificates[0]: %s: no such file" % (d / "absent.crt"),
+        "tls.certificates[1]: %s: no certificate in the file"
+        % (d / "notcert.pem"),
+        "tls.certificates[2].key: must be a string",
+        "pid_file: cannot make %s: directory %s: No such file or directory"
+        % (d / "no-such-dir" / "portcullis.pid", d / "no-such-dir"),
+    ]
+    for w in want:
+        assert w in err, "missing %r in:\n%s" % (w, err)
+    # the realm and certificate already in error are not read as well
+    assert "missing2" not in err, err
+    assert "x.crt" not in err.replace("tls.certificates[2].key", ""), err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == len(want), "one line per error:\n%s" % err
+    assert "configuration is valid" not in out
+
+
+def test_access_log_and_pid_file_paths(tmp_path):
+    for key, value, why in [
+            ("pid_file", "run/portcullis.pid", "must be an absolute"),
+            ("pid_file", "/tmp/", "names a directory"),
+            ("access_log", "access.log", "must be an absolute"),
+            ("access_log", 3, "must be true (stdout), false, or an "
+                              "absolute file path")]:
+        cfg = valid_config()
+        cfg[key] = value
+        rc, _, err = check(tmp_path, cfg)
+        assert rc == 1 and "%s: %s" % (key, why) in err, (key, value, err)
+    cfg = valid_config()
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    cfg["access_log"] = str(locked / "access.log")
+    cfg["pid_file"] = str(tmp_path / "ok.pid")
+    rc, out, err = check(tmp_path, cfg)
+    if os.geteuid() == 0:
+        # root writes anywhere: the path is fine
+        assert rc == 0, err
+    else:
+        assert rc == 1 and "access_log: cannot make" in err, err
+    cfg["access_log"] = str(tmp_path / "access.log")
+    rc, out, err = check(tmp_path, cfg)
+    assert rc == 0, err
+    assert not (tmp_path / "access.log").exists(), "-t made the file"
+    assert not (tmp_path / "ok.pid").exists(), "-t wrote the pid file"

@@ -110,7 +110,8 @@ def test_run_local_claims_before_it_writes():
     text = (REPO / "scripts" / "run-local.sh").read_text()
     claim_at = text.index("instance_claim ")
     for first_write in ('mkdir -p "$run/prometheus"', '>"$run/admin.password"',
-                        '>"$run/prometheus.log"', '>"$run/access.log"'):
+                        '>"$run/prometheus.log"', '>"$run/portcullis.json"',
+                        '>"$run/portcullis.log"'):
         assert text.index(first_write) > claim_at, first_write
     line = text[claim_at:text.index("\n", claim_at)]
     for port in ("8443", "8080", "9145", "19090", "19093", "19100",

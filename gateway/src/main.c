@@ -43,24 +43,25 @@ struct gateway {
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: portcullis -c FILE       run in the foreground\n"
-		   "       portcullis -t -c FILE    check the config and exit\n"
-		   "       portcullis passwd [-C COST] USER\n"
-		   "                                print an htpasswd line "
-		   "(bcrypt);\n"
-		   "                                password from stdin\n"
-		   "       portcullis passwd -v|-D FILE USER\n"
-		   "                                check USER's password "
-		   "(exit 3 wrong)\n"
-		   "                                or delete USER in FILE\n"
-		   "       portcullis secret get NAME [KEY]\n"
-		   "                                print a Secrets Manager "
-		   "secret (or one\n"
-		   "                                JSON key of it); exit 3 "
-		   "not found,\n"
-		   "                                4 access denied, 5 no "
-		   "credentials\n"
-		   "       portcullis --version\n");
+	fprintf(f,
+		"usage: portcullis -c FILE       run in the foreground\n"
+		"       portcullis -t -c FILE    check the config and exit\n"
+		"       portcullis passwd [-C COST] USER\n"
+		"                                print an htpasswd line "
+		"(bcrypt);\n"
+		"                                password from stdin\n"
+		"       portcullis passwd -v|-D|-f FILE USER\n"
+		"                                check USER's password "
+		"(exit 3 wrong),\n"
+		"                                delete or set USER in FILE\n"
+		"       portcullis secret get NAME [KEY]\n"
+		"                                print a Secrets Manager "
+		"secret (or one\n"
+		"                                JSON key of it); exit 3 "
+		"not found,\n"
+		"                                4 access denied, 5 no "
+		"credentials\n"
+		"       portcullis --version\n");
 }
 
 static void

@@ -3,15 +3,16 @@
  * in usage() below.
  *
  * A file is read whole and parsed with htpasswd_parse(), the gateway's own
- * parser, so a file accepted here is one a realm loads, and a password
- * found right here is one the gateway lets in. A change (-D, -f) never
- * edits a file in place: the new bytes go to a temporary file in the same
- * directory, which takes the old one's mode (and owner, as root), is
- * synced and renamed over it, so the gateway's watcher sees either the old
- * file or the new one, never a half-written one. Every byte but the user's
- * line is copied as it was. A symbolic link is refused rather than
- * followed or replaced: renaming over it would turn it into a file, and
- * following it would replace a file the user did not name.
+ * parser, so a file accepted here loads in a realm (as its only file), and
+ * a password found right here is one the gateway's verifier accepts (the
+ * same pwhash_verify()). A change (-D, -f) never edits a file in place:
+ * the new bytes go to a temporary file in the same directory, which takes
+ * the old one's mode (and owner, as root), is synced and renamed over it,
+ * so the gateway's watcher sees either the old file or the new one, never
+ * a half-written one. Every byte but the user's line is copied as it was.
+ * A symbolic link is refused rather than followed or replaced: renaming
+ * over it would turn it into a file, and following it would replace a
+ * file the user did not name.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
-#include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -27,7 +25,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
-#include "pwhash.h"
+#include "passwd.h"
 #include "secrets.h"
 #include "sockcheck.h"
 #include "verifier.h"
@@ -52,27 +50,32 @@ static void pid_file_remove(const struct gateway *gw);
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: portcullis -c FILE       run in the foreground\n"
-		   "       portcullis -t -c FILE    check the config and exit\n"
-		   "       portcullis -s reload|reopen|stop -c FILE\n"
-		   "                                signal the gateway whose "
-		   "pid_file FILE\n"
-		   "                                names: HUP (after checking "
-		   "FILE), USR1,\n"
-		   "                                TERM (and wait for it to "
-		   "drain)\n"
-		   "       portcullis passwd [-C COST] USER\n"
-		   "                                print an htpasswd line "
-		   "(bcrypt);\n"
-		   "                                password from stdin\n"
-		   "       portcullis secret get NAME [KEY]\n"
-		   "                                print a Secrets Manager "
-		   "secret (or one\n"
-		   "                                JSON key of it); exit 3 "
-		   "not found,\n"
-		   "                                4 access denied, 5 no "
-		   "credentials\n"
-		   "       portcullis --version\n");
+	fprintf(f,
+		"usage: portcullis -c FILE       run in the foreground\n"
+		"       portcullis -t -c FILE    check the config and exit\n"
+		"       portcullis -s reload|reopen|stop -c FILE\n"
+		"                                signal the gateway whose "
+		"pid_file FILE\n"
+		"                                names: HUP (after checking "
+		"FILE), USR1,\n"
+		"                                TERM (and wait for it to "
+		"drain)\n"
+		"       portcullis passwd [-C COST] USER\n"
+		"                                print an htpasswd line "
+		"(bcrypt);\n"
+		"                                password from stdin\n"
+		"       portcullis passwd -v|-D|-f FILE USER\n"
+		"                                check USER's password "
+		"(exit 3 wrong),\n"
+		"                                delete or set USER in FILE\n"
+		"       portcullis secret get NAME [KEY]\n"
+		"                                print a Secrets Manager "
+		"secret (or one\n"
+		"                                JSON key of it); exit 3 "
+		"not found,\n"
+		"                                4 access denied, 5 no "
+		"credentials\n"
+		"       portcullis --version\n");
 }
 
 static void
@@ -853,129 +856,6 @@ done:
 	return rc;
 }
 
-/* Reads one line of at most cap - 1 bytes from stdin, without its end;
- * with a terminal, asks twice without echo. 0 or -1. */
-static int
-read_password(char *buf, size_t cap, size_t *len)
-{
-	struct termios old, quiet;
-	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
-	char again[1024];
-	size_t n;
-	int rc = -1;
-
-	if (tty) {
-		quiet = old;
-		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-		fputs("Password: ", stderr);
-	}
-	if (fgets(buf, (int)cap, stdin) == NULL) {
-		fprintf(stderr, "portcullis passwd: no password on stdin\n");
-		goto done;
-	}
-	n = strlen(buf);
-	if (n == cap - 1 && buf[n - 1] != '\n') {
-		fprintf(stderr, "portcullis passwd: password too long\n");
-		goto done;
-	}
-	/* Only the line's end goes: "\n" or "\r\n". */
-	if (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	if (n > 0 && buf[n - 1] == '\r')
-		buf[--n] = '\0';
-	*len = n;
-	if (tty) {
-		fputs("\nAgain: ", stderr);
-		if (fgets(again, sizeof(again), stdin) == NULL)
-			goto done;
-		again[strcspn(again, "\r\n")] = '\0';
-		fputs("\n", stderr);
-		if (strcmp(buf, again) != 0) {
-			fprintf(stderr,
-				"portcullis passwd: passwords differ\n");
-			goto done;
-		}
-	}
-	rc = 0;
-done:
-	OPENSSL_cleanse(again, sizeof(again));
-	if (tty)
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-	return rc;
-}
-
-/* portcullis passwd [-C COST] USER: prints "USER:$2y$..." for htpasswd. */
-static int
-passwd_cmd(int argc, char **argv)
-{
-	char pw[1024], hash[PWHASH_MAX];
-	unsigned long cost = 10;
-	const char *user, *p;
-	size_t len = 0;
-	char *end;
-	int opt, rc = 2;
-
-	optind = 2;
-	while ((opt = getopt(argc, argv, "C:")) != -1) {
-		if (opt != 'C') {
-			usage(stderr);
-			return 2;
-		}
-		errno = 0;
-		cost = strtoul(optarg, &end, 10);
-		if (errno != 0 || *end != '\0' ||
-		    cost < PWHASH_BCRYPT_MIN_COST ||
-		    cost > PWHASH_BCRYPT_MAX_COST) {
-			fprintf(stderr,
-				"portcullis passwd: -C must be %d to %d\n",
-				PWHASH_BCRYPT_MIN_COST, PWHASH_BCRYPT_MAX_COST);
-			return 2;
-		}
-	}
-	if (optind != argc - 1) {
-		usage(stderr);
-		return 2;
-	}
-	user = argv[optind];
-	for (p = user; *p != '\0'; p++)
-		if (*p == ':' || (unsigned char)*p < 0x20 || *p == 0x7f)
-			break;
-	if (*user == '\0' || *p != '\0' || strlen(user) > AUTH_USER_MAX) {
-		fprintf(stderr,
-			"portcullis passwd: a user name is 1 to %d "
-			"bytes without ':' or control characters\n",
-			AUTH_USER_MAX);
-		return 2;
-	}
-	if (read_password(pw, sizeof(pw), &len) == -1)
-		goto done;
-	if (len == 0) {
-		fprintf(stderr, "portcullis passwd: empty password refused\n");
-		goto done;
-	}
-	for (p = pw; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			break;
-	if (*p != '\0' || strlen(pw) != len) {
-		/* RFC 7617 section 2: basic auth cannot carry them. */
-		fprintf(stderr, "portcullis passwd: the password has a control "
-				"character; basic auth cannot send it\n");
-		goto done;
-	}
-	if (pwhash_make_bcrypt(pw, len, (unsigned)cost, hash, sizeof(hash)) ==
-	    -1) {
-		fprintf(stderr,
-			"portcullis passwd: cannot make a bcrypt hash\n");
-		goto done;
-	}
-	printf("%s:%s\n", user, hash);
-	rc = fflush(stdout) == 0 ? 0 : 1;
-done:
-	OPENSSL_cleanse(pw, sizeof(pw));
-	return rc;
-}
-
 /* Exit codes of `portcullis secret get`, for scripts. */
 enum {
 	SECRET_OK = 0,
@@ -1129,7 +1009,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
-		return passwd_cmd(argc, argv);
+		return passwd_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "secret") == 0)
 		return secret_cmd(argc, argv);
 	while ((opt = getopt(argc, argv, "c:ts:")) != -1) {

@@ -15,6 +15,8 @@ with the test group, a superset of run):
 - the build `make build` configures: every file CMake found (compiler,
   make, pkg-config, binutils, each library pkg-config named) belongs to a
   package of that same closure, for run and for bench;
+- every tool bench/run.sh's preflight requires comes from the bench
+  group the same way;
 - the run group, with its closure, holds none of podman, clang, clang-tidy,
   cppcheck, haproxy, varnish, nginx, wrk, nodejs, npm, gnuplot;
 - test holds run, all holds every group.
@@ -454,3 +456,34 @@ def test_build_check_catches_a_broken_list(cmake_files):
     # libssl3 stays (curl needs it); the headers and libssl.so do not
     bad = file_problems(cmake_files, [p for p in run if p != "libssl-dev"])
     assert bad and all("pkgcfg_lib_OPENSSL" in b for b in bad), bad
+
+
+def bench_tools():
+    """{tool: where} of what bench/run.sh's preflight requires (its `for
+    tool in ...` lists and `command -v` checks), its NAME=/path
+    variables resolved."""
+    text = (REPO / "bench" / "run.sh").read_text()
+    paths = dict(re.findall(r"(?m)^([A-Z]+)=(/\S+)$", text))
+    tools = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        words = []
+        m = re.search(r"for tool in ([^;]+); do", line)
+        if m:
+            words = m.group(1).split()
+        words += re.findall(r"command -v (\w[\w.-]*)", line)
+        for w in words:
+            w = w.strip('"')
+            w = paths.get(w[1:], w) if w.startswith("$") else w
+            tools.setdefault(w, f"bench/run.sh:{n}")
+    return tools
+
+
+def test_bench_group_has_what_bench_runs():
+    tools = bench_tools()
+    assert {"/usr/sbin/nginx", "/usr/sbin/haproxy", "/usr/bin/wrk",
+            "/usr/bin/gnuplot", "/usr/bin/python3", "taskset", "pgrep",
+            "openssl", "gcc", "htpasswd", "base64"} <= set(tools), tools
+    assert command_problems(tools, group("bench")) == []
+    broken = [p for p in group("bench") if p != "haproxy"]
+    assert [b.split()[0] for b in command_problems(tools, broken)] == [
+        "/usr/sbin/haproxy"]

@@ -12,9 +12,11 @@
 # (tests/integration/test_deps_groups.py reads it).
 set -euo pipefail
 
-# The build: CMake with the C compiler (make's own build, `make build`),
-# the libraries CMakeLists.txt asks pkg-config for, cmocka for the unit
-# tests a default configure includes, libsystemd-dev (sd_notify).
+# The build (`make build`): CMake, make and the C compiler, the libraries
+# CMakeLists.txt asks pkg-config for, cmocka for the unit tests a default
+# configure includes, libsystemd-dev (which the gateway's build is about
+# to link). No g++: the project is C only (clang brings its own C++
+# runtime for libFuzzer).
 build_pkgs=(
 	gcc make libc6-dev cmake pkg-config
 	libevent-dev libssl-dev libcjson-dev libcurl4-openssl-dev libcrypt-dev
@@ -31,8 +33,8 @@ run_pkgs=(
 )
 # Every phase of tests/run-all.sh: clang for the fuzzers, the static
 # analysers, pytest and its peers (nginx, varnishtest, openssl s_client,
-# sslscan, dnsmasq, htpasswd, mkpasswd, botocore), the stack checks
-# (yamllint, shellcheck) and the container phase (podman, debootstrap).
+# sslscan, dnsmasq, htpasswd, mkpasswd, botocore, shellcheck), yamllint
+# for the stack checks and the container phase (podman, debootstrap).
 # Node.js runs the npm tools of tools/node/ (HCL parser, JSON-schema
 # validator): the machine's own when it has one, else Debian's.
 test_pkgs=(

@@ -1,12 +1,14 @@
 # portcullis - thin wrapper over CMake and the test scripts.
-#   make run    install what is missing, build, run the gateway in front of
-#               Prometheus and Alertmanager on loopback
+#   make run    install what running needs and is missing (scripts/deps.sh
+#               run), build, run the gateway in front of Prometheus and
+#               Alertmanager on loopback
 #   make test   everything: unit, fuzz replay and a short fuzz run,
 #               every build type, static analysis, integration, and all
 #               of it again under ASan+UBSan
 #   make analyze  cppcheck and clang-tidy (scripts/analyze.sh)
 #   make bench  portcullis beside nginx and HAProxy (bench/README.md)
-#   make deps   install the Debian packages the project needs
+#   make deps   install every Debian package the project needs (run, test
+#               and bench; make test and make bench install their own)
 
 BUILD ?= build
 MAKEFLAGS += --no-print-directory
@@ -17,22 +19,27 @@ JOBS ?= $(shell nproc)
 all: build
 
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh all
 
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-run: deps build
+run:
+	@scripts/deps.sh run
+	@$(MAKE) build
 	@scripts/run-local.sh
 
-test: deps
+test:
+	@scripts/deps.sh test
 	@tests/run-all.sh
 
 unit: build
 	@cd $(BUILD) && ctest --output-on-failure
 
-bench: deps build
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) build
 	@bench/run.sh
 
 format:

@@ -7,7 +7,11 @@
 #      Prometheus, Alertmanager, node-exporter and the blackbox exporter
 #      from Debian's packages, a
 #      Grafana stand-in and the test's fake AWS (tests/containers/images/)
-#   3. pytest: test_compose_file.py (static checks, podman-compose's parse,
+#   3. make run on a fresh Debian 12 container of that base image, with
+#      only what scripts/deps.sh run installs, answering through the
+#      gateway and stopped by its PID (tests/containers/fresh_make_run.sh,
+#      in a copy of the working tree; FRESH_RUN=0 leaves it out)
+#   4. pytest: test_compose_file.py (static checks, podman-compose's parse,
 #      portcullis -t) and test_stack.py (the stack up on 127.0.0.1 with
 #      free ports, checked through the gateway, torn down with its volumes)
 # Ends with "N passed, M failed". Needs root (rootful podman), podman,
@@ -37,8 +41,9 @@ cleanup() {
 	[ ${#ids[@]} -gt 0 ] && podman volume rm -f "${ids[@]}" >/dev/null 2>&1
 	mapfile -t ids < <(podman network ls -q --filter "$label" 2>/dev/null)
 	[ ${#ids[@]} -gt 0 ] && podman network rm -f "${ids[@]}" >/dev/null 2>&1
-	rm -rf "$log_dir"
+	rm -rf "$log_dir" ${fresh_src:+"$fresh_src"}
 }
+fresh_src=
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -83,6 +88,21 @@ build() { # TAG CONTEXT [DOCKERFILE]
 		-t "$1" ${3:+-f "$3"} "$2"
 }
 
+fresh_make_run() {
+	fresh_src=$(mktemp -d /var/tmp/portcullis-fresh.XXXXXX)
+	tar -C . --exclude=./.git --exclude=./build --exclude='./build-*' \
+		--exclude=./run --exclude=./tools/node/node_modules \
+		--exclude=./bench/results -c . | tar -C "$fresh_src" -x &&
+		podman run --rm --pull=never "${ulimits[@]}" \
+			--label "io.podman.compose.project=$PORTCULLIS_TEST_PROJECT" \
+			-v "$fresh_src:/src" "$base" \
+			bash /src/tests/containers/fresh_make_run.sh
+	local rc=$?
+	rm -rf "$fresh_src"
+	fresh_src=
+	return $rc
+}
+
 if [ "${STACK:-1}" != 0 ]; then
 	step "base image $base" make_base || true
 	pids=()
@@ -106,6 +126,12 @@ if [ "${STACK:-1}" != 0 ]; then
 		step "image ${entry#*:}" wait "${entry%%:*}" ||
 			grep -v "unable to get systemd" "$log_dir/build-${entry#*:}.log" | tail -30
 	done
+	if [ "${FRESH_RUN:-1}" != 0 ] &&
+		step "make run on a fresh Debian 12 with scripts/deps.sh run only" \
+			fresh_make_run; then
+		grep -E '^(the run group added|through the gateway)' \
+			"$log_dir/step.log" | sed 's/^/    /'
+	fi
 	tests=(tests/containers)
 else
 	tests=(tests/containers/test_compose_file.py)

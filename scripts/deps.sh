@@ -8,6 +8,11 @@ pkgs=(
 	clang-tidy cppcheck
 	libevent-dev libssl-dev libcjson-dev libcmocka-dev
 	libcurl4-openssl-dev libcrypt-dev zlib1g-dev
+	# sd_notify for the systemd unit (gateway/src/notify.c)
+	libsystemd-dev
+	# make install's tests: systemd-analyze verify of the unit, man
+	# --warnings of the man pages (tests/integration/test_install.py)
+	systemd man-db groff-base
 	prometheus prometheus-alertmanager prometheus-node-exporter
 	prometheus-blackbox-exporter
 	python3-pytest python3-websocket python3-h11 python3-hypothesis

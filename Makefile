@@ -18,10 +18,10 @@ JOBS ?= $(shell nproc)
 .PHONY: all deps build run test unit fuzz integration sanitize bench format lint analyze clean \
 	install install-binaries uninstall
 
-# Install layout (docs/INSTALL.md). The daemon goes to sbin, as Debian does
-# with portcullis(8)'s kind; the cost exporter, a Prometheus exporter, to
-# bin like Debian's exporters. PREFIX=/usr is a package's layout: config in
-# /etc, the unit in /lib/systemd/system (Debian 12).
+# Install layout (docs/INSTALL.md). The daemon goes to sbin, where Debian
+# puts daemons with a section 8 page; the cost exporter to bin, like
+# Debian's Prometheus exporters. PREFIX=/usr is a package's layout: config
+# in /etc, the unit in /lib/systemd/system (Debian 12).
 PREFIX ?= /usr/local
 DESTDIR ?=
 bindir ?= $(PREFIX)/bin

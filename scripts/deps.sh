@@ -14,8 +14,8 @@ set -euo pipefail
 
 # The build (`make build`): CMake, make and the C compiler, the libraries
 # CMakeLists.txt asks pkg-config for, cmocka for the unit tests a default
-# configure includes, libsystemd-dev (which the gateway's build is about
-# to link). No g++: the project is C only (clang brings its own C++
+# configure includes, libsystemd-dev (the gateway links it for sd_notify,
+# gateway/src/notify.c). No g++: the project is C only (clang brings its own C++
 # runtime for libFuzzer).
 build_pkgs=(
 	gcc make libc6-dev cmake pkg-config
@@ -41,6 +41,9 @@ test_pkgs=(
 	clang libclang-rt-14-dev clang-format clang-tidy cppcheck
 	python3-pytest python3-websocket python3-h11 python3-hypothesis
 	python3-botocore python3-yaml yamllint shellcheck
+	# make install's tests: systemd-analyze verify of the unit, man
+	# --warnings of the man pages (tests/integration/test_install.py)
+	systemd man-db groff-base
 	nginx-light varnish openssl procps ca-certificates dnsmasq-base sslscan
 	apache2-utils whois
 	podman runc conmon containernetworking-plugins iptables

@@ -405,6 +405,12 @@ admin_reload_result(bool ok)
 		admin_reload_time = time(NULL);
 }
 
+bool
+admin_last_reload_ok(void)
+{
+	return admin_reload_ok;
+}
+
 void
 admin_stop(void)
 {

@@ -27,6 +27,9 @@ void admin_set_draining(void);
 /* Records the outcome of a reload for the reload gauges. */
 void admin_reload_result(bool ok);
 
+/* Whether the last reload succeeded (true before any). */
+bool admin_last_reload_ok(void);
+
 void admin_stop(void);
 
 #endif

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "passwd.h"
 #include "secrets.h"
 #include "sockcheck.h"
@@ -252,7 +253,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	if (sig == SIGHUP) {
 		log_info("SIGHUP: reloading %s", gw->config_path);
+		notify_reloading();
 		reload(gw);
+		notify_reload_done(admin_last_reload_ok());
 		return;
 	}
 	if (sig == SIGUSR1) {
@@ -271,6 +274,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT",
 		 (unsigned long long)gw->cfg->drain_timeout_ms);
 	admin_set_draining();
+	notify_stopping(gw->cfg->drain_timeout_ms);
 	for (i = 0; i < gw->nworkers; i++)
 		worker_drain(&gw->workers[i]);
 	tv.tv_sec = (time_t)(gw->cfg->drain_timeout_ms / 1000);
@@ -646,6 +650,8 @@ run(const char *path)
 		log_error("cannot set up the ticket key timer");
 		goto done;
 	}
+	if (notify_watchdog_start(gw.base) == -1)
+		goto done;
 	if (log_start() == -1) {
 		log_error("cannot start the log writer");
 		goto done;
@@ -661,6 +667,7 @@ run(const char *path)
 		 "admin on %s",
 		 PORTCULLIS_VERSION, (long)getpid(), gw.nworkers,
 		 gw.cfg->nlisteners, gw.cfg->admin_listen);
+	notify_ready(gw.nworkers, gw.cfg->nlisteners);
 
 	event_base_dispatch(gw.base);
 	rc = 0;
@@ -684,6 +691,7 @@ done:
 			event_free(sigs[i]);
 	if (tickets != NULL)
 		event_free(tickets);
+	notify_watchdog_stop();
 	if (watch != NULL)
 		event_free(watch);
 	if (gw.drain_timer != NULL)

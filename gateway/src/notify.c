@@ -5,7 +5,6 @@
 #include "notify.h"
 
 #include <event2/event.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
@@ -76,20 +75,6 @@ notify_stopping(uint64_t drain_ms)
 		 "STOPPING=1\nSTATUS=Draining in-flight requests\n"
 		 "EXTEND_TIMEOUT_USEC=%llu",
 		 (unsigned long long)(drain_ms + 1000) * 1000ULL);
-	notify_send(msg);
-}
-
-void
-notify_status(const char *fmt, ...)
-{
-	char status[STATUS_LEN], msg[STATUS_LEN + 8];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(status, sizeof(status), fmt, ap);
-	va_end(ap);
-	status[strcspn(status, "\n")] = '\0'; /* one line */
-	snprintf(msg, sizeof(msg), "STATUS=%s", status);
 	notify_send(msg);
 }
 

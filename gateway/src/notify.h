@@ -33,9 +33,6 @@ void notify_reload_done(bool ok);
  * covers a drain of up to `drain_ms`. */
 void notify_stopping(uint64_t drain_ms);
 
-/* STATUS= with a one-line human summary (cut at 256 bytes). */
-void notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 /*
  * When systemd asks for a watchdog (sd_watchdog_enabled(3): WATCHDOG_USEC
  * set, WATCHDOG_PID unset or ours), adds a timer on `base` that sends

@@ -150,7 +150,8 @@ portcullis is up (gateway PID $gateway_pid; all PIDs in $run/instance):
                 amtool --alertmanager.url=https://127.0.0.1:8443/alertmanager/ \\
                   --http.config.file=$run/amtool-http.yml alert
   $password_line
-  (add users with: build/bin/portcullis passwd NAME >> run/users.htpasswd)
+  (add or change a user: build/bin/portcullis passwd -f run/users.htpasswd NAME;
+   the gateway reads the file again within a second)
   (http://127.0.0.1:8080/ redirects there; the certificate is self-signed,
    run/certs/gateway.crt: curl --cacert run/certs/gateway.crt, or -k)
   metrics       http://127.0.0.1:9145/metrics (admin, loopback only)
@@ -163,8 +164,9 @@ portcullis is up (gateway PID $gateway_pid; all PIDs in $run/instance):
                 (checks it first: a broken one is refused, nothing changes)
 Logs are in $run/: portcullis.log (the gateway), access.log (one JSON
 line per request; docs/CONFIG.md, "The access log"), prometheus.log,
-alertmanager.log, node-exporter.log, blackbox.log. Grafana and the upstream web UIs come with the Compose stack
-(README, "The whole stack with Docker Compose"). Ctrl-C stops everything.
+alertmanager.log, node-exporter.log, blackbox.log. Grafana and the
+upstream web UIs come with the Compose stack (README, "The whole stack with
+Docker Compose"). Ctrl-C stops everything.
 
 MSG
 wait "${pids[-1]}"

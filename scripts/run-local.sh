@@ -70,11 +70,10 @@ fi
 # with its run/ paths absolute and two more, the access log's file and the
 # pid file (so that `portcullis -s reload -c run/portcullis.json` works from
 # any directory).
-case $run in *'"'* | *'\'*)
-	echo "run: the checkout's path has a quote or backslash: $run" >&2
+if printf '%s' "$run" | grep -q '["\\]'; then
+	echo "run: the path of the checkout has a quote or backslash: $run" >&2
 	exit 1
-	;;
-esac
+fi
 sed -e "s|\"access_log\": true,|\"access_log\": \"$run/access.log\", \"pid_file\": \"$run/portcullis.pid\",|" \
 	-e "s|\"run/|\"$run/|g" \
 	scripts/local/portcullis.json >"$run/portcullis.json"

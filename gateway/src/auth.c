@@ -493,7 +493,7 @@ auth_build(struct config *c, struct config_errors *err)
 int
 auth_check_realm(const struct config_realm *cr, struct config_errors *err)
 {
-	char why[CONFIG_ERROR_LEN], path[160], label[2100];
+	char why[CONFIG_ERROR_LEN], path[160];
 	struct stamp *stamps = calloc(cr->nhtpasswd + 1, sizeof(*stamps));
 	struct creds *cs = NULL;
 	size_t i, bad;
@@ -503,12 +503,11 @@ auth_check_realm(const struct config_realm *cr, struct config_errors *err)
 		config_error(err, "(internal)", "out of memory");
 		return -1;
 	}
-	secret_label(label, sizeof(label), cr);
-	/* Each file alone, so that every broken one is named... */
+	/* Each file alone, so that every broken one is named (a secret's
+	 * users are not fetched here, so there is no label for them)... */
 	for (i = 0; i < cr->nhtpasswd; i++) {
 		if (creds_load(&cr->htpasswd[i], 1, cr->allow_plaintext, NULL,
-			       label, &cs, stamps, &bad, why,
-			       sizeof(why)) == -1) {
+			       "", &cs, stamps, &bad, why, sizeof(why)) == -1) {
 			file_path(path, sizeof(path), cr, i);
 			config_error(err, path, "%s", why);
 			rc = -1;
@@ -519,7 +518,7 @@ auth_check_realm(const struct config_realm *cr, struct config_errors *err)
 	/* ...then together: a user defined in two of them. */
 	if (rc == 0 && cr->nhtpasswd > 1 &&
 	    creds_load(cr->htpasswd, cr->nhtpasswd, cr->allow_plaintext, NULL,
-		       label, &cs, stamps, &bad, why, sizeof(why)) == -1) {
+		       "", &cs, stamps, &bad, why, sizeof(why)) == -1) {
 		file_path(path, sizeof(path), cr, bad);
 		config_error(err, path, "%s", why);
 		rc = -1;

@@ -170,7 +170,8 @@ def test_install_layout(tmp_path, prefix):
     assert s["Type"] == ["notify"]
     assert s["ExecStart"] == ["%s -c %s" % (want_exe, want_conf)]
     assert s["ExecStartPre"] == ["%s -t -c %s" % (want_exe, want_conf)]
-    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert s["ExecReload"] == ["%s -t -c %s" % (want_exe, want_conf),
+                               "/bin/kill -HUP $MAINPID"]
     assert s["WorkingDirectory"] == ["%s/portcullis" % sys_etc]
     assert s["WatchdogSec"] == ["30s"]
     assert not re.search(r"@[a-z_]+@", unit.read_text())

@@ -536,7 +536,13 @@ static void
 test_error_bool_type(void **state)
 {
 	EXPECT_ERRORS(WITH_ROOT("'access_log': 1"),
-		      "access_log: must be true or false");
+		      "access_log: must be true (stdout), false, or an "
+		      "absolute file path");
+	EXPECT_ERRORS(WITH_ROOT("'access_log': 'logs/a.log'"),
+		      "access_log: must be an absolute file path (starting "
+		      "with '/', under 4096 bytes)");
+	EXPECT_ERRORS(WITH_ROOT("'pid_file': '/run/'"),
+		      "pid_file: names a directory; give a file path");
 	EXPECT_ERRORS(WITH_ROUTE("'strip_prefix': 'yes'"),
 		      "listeners[0].routes[0].strip_prefix: must be true or "
 		      "false");
@@ -1304,7 +1310,7 @@ test_error_realms(void **state)
 	    "16");
 	EXPECT_ERRORS(WITH_ROOT("'realms': {'p': {'htpasswd': ['a', 3, '']}}"),
 		      "realms.p.htpasswd[1]: must be a string",
-		      "realms.p.htpasswd[1]: must not be empty");
+		      "realms.p.htpasswd[2]: must not be empty");
 	EXPECT_ERRORS(WITH_ROOT("'realms': {'p': {'htpasswd': 'a', "
 				"'max_failures': -1, 'failure_window': '0s', "
 				"'cache_ttl': '2d', 'bogus': 1}}"),

@@ -146,6 +146,9 @@ log_set_program(const char *name)
 	log_program = name;
 }
 
+static void log_vmsg(enum log_level level, const char *id, const char *fmt,
+		     va_list ap) __attribute__((format(printf, 3, 0)));
+
 static void
 log_vmsg(enum log_level level, const char *id, const char *fmt, va_list ap)
 {
@@ -354,6 +357,7 @@ log_main(void *arg)
 {
 	const struct timespec nap = {0, 20 * 1000 * 1000};
 
+	pthread_setname_np(pthread_self(), "pc-log");
 	while (atomic_load(&log_running)) {
 		drain_all();
 		if (atomic_exchange(&log_reopen_asked, false)) {

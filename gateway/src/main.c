@@ -285,6 +285,35 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(gw->drain_poll, &poll);
 }
 
+/*
+ * The systemd watchdog's question, at half its interval: has every
+ * worker's loop answered the last ping? A worker whose loop has ended (a
+ * drain) counts as answered, as does one not started yet. Then each gets a
+ * new ping. A silent worker means no WATCHDOG=1, so that systemd restarts
+ * a gateway one of whose loops hangs, not only one whose main loop does.
+ */
+static bool
+workers_alive(void *arg)
+{
+	struct gateway *gw = arg;
+	bool all = true;
+	unsigned i;
+
+	for (i = 0; i < gw->nworkers; i++) {
+		struct worker *w = &gw->workers[i];
+
+		if (!worker_answered(w) && !event_base_got_exit(w->w_base)) {
+			log_error("watchdog: worker %u has not answered since "
+				  "the last check; not telling systemd that "
+				  "the gateway is alive",
+				  w->w_id);
+			all = false;
+		}
+		worker_ping(w);
+	}
+	return all;
+}
+
 /* A fetched secret's users for the running config's realms. */
 static int
 apply_secret(void *arg, const char *name, const struct htpasswd *users,
@@ -650,7 +679,7 @@ run(const char *path)
 		log_error("cannot set up the ticket key timer");
 		goto done;
 	}
-	if (notify_watchdog_start(gw.base) == -1)
+	if (notify_watchdog_start(gw.base, workers_alive, &gw) == -1)
 		goto done;
 	if (log_start() == -1) {
 		log_error("cannot start the log writer");

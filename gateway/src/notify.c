@@ -15,6 +15,8 @@
 #define STATUS_LEN 256
 
 static struct event *notify_watchdog;
+static bool (*notify_alive)(void *arg);
+static void *notify_alive_arg;
 static bool notify_warned;
 
 /* Sends `msg` to $NOTIFY_SOCKET; a failure is logged the first time. */
@@ -81,11 +83,13 @@ notify_stopping(uint64_t drain_ms)
 static void
 notify_watchdog_ping(evutil_socket_t fd, short what, void *arg)
 {
-	notify_send("WATCHDOG=1");
+	if (notify_alive(notify_alive_arg))
+		notify_send("WATCHDOG=1");
 }
 
 int
-notify_watchdog_start(struct event_base *base)
+notify_watchdog_start(struct event_base *base, bool (*alive)(void *arg),
+		      void *arg)
 {
 	uint64_t usec = 0;
 	struct timeval half;
@@ -98,6 +102,8 @@ notify_watchdog_start(struct event_base *base)
 	}
 	if (rc == 0 || usec == 0)
 		return 0;
+	notify_alive = alive;
+	notify_alive_arg = arg;
 	usec /= 2;
 	half.tv_sec = (time_t)(usec / 1000000);
 	half.tv_usec = (suseconds_t)(usec % 1000000);

@@ -35,11 +35,14 @@ void notify_stopping(uint64_t drain_ms);
 
 /*
  * When systemd asks for a watchdog (sd_watchdog_enabled(3): WATCHDOG_USEC
- * set, WATCHDOG_PID unset or ours), adds a timer on `base` that sends
- * WATCHDOG=1 at half the interval; it proves the main loop turns. 0 (also
- * when no watchdog is asked for), or -1 after logging why.
+ * set, WATCHDOG_PID unset or ours), adds a timer on `base` that, at half
+ * the interval, asks alive(arg) and sends WATCHDOG=1 only when it says
+ * true: so the ping proves the main loop turns and whatever alive()
+ * checks (main.c: every worker's loop). 0 (also when no watchdog is asked
+ * for), or -1 after logging why.
  */
-int notify_watchdog_start(struct event_base *base);
+int notify_watchdog_start(struct event_base *base, bool (*alive)(void *arg),
+			  void *arg);
 
 /* Removes the watchdog timer, if any. */
 void notify_watchdog_stop(void);

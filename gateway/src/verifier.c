@@ -233,6 +233,7 @@ verifier_main(void *arg)
 	struct pwhash_scratch *sc = pwhash_scratch_new();
 	struct job *j;
 
+	pthread_setname_np(pthread_self(), "pc-verifier");
 	/* Per-thread on Linux: the loops win any contention for the CPU. */
 	if (setpriority(PRIO_PROCESS, (id_t)gettid(), VERIFIER_NICE) == -1)
 		log_warn("verifier: cannot lower its priority");

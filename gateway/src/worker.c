@@ -179,6 +179,7 @@ notify_cb(evutil_socket_t fd, short what, void *arg)
 	if (read(w->w_notify_fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
 		log_warn("worker %u: eventfd read: %s", w->w_id,
 			 strerror(errno));
+	atomic_store(&w->w_pong, atomic_load(&w->w_ping));
 	mail_deliver(w);
 	cfg = atomic_exchange(&w->w_pending, NULL);
 
@@ -323,7 +324,11 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
+	char name[16];
 
+	/* "pc-worker-N" in top -H, ps -L and /proc/PID/task/TID/comm. */
+	snprintf(name, sizeof(name), "pc-worker-%u", w->w_id);
+	pthread_setname_np(pthread_self(), name);
 	if (log_ring_attach(WORKER_LOG_RING) == -1)
 		log_warn("worker %u: no log ring; logging directly", w->w_id);
 	event_base_dispatch(w->w_base);
@@ -352,6 +357,19 @@ worker_poke(struct worker *w)
 	if (write(w->w_notify_fd, &one, sizeof(one)) == -1 && errno != EAGAIN)
 		log_error("worker %u: eventfd write: %s", w->w_id,
 			  strerror(errno));
+}
+
+void
+worker_ping(struct worker *w)
+{
+	atomic_fetch_add(&w->w_ping, 1);
+	worker_poke(w);
+}
+
+bool
+worker_answered(const struct worker *w)
+{
+	return atomic_load(&w->w_pong) == atomic_load(&w->w_ping);
 }
 
 void

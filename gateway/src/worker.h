@@ -57,6 +57,9 @@ struct worker {
 	struct event *w_notify; /* main -> worker: reload or drain */
 	int w_notify_fd;	/* eventfd behind w_notify */
 	_Atomic(struct config *) w_pending; /* a new config to take */
+	/* The watchdog's question (main) and the loop's answer: equal when
+	 * the loop has run since the last worker_ping(). */
+	_Atomic uint64_t w_ping, w_pong;
 	atomic_bool w_drain_req;
 	struct wgen *w_gen; /* current generation */
 	struct evconnlistener **w_listeners;
@@ -75,6 +78,11 @@ struct worker {
 	 * and done with within one callback. */
 	struct http_header *w_fields;
 };
+
+/* Main thread: asks the worker's loop to show it turns; the answer is
+ * worker_answered(), true once the loop has woken since. */
+void worker_ping(struct worker *w);
+bool worker_answered(const struct worker *w);
 
 /* Sets up a worker and binds its listeners (before any thread starts);
  * 0, or -1 after logging why. */

@@ -224,3 +224,77 @@ def test_unreachable_notify_socket_is_harmless(tmp_path):
         rc, err = stop(gw)
     assert rc == 0, err
     assert err.count("sd_notify: cannot tell systemd") == 1, err
+
+
+PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+WALL = 0x40000000  # __WALL: wait for a thread (a clone child)
+
+
+def thread_named(pid, name):
+    """The TID of the gateway's thread called `name` (pthread_setname_np
+    names the workers pc-worker-N)."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            if f.read().strip() == name:
+                return int(tid)
+    raise AssertionError("no thread %s in pid %d" % (name, pid))
+
+
+def test_watchdog_stops_when_a_worker_hangs(tmp_path, notify_socket):
+    """The watchdog vouches for the workers, not only the main loop: one
+    worker thread stopped (ptrace stops that thread alone, the rest of the
+    process runs on) and WATCHDOG=1 stops coming, with an error naming
+    the worker; let it go and the pings come back."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p,
+                            ctypes.c_void_p]
+    port, admin = free_port(), free_port()
+    cfg = make_config(port, admin, {"up": upstream(free_port())},
+                      [{"name": "app", "path": "/app/", "upstream": "up"}])
+    gw, _ = start_gateway(tmp_path, cfg, {
+        "NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "400000"})
+    tid = None
+    try:
+        i, _ = notify_socket.wait_for(lambda m: "READY" in m,
+                                      what="READY=1", proc=gw)
+        notify_socket.wait_for(lambda m: m.get("WATCHDOG") == "1",
+                               after=i + 1, what="WATCHDOG=1", proc=gw)
+        tid = thread_named(gw.pid, "pc-worker-1")
+        if libc.ptrace(PTRACE_SEIZE, tid, None, None) != 0:
+            tid = None
+            pytest.fail("ptrace(PTRACE_SEIZE) of a worker thread: %s"
+                        % os.strerror(ctypes.get_errno()))
+        assert libc.ptrace(PTRACE_INTERRUPT, tid, None, None) == 0
+        assert os.waitpid(tid, WALL)[0] == tid  # it has stopped
+        gwtest.wait_until(
+            lambda: "watchdog: worker 1 has not answered" in
+            gw.stderr_path.read_text(errors="replace"), WAIT,
+            what="the watchdog's error about worker 1")
+        # From the first complaint on, no ping can be sent: each needs an
+        # answer the stopped worker cannot give. Anything queued before it
+        # is read first; then ten checks' worth of time passes (a check
+        # every 200 ms) and nothing new may arrive.
+        while notify_socket._drain(0.2):
+            pass
+        mark = len(notify_socket.messages)
+        complaints = gw.stderr_path.read_text().count("has not answered")
+        gwtest.wait_until(
+            lambda: gw.stderr_path.read_text().count("has not answered")
+            >= complaints + 10, WAIT, what="ten more failed checks")
+        while notify_socket._drain(0.2):
+            pass
+        assert not any("WATCHDOG" in m
+                       for m in notify_socket.messages[mark:]), \
+            notify_socket.messages[mark:]
+        # the process as a whole still serves (worker 0 answers)
+        assert gw.alive()
+    finally:
+        if tid is not None:
+            libc.ptrace(PTRACE_DETACH, tid, None, None)
+    mark = len(notify_socket.messages)
+    notify_socket.wait_for(lambda m: m.get("WATCHDOG") == "1", after=mark,
+                           what="WATCHDOG=1 once the worker runs again",
+                           proc=gw)
+    rc, err = stop(gw)
+    assert rc == 0, err

@@ -405,6 +405,21 @@ check_request(const char *buf, size_t size, unsigned opts, size_t split)
 	evbuffer_free(ob);
 }
 
+/* A response policy (opts & 32): what a front door typically sets. */
+static const struct rewrite_hfield policy_set[] = {
+    {{"X-Frame-Options", 15}, {"DENY", 4}}};
+static const struct rewrite_hfield policy_add[] = {
+    {{"Cache-Control", 13}, {"private", 7}}};
+static const struct rewrite_str policy_remove[] = {{"Server", 6}};
+static const struct rewrite_headers policy = {
+    policy_set,
+    policy_add,
+    1,
+    1,
+    policy_remove,
+    1,
+    sizeof("X-Frame-Options: DENY\r\nCache-Control: private\r\n") - 1};
+
 static void
 check_response(const char *buf, size_t size, unsigned opts, size_t split)
 {
@@ -432,6 +447,7 @@ check_response(const char *buf, size_t size, unsigned opts, size_t split)
 	    .keep_alive = !(http10 && (res.body == HTTP_BODY_CLOSE ||
 				       res.body == HTTP_BODY_CHUNKED)),
 	    .hsts_max_age = opts & 16 ? 31536000 : 0,
+	    .headers = opts & 32 ? &policy : NULL,
 	};
 	n = rewrite_response_head(&rw, head, sizeof(head));
 	CHECK(n <= rewrite_response_bound(&rw, hlen) || n > sizeof(head));
@@ -470,6 +486,12 @@ check_response(const char *buf, size_t size, unsigned opts, size_t split)
 	      count(&m, "trailer", NULL, NULL) == 0);
 	if (res.status < 200 || res.status == 204)
 		CHECK(count(&m, "content-length", NULL, NULL) == 0);
+	/* The policy decides those fields, whatever the upstream said. */
+	if ((opts & 32) && res.status >= 200)
+		CHECK(count(&m, "x-frame-options", &v, &vlen) == 1 &&
+		      vlen == 4 && memcmp(v, "DENY", 4) == 0 &&
+		      count(&m, "server", NULL, NULL) == 0 &&
+		      count(&m, "cache-control", NULL, NULL) >= 1);
 	if (res.body == HTTP_BODY_CLOSE && http10)
 		CHECK(count(&m, "connection", &v, &vlen) == 1 &&
 		      lc_eq(v, vlen, "close"));

@@ -51,6 +51,8 @@
 #define ADMIN_LISTEN_DEFAULT "127.0.0.1:9145"
 #define ACCESS_LOG_DEFAULT true
 #define CFG_ROOT_REDIRECT_MAX 1024
+#define CFG_MAX_HEADERS 32
+#define CFG_HEADER_VALUE_MAX 1024
 #define STRIP_PREFIX_DEFAULT false
 
 /* A numeric option: the value used when it is absent, and its bounds. */
@@ -634,6 +636,7 @@ enum {
 	RK_REALM,
 	RK_PASS_AUTHORIZATION,
 	RK_USER_HEADER,
+	RK_HEADERS,
 	RK_N
 };
 
@@ -726,6 +729,189 @@ cfg_route_auth(struct config_errors *err, const struct cfg_key *k,
 	r->user_header_len = strlen(s);
 }
 
+/* A response policy being parsed: the arrays rewrite_headers points at. */
+struct cfg_headers {
+	struct rewrite_headers h;
+	struct rewrite_hfield f[CFG_MAX_HEADERS]; /* set first, then add */
+	struct rewrite_str remove[CFG_MAX_HEADERS];
+};
+
+void
+config_headers_free(struct rewrite_headers *h)
+{
+	struct cfg_headers *ch = (struct cfg_headers *)h;
+	size_t i;
+
+	if (ch == NULL)
+		return;
+	for (i = 0; i < h->nset + h->nadd; i++) {
+		free((char *)ch->f[i].name.p);
+		free((char *)ch->f[i].value.p);
+	}
+	for (i = 0; i < h->nremove; i++)
+		free((char *)ch->remove[i].p);
+	free(ch);
+}
+
+/* Was this name (any case) already given in the policy? */
+static bool
+cfg_header_seen(const struct cfg_headers *ch, size_t nf, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < nf; i++)
+		if (strcasecmp(ch->f[i].name.p, name) == 0)
+			return true;
+	for (i = 0; i < ch->h.nremove; i++)
+		if (strcasecmp(ch->remove[i].p, name) == 0)
+			return true;
+	return false;
+}
+
+/* A field name a policy may use; records why not. */
+static bool
+cfg_header_name(struct config_errors *err, const char *path, const char *name,
+		const struct cfg_headers *ch, size_t nf)
+{
+	char q[CFG_QUOTE_LEN];
+	const char *why;
+
+	if (!cfg_is_field_name(name)) {
+		cfg_err(err, path,
+			"must be a header name of 1 to %d token characters",
+			CONFIG_NAME_MAX);
+		return false;
+	}
+	if ((why = rewrite_headers_refused(name, strlen(name))) != NULL) {
+		cfg_err(err, path, "%s %s", cfg_quote(q, sizeof(q), name), why);
+		return false;
+	}
+	if (nf + ch->h.nremove >= CFG_MAX_HEADERS) {
+		cfg_err(err, path, "at most %d fields in one \"headers\"",
+			CFG_MAX_HEADERS);
+		return false;
+	}
+	if (cfg_header_seen(ch, nf, name)) {
+		cfg_err(err, path,
+			"%s is named twice in this \"headers\" (names are "
+			"compared without case)",
+			cfg_quote(q, sizeof(q), name));
+		return false;
+	}
+	return true;
+}
+
+/* A field value: visible ASCII, spaces and tabs inside, 0 to 1024 bytes. */
+static bool
+cfg_header_value(const char *v)
+{
+	size_t i, n = strlen(v);
+
+	if (n > CFG_HEADER_VALUE_MAX ||
+	    (n > 0 && (v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' ||
+		       v[n - 1] == '\t')))
+		return false;
+	for (i = 0; i < n; i++)
+		if ((v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f ||
+		    (unsigned char)v[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* "set" or "add": an object of field names and values, appended to f. */
+static void
+cfg_header_fields(struct config_errors *err, const cJSON *v, const char *path,
+		  struct cfg_headers *ch, size_t *nf)
+{
+	char p[CFG_PATH_LEN];
+	const cJSON *m;
+
+	if (!cJSON_IsObject(v)) {
+		cfg_err(err, path,
+			"must be an object of header names and values");
+		return;
+	}
+	cJSON_ArrayForEach (m, v) {
+		cfg_path_key(p, path, m->string);
+		if (!cfg_header_name(err, p, m->string, ch, *nf))
+			continue;
+		if (!cJSON_IsString(m) || !cfg_header_value(m->valuestring)) {
+			cfg_err(err, p,
+				"must be a string of at most %d visible "
+				"ASCII characters, spaces and tabs (none at "
+				"either end)",
+				CFG_HEADER_VALUE_MAX);
+			continue;
+		}
+		ch->f[*nf].name.p = cfg_strdup(err, m->string);
+		ch->f[*nf].name.n = strlen(m->string);
+		ch->f[*nf].value.p = cfg_strdup(err, m->valuestring);
+		ch->f[*nf].value.n = strlen(m->valuestring);
+		ch->h.size += ch->f[*nf].name.n + 2 + ch->f[*nf].value.n + 2;
+		(*nf)++;
+	}
+}
+
+enum { HK_SET, HK_ADD, HK_REMOVE, HK_N };
+
+/*
+ * "headers" of a listener or route: the response policy (rewrite.h).
+ * Returns it, or NULL (absent, or after recording errors).
+ */
+static struct rewrite_headers *
+cfg_headers(struct config_errors *err, const cJSON *v, const char *path)
+{
+	struct cfg_key k[HK_N] = {
+	    [HK_SET] = {"set", NULL},
+	    [HK_ADD] = {"add", NULL},
+	    [HK_REMOVE] = {"remove", NULL},
+	};
+	struct cfg_headers *ch;
+	char p[CFG_PATH_LEN], pi[CFG_PATH_LEN];
+	size_t nf = 0, before = err->n + err->dropped;
+	const cJSON *m;
+
+	if (v == NULL || cfg_object(err, v, path, k, HK_N) == -1)
+		return NULL;
+	if ((ch = cfg_calloc(err, 1, sizeof(*ch))) == NULL)
+		return NULL;
+	cfg_path_key(p, path, "remove");
+	if (k[HK_REMOVE].val != NULL && !cJSON_IsArray(k[HK_REMOVE].val))
+		cfg_err(err, p, "must be a list of header names");
+	else if (k[HK_REMOVE].val != NULL) {
+		size_t i = 0;
+
+		cJSON_ArrayForEach (m, k[HK_REMOVE].val) {
+			cfg_path_index(pi, p, i++);
+			if (!cJSON_IsString(m)) {
+				cfg_err(err, pi, "must be a header name");
+				continue;
+			}
+			if (!cfg_header_name(err, pi, m->valuestring, ch, nf))
+				continue;
+			ch->remove[ch->h.nremove].p =
+			    cfg_strdup(err, m->valuestring);
+			ch->remove[ch->h.nremove++].n = strlen(m->valuestring);
+		}
+	}
+	cfg_path_key(p, path, "set");
+	if (k[HK_SET].val != NULL)
+		cfg_header_fields(err, k[HK_SET].val, p, ch, &nf);
+	ch->h.nset = nf;
+	cfg_path_key(p, path, "add");
+	if (k[HK_ADD].val != NULL)
+		cfg_header_fields(err, k[HK_ADD].val, p, ch, &nf);
+	ch->h.nadd = nf - ch->h.nset;
+	ch->h.set = ch->f;
+	ch->h.add = ch->f + ch->h.nset;
+	ch->h.remove = ch->remove;
+	if (err->n + err->dropped > before) {
+		config_headers_free(&ch->h);
+		return NULL;
+	}
+	return &ch->h;
+}
+
 /* One route of a listener. */
 static void
 cfg_route(struct config_errors *err, const cJSON *v, const char *path,
@@ -740,6 +926,7 @@ cfg_route(struct config_errors *err, const cJSON *v, const char *path,
 	    [RK_REALM] = {"realm", NULL},
 	    [RK_PASS_AUTHORIZATION] = {"pass_authorization", NULL},
 	    [RK_USER_HEADER] = {"user_header", NULL},
+	    [RK_HEADERS] = {"headers", NULL},
 	};
 	char p[CFG_PATH_LEN], q[CFG_QUOTE_LEN];
 	const char *s;
@@ -800,6 +987,8 @@ cfg_route(struct config_errors *err, const cJSON *v, const char *path,
 	r->max_body =
 	    cfg_size(err, k[RK_MAX_BODY_SIZE].val, p, &r_max_body_size);
 	cfg_route_auth(err, k, path, c, r);
+	cfg_path_key(p, path, "headers");
+	r->headers = cfg_headers(err, k[RK_HEADERS].val, p);
 }
 
 /* A listener's "routes": 1 to 256, names and paths unique within it. */
@@ -939,6 +1128,7 @@ enum {
 	LK_REDIRECT_HTTPS,
 	LK_HTTPS_PORT,
 	LK_ROOT_REDIRECT,
+	LK_HEADERS,
 	LK_N
 };
 
@@ -957,6 +1147,7 @@ cfg_listener(struct config_errors *err, const cJSON *v, const char *path,
 	    [LK_REDIRECT_HTTPS] = {"redirect_https", NULL},
 	    [LK_HTTPS_PORT] = {"https_port", NULL},
 	    [LK_ROOT_REDIRECT] = {"root_redirect", NULL},
+	    [LK_HEADERS] = {"headers", NULL},
 	};
 	char p[CFG_PATH_LEN], sz[24];
 	const char *s;
@@ -1013,6 +1204,8 @@ cfg_listener(struct config_errors *err, const cJSON *v, const char *path,
 		cfg_err(err, p, "needs certificates in tls.certificates");
 	}
 
+	cfg_path_key(p, path, "headers");
+	l->headers = cfg_headers(err, k[LK_HEADERS].val, p);
 	cfg_path_key(p, path, "root_redirect");
 	if (k[LK_ROOT_REDIRECT].val != NULL) {
 		if (l->redirect_https)
@@ -1779,10 +1972,12 @@ config_free(struct config *c)
 			free(l->routes[j].name);
 			free(l->routes[j].path);
 			free(l->routes[j].user_header);
+			config_headers_free(l->routes[j].headers);
 		}
 		free(l->routes);
 		free(l->listen);
 		free(l->root_redirect);
+		config_headers_free(l->headers);
 	}
 	free(c->listeners);
 	for (i = 0; i < c->nrealms; i++) {

@@ -19,6 +19,7 @@
 #include "tls.h"
 
 struct auth_realm;
+struct rewrite_headers;
 struct rewrite_str;
 
 #define CONFIG_MAX_ERRORS 64
@@ -94,6 +95,8 @@ struct config_route {
 	bool pass_authorization; /* forward the Authorization header */
 	char *user_header;	 /* send the verified user upstream in it */
 	size_t user_header_len;
+	/* The response policy (rewrite.h); NULL: the listener's. */
+	struct rewrite_headers *headers;
 };
 
 struct config_listener {
@@ -112,6 +115,9 @@ struct config_listener {
 	unsigned https_port;	       /* port in those redirects */
 	char *root_redirect;	       /* GET / answers 302 to it, or NULL */
 	size_t root_redirect_len;
+	/* The response policy of every route without its own, and of the
+	 * answers given before a route is known; NULL: none. */
+	struct rewrite_headers *headers;
 };
 
 /* The "tls" block: certificates and policy for every TLS listener. */
@@ -188,6 +194,9 @@ void config_error(struct config_errors *err, const char *path, const char *fmt,
 
 /* Takes a reference; returns c. */
 struct config *config_ref(struct config *c);
+
+/* Frees a policy made by the parser ("headers"); NULL is fine. */
+void config_headers_free(struct rewrite_headers *h);
 
 /* Drops a reference; frees the snapshot with the last one. NULL is fine. */
 void config_unref(struct config *c);

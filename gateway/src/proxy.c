@@ -341,6 +341,15 @@ request_account(struct session *s)
 	});
 }
 
+/* The response policy ("headers"): the route's, else the listener's. */
+static const struct rewrite_headers *
+response_policy(const struct session *s)
+{
+	if (s->s_route != NULL && s->s_route->headers != NULL)
+		return s->s_route->headers;
+	return s->s_lc != NULL ? s->s_lc->headers : NULL;
+}
+
 /* Strict-Transport-Security max-age for this request's answers on a TLS
  * listener (RFC 6797); 0: none. */
 static uint64_t
@@ -455,6 +464,7 @@ answer_fields(struct session *s, int status, const struct rewrite_field *fields,
 	    s->s_w->w_draining || !s->s_keepalive)
 		close = true;
 	a = (struct rewrite_answer){
+	    .headers = response_policy(s),
 	    .status = status,
 	    .close = close,
 	    .http10_keep = !close && s->s_http10,
@@ -975,6 +985,7 @@ write_response_head(struct session *s, const struct http_response *res,
 	    .client_http10 = s->s_http10,
 	    .keep_alive = s->s_keepalive,
 	    .hsts_max_age = hsts_max_age(s),
+	    .headers = response_policy(s),
 	};
 	size_t n;
 

@@ -294,10 +294,82 @@ rewrite_request_head(const struct rewrite_request *rr, char *buf, size_t cap)
  * (about 130 bytes), and a reason phrase's SP. */
 #define RESPONSE_ADDED 200
 
+const char *
+rewrite_headers_refused(const char *name, size_t n)
+{
+	unsigned c = field_class(name, n);
+
+	if (c & (F_HOP | F_FRAMING))
+		return "is hop-by-hop or framing, written from the gateway's "
+		       "own decisions";
+	if (n == 25 && is(name, n, "strict-transport-security"))
+		return "is set by tls.hsts_max_age";
+	if ((n == 12 && is(name, n, "content-type")) ||
+	    (n == 8 && is(name, n, "location")))
+		return "is written by the gateway's own answers";
+	return NULL;
+}
+
+/* Field names equal but for ASCII case (both given; any token bytes). */
+static bool
+same_name(const char *a, size_t an, const struct rewrite_str *b)
+{
+	size_t i;
+
+	if (an != b->n)
+		return false;
+	for (i = 0; i < an; i++) {
+		unsigned char x = (unsigned char)a[i],
+			      y = (unsigned char)b->p[i];
+
+		if (x >= 'A' && x <= 'Z')
+			x |= 0x20;
+		if (y >= 'A' && y <= 'Z')
+			y |= 0x20;
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
+/* Does the policy drop the upstream's field h (remove or set)? */
+static bool
+policy_drops(const struct rewrite_headers *pol, const struct http_header *h)
+{
+	size_t i;
+
+	if (pol == NULL)
+		return false;
+	for (i = 0; i < pol->nremove; i++)
+		if (same_name(h->name, h->name_len, &pol->remove[i]))
+			return true;
+	for (i = 0; i < pol->nset; i++)
+		if (same_name(h->name, h->name_len, &pol->set[i].name))
+			return true;
+	return false;
+}
+
+/* The policy's set and add fields. */
+static void
+put_policy(struct out *o, const struct rewrite_headers *pol)
+{
+	size_t i;
+
+	if (pol == NULL)
+		return;
+	for (i = 0; i < pol->nset; i++)
+		put_field(o, pol->set[i].name.p, pol->set[i].name.n,
+			  pol->set[i].value.p, pol->set[i].value.n);
+	for (i = 0; i < pol->nadd; i++)
+		put_field(o, pol->add[i].name.p, pol->add[i].name.n,
+			  pol->add[i].value.p, pol->add[i].value.n);
+}
+
 size_t
 rewrite_response_bound(const struct rewrite_response *rw, size_t head_len)
 {
-	return head_len + rw->res->nheaders + RESPONSE_ADDED;
+	return head_len + rw->res->nheaders + RESPONSE_ADDED +
+	       (rw->headers != NULL ? rw->headers->size : 0);
 }
 
 static void
@@ -313,6 +385,9 @@ size_t
 rewrite_response_head(const struct rewrite_response *rw, char *buf, size_t cap)
 {
 	const struct http_response *res = rw->res;
+	/* Interim responses (1xx) pass as they are. */
+	const struct rewrite_headers *pol =
+	    res->status >= 200 ? rw->headers : NULL;
 	struct out o = {buf, cap, 0};
 	size_t i;
 
@@ -327,10 +402,11 @@ rewrite_response_head(const struct rewrite_response *rw, char *buf, size_t cap)
 
 		if ((c & F_FRAMING) ||
 		    ((c & F_HOP) && !(rw->tunnel && (c & F_UPGRADE))) ||
-		    conn_names(rw->conn, h))
+		    conn_names(rw->conn, h) || policy_drops(pol, h))
 			continue;
 		put_field(&o, h->name, h->name_len, h->value, h->value_len);
 	}
+	put_policy(&o, pol);
 	if (res->status == 101) {
 		if (rw->tunnel)
 			put_lit(&o, "Connection: upgrade\r\n");
@@ -392,6 +468,7 @@ rewrite_answer(const struct rewrite_answer *a, char *buf, size_t cap)
 			put_str(&o, a->fields[i].v[j]);
 		put_lit(&o, "\r\n");
 	}
+	put_policy(&o, a->headers);
 	put_lit(&o, "\r\n");
 	if (a->head)
 		return o.len;

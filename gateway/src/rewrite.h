@@ -104,6 +104,35 @@ size_t rewrite_request_head(const struct rewrite_request *rr, char *buf,
  * bytes (it may still ask for more; never less is needed). */
 size_t rewrite_request_bound(const struct rewrite_request *rr, size_t head_len);
 
+/* One field of a response policy: name and value, both validated. */
+struct rewrite_hfield {
+	struct rewrite_str name, value;
+};
+
+/*
+ * A response policy (a listener's or route's "headers"): on a response
+ * forwarded from an upstream, the upstream's fields named in `remove` or
+ * `set` are dropped (names compared without case), then every `set` and
+ * `add` field is written; the gateway's own answers get `set` and `add`
+ * too. Interim (1xx) responses pass without it. `size` is what those write
+ * ("Name: value" CRLF each).
+ */
+struct rewrite_headers {
+	const struct rewrite_hfield *set, *add;
+	size_t nset, nadd;
+	const struct rewrite_str *remove;
+	size_t nremove;
+	size_t size;
+};
+
+/*
+ * Why a policy may not name this field, or NULL when it may: framing and
+ * hop-by-hop fields (the gateway writes them from its own decisions),
+ * Strict-Transport-Security (tls.hsts_max_age), Content-Type and Location
+ * (the gateway's answers write their own).
+ */
+const char *rewrite_headers_refused(const char *name, size_t n);
+
 /* What the gateway decided about a response it forwards. */
 struct rewrite_response {
 	const struct http_response *res;
@@ -112,12 +141,14 @@ struct rewrite_response {
 	bool client_http10;    /* the client spoke HTTP/1.0: no chunked */
 	bool keep_alive;       /* the client connection stays open */
 	uint64_t hsts_max_age; /* Strict-Transport-Security; 0: none */
+	const struct rewrite_headers *headers; /* the policy; NULL: none */
 };
 
 /*
  * Writes the head a client gets: "HTTP/1.1 SSS reason", the upstream's
  * fields but the hop-by-hop ones (as for requests; Upgrade kept for a
- * tunnel), the framing and the names its Connection options list; then,
+ * tunnel), the framing, the names its Connection options list and those
+ * the policy removes or sets; then the policy's set and add fields; then,
  * for a final response, Strict-Transport-Security, the framing the gateway
  * writes -- "Content-Length: N" (also for HEAD and 304 when the upstream
  * gave one; never for 1xx and 204), "Transfer-Encoding: chunked" for a
@@ -151,6 +182,7 @@ struct rewrite_answer {
 	uint64_t hsts_max_age; /* 0: none */
 	const struct rewrite_field *fields; /* extra fields, nfields of them */
 	size_t nfields;
+	const struct rewrite_headers *headers; /* set and add; NULL: none */
 	struct rewrite_str detail; /* in the body after the reason; p NULL:
 				      none */
 };
@@ -158,8 +190,9 @@ struct rewrite_answer {
 /*
  * Writes a whole answer: status line, Content-Type text/plain, the
  * Content-Length of its body "STATUS REASON[: detail]\n", Connection,
- * Strict-Transport-Security, the extra fields; then the body unless it
- * answers HEAD. Returns its length (see the top of this file).
+ * Strict-Transport-Security, the extra fields, the policy's set and add
+ * fields; then the body unless it answers HEAD. Returns its length (see the top
+ * of this file).
  */
 size_t rewrite_answer(const struct rewrite_answer *a, char *buf, size_t cap);
 

@@ -15,10 +15,10 @@ from conftest import make_config, portcullis_binary, upstream
 import gwtest
 
 
-def h11_exchange(port, method, target, body=b""):
+def h11_exchange(port, method, target, body=b"", headers=()):
     """One request; returns (h11.Response, body bytes), parsed by h11."""
     client = h11.Connection(h11.CLIENT)
-    headers = [("Host", "gw.test"), ("Connection", "close")]
+    headers = [("Host", "gw.test"), ("Connection", "close")] + list(headers)
     if body:
         headers.append(("Content-Length", str(len(body))))
     data = client.send(h11.Request(method=method, target=target,

@@ -52,6 +52,7 @@
 #define ACCESS_LOG_DEFAULT true
 #define CFG_ROOT_REDIRECT_MAX 1024
 #define CFG_MAX_HEADERS 32
+#define CFG_MAX_CIDRS 256
 #define CFG_HEADER_VALUE_MAX 1024
 #define STRIP_PREFIX_DEFAULT false
 
@@ -637,6 +638,8 @@ enum {
 	RK_PASS_AUTHORIZATION,
 	RK_USER_HEADER,
 	RK_HEADERS,
+	RK_ALLOW,
+	RK_DENY,
 	RK_N
 };
 
@@ -727,6 +730,58 @@ cfg_route_auth(struct config_errors *err, const struct cfg_key *k,
 			cfg_quote(q, sizeof(q), s));
 	r->user_header = cfg_strdup(err, s);
 	r->user_header_len = strlen(s);
+}
+
+/* "allow" or "deny": a list of 1 to 256 addresses or ranges. */
+static void
+cfg_cidrs(struct config_errors *err, const cJSON *v, const char *path,
+	  struct config_cidr **out, size_t *n)
+{
+	char p[CFG_PATH_LEN], q[CFG_QUOTE_LEN];
+	const char *why;
+	const cJSON *m;
+	int cnt;
+	size_t i = 0;
+
+	if (v == NULL)
+		return;
+	cnt = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 0;
+	if (cnt < 1 || cnt > CFG_MAX_CIDRS) {
+		cfg_err(err, path,
+			"must be a list of 1 to %d addresses or ranges "
+			"(\"10.0.0.0/8\", \"2001:db8::/32\")",
+			CFG_MAX_CIDRS);
+		return;
+	}
+	if ((*out = cfg_calloc(err, (size_t)cnt, sizeof(**out))) == NULL)
+		return;
+	cJSON_ArrayForEach (m, v) {
+		cfg_path_index(p, path, i++);
+		if (!cJSON_IsString(m)) {
+			cfg_err(err, p, "must be a string");
+			continue;
+		}
+		if (config_parse_cidr(m->valuestring, &(*out)[*n], &why) ==
+		    -1) {
+			cfg_err(err, p, "%s: %s",
+				cfg_quote(q, sizeof(q), m->valuestring), why);
+			continue;
+		}
+		(*n)++;
+	}
+}
+
+/* A listener's or route's "allow" and "deny". */
+static void
+cfg_access(struct config_errors *err, const cJSON *allow, const cJSON *deny,
+	   const char *path, struct config_access *a)
+{
+	char p[CFG_PATH_LEN];
+
+	cfg_path_key(p, path, "allow");
+	cfg_cidrs(err, allow, p, &a->allow, &a->nallow);
+	cfg_path_key(p, path, "deny");
+	cfg_cidrs(err, deny, p, &a->deny, &a->ndeny);
 }
 
 /* A response policy being parsed: the arrays rewrite_headers points at. */
@@ -927,6 +982,8 @@ cfg_route(struct config_errors *err, const cJSON *v, const char *path,
 	    [RK_PASS_AUTHORIZATION] = {"pass_authorization", NULL},
 	    [RK_USER_HEADER] = {"user_header", NULL},
 	    [RK_HEADERS] = {"headers", NULL},
+	    [RK_ALLOW] = {"allow", NULL},
+	    [RK_DENY] = {"deny", NULL},
 	};
 	char p[CFG_PATH_LEN], q[CFG_QUOTE_LEN];
 	const char *s;
@@ -989,6 +1046,7 @@ cfg_route(struct config_errors *err, const cJSON *v, const char *path,
 	cfg_route_auth(err, k, path, c, r);
 	cfg_path_key(p, path, "headers");
 	r->headers = cfg_headers(err, k[RK_HEADERS].val, p);
+	cfg_access(err, k[RK_ALLOW].val, k[RK_DENY].val, path, &r->access);
 }
 
 /* A listener's "routes": 1 to 256, names and paths unique within it. */
@@ -1129,6 +1187,8 @@ enum {
 	LK_HTTPS_PORT,
 	LK_ROOT_REDIRECT,
 	LK_HEADERS,
+	LK_ALLOW,
+	LK_DENY,
 	LK_N
 };
 
@@ -1148,6 +1208,8 @@ cfg_listener(struct config_errors *err, const cJSON *v, const char *path,
 	    [LK_HTTPS_PORT] = {"https_port", NULL},
 	    [LK_ROOT_REDIRECT] = {"root_redirect", NULL},
 	    [LK_HEADERS] = {"headers", NULL},
+	    [LK_ALLOW] = {"allow", NULL},
+	    [LK_DENY] = {"deny", NULL},
 	};
 	char p[CFG_PATH_LEN], sz[24];
 	const char *s;
@@ -1206,6 +1268,7 @@ cfg_listener(struct config_errors *err, const cJSON *v, const char *path,
 
 	cfg_path_key(p, path, "headers");
 	l->headers = cfg_headers(err, k[LK_HEADERS].val, p);
+	cfg_access(err, k[LK_ALLOW].val, k[LK_DENY].val, path, &l->access);
 	cfg_path_key(p, path, "root_redirect");
 	if (k[LK_ROOT_REDIRECT].val != NULL) {
 		if (l->redirect_https)
@@ -1973,11 +2036,15 @@ config_free(struct config *c)
 			free(l->routes[j].path);
 			free(l->routes[j].user_header);
 			config_headers_free(l->routes[j].headers);
+			free(l->routes[j].access.allow);
+			free(l->routes[j].access.deny);
 		}
 		free(l->routes);
 		free(l->listen);
 		free(l->root_redirect);
 		config_headers_free(l->headers);
+		free(l->access.allow);
+		free(l->access.deny);
 	}
 	free(c->listeners);
 	for (i = 0; i < c->nrealms; i++) {
@@ -2320,6 +2387,98 @@ cfg_port(const char *s)
 		v = v * 10 + (unsigned)(s[i] - '0');
 	}
 	return v <= 65535 ? v : 0;
+}
+
+int
+config_parse_cidr(const char *s, struct config_cidr *out, const char **why)
+{
+	char host[INET6_ADDRSTRLEN + 1], *end;
+	const char *slash = strchr(s, '/');
+	size_t hlen = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	struct in_addr v4;
+	unsigned long bits;
+	unsigned max, i;
+	bool is_v4;
+
+	memset(out, 0, sizeof(*out));
+	if (hlen == 0 || hlen >= sizeof(host)) {
+		*why = "not an address or address/prefix";
+		return -1;
+	}
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	is_v4 = inet_pton(AF_INET, host, &v4) == 1;
+	if (is_v4) {
+		out->addr[10] = out->addr[11] = 0xff;
+		memcpy(out->addr + 12, &v4, 4);
+	} else if (inet_pton(AF_INET6, host, out->addr) != 1) {
+		*why = "not an IPv4 or IPv6 address";
+		return -1;
+	}
+	max = is_v4 ? 32 : 128;
+	bits = max;
+	if (slash != NULL) {
+		errno = 0;
+		if (slash[1] < '0' || slash[1] > '9' ||
+		    (bits = strtoul(slash + 1, &end, 10)) > max || errno != 0 ||
+		    *end != '\0') {
+			*why = is_v4 ? "the prefix must be 0 to 32"
+				     : "the prefix must be 0 to 128";
+			return -1;
+		}
+	}
+	out->bits = (unsigned)bits + (is_v4 ? 96 : 0);
+	for (i = out->bits; i < 128; i++)
+		if (out->addr[i / 8] & (0x80 >> (i % 8))) {
+			*why = "has bits set past its prefix (write the "
+			       "network's first address)";
+			return -1;
+		}
+	return 0;
+}
+
+int
+config_addr16(const struct sockaddr *sa, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr,
+		       4);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		return 0;
+	}
+	return -1;
+}
+
+static bool
+cidr_has(const struct config_cidr *c, const uint8_t addr[16])
+{
+	unsigned full = c->bits / 8, rest = c->bits % 8;
+
+	if (memcmp(c->addr, addr, full) != 0)
+		return false;
+	return rest == 0 || ((c->addr[full] ^ addr[full]) &
+			     (uint8_t)(0xff << (8 - rest))) == 0;
+}
+
+enum config_access_verdict
+config_access_check(const struct config_access *a, const uint8_t addr[16])
+{
+	size_t i;
+
+	for (i = 0; i < a->ndeny; i++)
+		if (cidr_has(&a->deny[i], addr))
+			return CONFIG_ACCESS_DENIED;
+	if (a->nallow == 0)
+		return CONFIG_ACCESS_OK;
+	for (i = 0; i < a->nallow; i++)
+		if (cidr_has(&a->allow[i], addr))
+			return CONFIG_ACCESS_OK;
+	return CONFIG_ACCESS_NOT_ALLOWED;
 }
 
 int

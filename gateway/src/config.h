@@ -56,6 +56,26 @@ struct config_upstream {
 
 #define CONFIG_NO_REALM ((size_t)-1)
 
+/* An address range of an allow or deny list: IPv4 is kept as its IPv6
+ * mapping (::ffff:a.b.c.d, prefix + 96), so one compare serves both. */
+struct config_cidr {
+	uint8_t addr[16]; /* bits past `bits` are zero */
+	unsigned bits;	  /* 0..128 */
+};
+
+/* A listener's or route's address lists; an empty allow list allows all. */
+struct config_access {
+	struct config_cidr *allow, *deny;
+	size_t nallow, ndeny;
+};
+
+/* Why config_access_check() refused an address. */
+enum config_access_verdict {
+	CONFIG_ACCESS_OK,
+	CONFIG_ACCESS_DENIED,	   /* in a deny list */
+	CONFIG_ACCESS_NOT_ALLOWED, /* outside an allow list */
+};
+
 /* One member of "realms": who may use the routes that name it. */
 struct config_realm {
 	char *name;	 /* [A-Za-z0-9_.-], 1..64; shown in WWW-Authenticate */
@@ -97,6 +117,7 @@ struct config_route {
 	size_t user_header_len;
 	/* The response policy (rewrite.h); NULL: the listener's. */
 	struct rewrite_headers *headers;
+	struct config_access access; /* checked after the listener's */
 };
 
 struct config_listener {
@@ -118,6 +139,7 @@ struct config_listener {
 	/* The response policy of every route without its own, and of the
 	 * answers given before a route is known; NULL: none. */
 	struct rewrite_headers *headers;
+	struct config_access access; /* every request of the listener */
 };
 
 /* The "tls" block: certificates and policy for every TLS listener. */
@@ -200,6 +222,21 @@ void config_headers_free(struct rewrite_headers *h);
 
 /* Drops a reference; frees the snapshot with the last one. NULL is fine. */
 void config_unref(struct config *c);
+
+/*
+ * Parses "192.0.2.0/24", "2001:db8::/32" or a single address into *out.
+ * Returns 0, or -1 with a static reason in *why (bits set past the prefix
+ * are refused: "10.1.2.3/8" is a typo more often than not).
+ */
+int config_parse_cidr(const char *s, struct config_cidr *out, const char **why);
+
+/* An address as config_cidr keeps them (IPv4 mapped); 0, or -1 for a
+ * family that is neither. */
+int config_addr16(const struct sockaddr *sa, uint8_t out[16]);
+
+/* May the address (config_addr16) pass these lists? Deny wins. */
+enum config_access_verdict config_access_check(const struct config_access *a,
+					       const uint8_t addr[16]);
 
 /* Parses "250ms", "5s", "2m", "1h", "1d" into milliseconds; -1 if invalid. */
 int config_parse_duration(const char *s, uint64_t *ms);

@@ -24,6 +24,8 @@ static const char *const method_label[METRICS_NMETHODS] = {
 static const char *const tls_label[METRICS_TLS_N] = {"ok", "failed", "timeout"};
 static const char *const uperr_label[METRICS_UPERR_N] = {"connect", "timeout",
 							 "reset", "dns"};
+static const char *const denied_label[METRICS_DENIED_N] = {"deny_list",
+							   "not_allowed"};
 
 typedef _Atomic uint64_t counter_t; /* written by one thread only */
 
@@ -37,6 +39,7 @@ struct route_stats {
 	struct histogram duration;
 	struct histogram upstream;
 	counter_t upstream_errors[METRICS_UPERR_N];
+	counter_t denied[METRICS_DENIED_N];
 	counter_t bytes_in;
 	counter_t bytes_out;
 };
@@ -208,6 +211,15 @@ metrics_request(struct metrics_shard *s, unsigned id, enum metrics_method m,
 }
 
 void
+metrics_denied(struct metrics_shard *s, unsigned id, enum metrics_denied why)
+{
+	struct route_stats *r = route_of(s, id);
+
+	if (r != NULL)
+		bump(&r->denied[why], 1);
+}
+
+void
 metrics_upstream_error(struct metrics_shard *s, unsigned id,
 		       enum metrics_upstream_error why)
 {
@@ -294,6 +306,8 @@ route_sum(struct metrics_shard *const *shards, unsigned n, unsigned id,
 		for (b = 0; b < METRICS_UPERR_N; b++)
 			bump(&sum->upstream_errors[b],
 			     get(&r->upstream_errors[b]));
+		for (b = 0; b < METRICS_DENIED_N; b++)
+			bump(&sum->denied[b], get(&r->denied[b]));
 		bump(&sum->bytes_in, get(&r->bytes_in));
 		bump(&sum->bytes_out, get(&r->bytes_out));
 	}
@@ -433,6 +447,23 @@ metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
 			    "reason=\"%s\"} %llu\n",
 			    registry[id], uperr_label[b],
 			    (unsigned long long)get(&sum->upstream_errors[b]));
+	}
+	evbuffer_add_printf(
+	    out, "# HELP portcullis_http_requests_denied_total Requests "
+		 "refused with 403 for the client's address, by route and "
+		 "reason (deny_list, not_allowed).\n"
+		 "# TYPE portcullis_http_requests_denied_total counter\n");
+	for (id = 0; id < registry_n; id++) {
+		if (!route_sum(shards, nshards, id, sum) && !configured[id])
+			continue;
+		for (b = 0; b < METRICS_DENIED_N; b++)
+			evbuffer_add_printf(
+			    out,
+			    "portcullis_http_requests_denied_total{route=\"%"
+			    "s\","
+			    "reason=\"%s\"} %llu\n",
+			    registry[id], denied_label[b],
+			    (unsigned long long)get(&sum->denied[b]));
 	}
 	evbuffer_add_printf(
 	    out,

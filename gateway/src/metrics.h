@@ -74,6 +74,17 @@ enum metrics_upstream_error {
 void metrics_upstream_error(struct metrics_shard *s, unsigned id,
 			    enum metrics_upstream_error why);
 
+/* Why an address was refused (listener or route lists), as labelled. */
+enum metrics_denied {
+	METRICS_DENIED_LIST, /* "deny_list": in a deny list */
+	METRICS_NOT_ALLOWED, /* "not_allowed": outside an allow list */
+	METRICS_DENIED_N
+};
+
+/* Counts one request refused with 403 for its address on route `id`. */
+void metrics_denied(struct metrics_shard *s, unsigned id,
+		    enum metrics_denied why);
+
 /* TLS handshake outcomes, as labelled. */
 enum metrics_tls_result {
 	METRICS_TLS_OK,

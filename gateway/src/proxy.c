@@ -61,6 +61,7 @@ struct session {
 	struct event *s_kick;  /* next pipelined request */
 	enum session_state s_state;
 	char s_client[INET6_ADDRSTRLEN];
+	uint8_t s_addr16[16];	 /* the client's address (config_addr16) */
 	uint64_t s_peer;	 /* guard_key() of the client's address */
 	struct evbuffer *s_head; /* upstream request head, kept for a retry */
 	size_t s_consume; /* bytes of the request head still at the front of
@@ -770,6 +771,30 @@ upstream_head(struct session *s, const struct http_request *req,
 			write_request, &rr, NULL);
 }
 
+/*
+ * The listener's address lists, then the route's (`route` NULL: none
+ * matched): a refused address gets 403, counted by route and reason.
+ * Returns true when it was refused (and answered).
+ */
+static bool
+address_refused(struct session *s, const struct config_route *route)
+{
+	enum config_access_verdict v =
+	    config_access_check(&s->s_lc->access, s->s_addr16);
+
+	if (v == CONFIG_ACCESS_OK && route != NULL)
+		v = config_access_check(&route->access, s->s_addr16);
+	if (v == CONFIG_ACCESS_OK)
+		return false;
+	s->s_route = route; /* its label on the 403 */
+	metrics_denied(s->s_w->w_metrics,
+		       route != NULL ? route->metric_id : METRICS_NO_ROUTE,
+		       v == CONFIG_ACCESS_DENIED ? METRICS_DENIED_LIST
+						 : METRICS_NOT_ALLOWED);
+	answer_fields(s, 403, NULL, 0, "address not allowed", false);
+	return true;
+}
+
 /* Is the request for "/" itself (with or without a query)? */
 static bool
 is_root(const struct http_request *req)
@@ -803,7 +828,8 @@ static void
 request_start(struct session *s, struct http_request *req, size_t len)
 {
 	const struct http_header *upgrade = NULL;
-	const struct config_route *route;
+	const struct config_route *route = NULL;
+	enum router_result match;
 	enum auth_result auth = AUTH_OK;
 	struct rewrite_conn conn;
 	const char *why;
@@ -834,6 +860,11 @@ request_start(struct session *s, struct http_request *req, size_t len)
 		answer(s, 400, true);
 		return;
 	}
+	/* The address lists first: a refused address learns nothing of the
+	 * routes and never costs a password hash. */
+	match = router_match(s->s_lc, req->path, req->path_len, &route);
+	if (address_refused(s, match != ROUTER_NONE ? route : NULL))
+		return;
 	/* TRACE would echo the request, credentials included, back to
 	 * whatever script can make the browser send one (nginx: 405 too). */
 	if (req->method_len == 5 && memcmp(req->method, "TRACE", 5) == 0) {
@@ -856,7 +887,7 @@ request_start(struct session *s, struct http_request *req, size_t len)
 			    s->s_req.kind != HTTP_BODY_NONE);
 		return;
 	}
-	switch (router_match(s->s_lc, req->path, req->path_len, &route)) {
+	switch (match) {
 	case ROUTER_NONE:
 		answer(s, 404, false);
 		return;
@@ -1542,6 +1573,10 @@ proxy_accept(struct worker *w, unsigned lidx, evutil_socket_t fd,
 			  s->s_client, sizeof(s->s_client));
 	else
 		strcpy(s->s_client, "unknown");
+	/* An address of no known family matches no list: a listener with
+	 * an allow list refuses it. */
+	if (config_addr16(peer, s->s_addr16) == -1)
+		memset(s->s_addr16, 0xff, sizeof(s->s_addr16));
 	s->s_peer = guard_key(peer);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (current_listener(s)->tls) {

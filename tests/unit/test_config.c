@@ -532,6 +532,90 @@ test_error_max_connections_zero(void **state)
 		      "max_connections: must be an integer from 1 to 1000000");
 }
 
+/* The address of `text` (v4 or v6) as config_addr16 gives it. */
+static void
+addr_of(const char *text, uint8_t out[16])
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, text, &v4->sin_addr) == 1)
+		v4->sin_family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, text, &v6->sin6_addr), 1);
+		v6->sin6_family = AF_INET6;
+	}
+	assert_int_equal(config_addr16((struct sockaddr *)&ss, out), 0);
+}
+
+static enum config_access_verdict
+verdict(const char *allow, const char *deny, const char *addr)
+{
+	struct config_cidr a, d;
+	struct config_access acc = {NULL, NULL, 0, 0};
+	const char *why = NULL;
+	uint8_t bytes[16];
+
+	if (allow != NULL) {
+		assert_int_equal(config_parse_cidr(allow, &a, &why), 0);
+		acc.allow = &a;
+		acc.nallow = 1;
+	}
+	if (deny != NULL) {
+		assert_int_equal(config_parse_cidr(deny, &d, &why), 0);
+		acc.deny = &d;
+		acc.ndeny = 1;
+	}
+	addr_of(addr, bytes);
+	return config_access_check(&acc, bytes);
+}
+
+static void
+test_access_lists(void **state)
+{
+	struct config_cidr c;
+	const char *why = NULL;
+
+	assert_int_equal(verdict("10.0.0.0/8", NULL, "10.255.1.2"),
+			 CONFIG_ACCESS_OK);
+	assert_int_equal(verdict("10.0.0.0/8", NULL, "11.0.0.1"),
+			 CONFIG_ACCESS_NOT_ALLOWED);
+	/* a prefix that is not a whole byte */
+	assert_int_equal(verdict("192.0.2.64/26", NULL, "192.0.2.127"),
+			 CONFIG_ACCESS_OK);
+	assert_int_equal(verdict("192.0.2.64/26", NULL, "192.0.2.128"),
+			 CONFIG_ACCESS_NOT_ALLOWED);
+	assert_int_equal(verdict("192.0.2.64/26", NULL, "192.0.2.63"),
+			 CONFIG_ACCESS_NOT_ALLOWED);
+	/* an IPv4 client on an IPv6 socket (::ffff:a.b.c.d) is the same */
+	assert_int_equal(verdict("10.0.0.0/8", NULL, "::ffff:10.1.2.3"),
+			 CONFIG_ACCESS_OK);
+	assert_int_equal(verdict("2001:db8::/32", NULL, "2001:db8:1::5"),
+			 CONFIG_ACCESS_OK);
+	assert_int_equal(verdict("2001:db8::/32", NULL, "2001:db9::5"),
+			 CONFIG_ACCESS_NOT_ALLOWED);
+	/* an IPv4 range never takes in an IPv6 address, nor ::/0 nothing */
+	assert_int_equal(verdict("0.0.0.0/0", NULL, "2001:db8::1"),
+			 CONFIG_ACCESS_NOT_ALLOWED);
+	assert_int_equal(verdict("::/0", NULL, "192.0.2.1"), CONFIG_ACCESS_OK);
+	/* deny wins over allow; a single address is /32 or /128 */
+	assert_int_equal(verdict("10.0.0.0/8", "10.0.0.5", "10.0.0.5"),
+			 CONFIG_ACCESS_DENIED);
+	assert_int_equal(verdict("10.0.0.0/8", "10.0.0.5", "10.0.0.6"),
+			 CONFIG_ACCESS_OK);
+	assert_int_equal(verdict(NULL, "::1", "::1"), CONFIG_ACCESS_DENIED);
+	assert_int_equal(verdict(NULL, NULL, "::1"), CONFIG_ACCESS_OK);
+	assert_int_equal(config_parse_cidr("10.0.0.1/31", &c, &why), -1);
+	assert_string_equal(why, "has bits set past its prefix (write the "
+				 "network's first address)");
+	assert_int_equal(config_parse_cidr("10.0.0.0/ 8", &c, &why), -1);
+	assert_int_equal(config_parse_cidr("/8", &c, &why), -1);
+	assert_int_equal(config_parse_cidr("1.2.3.4/32x", &c, &why), -1);
+	assert_int_equal(config_parse_cidr("fe80::1%eth0", &c, &why), -1);
+}
+
 static void
 test_error_bool_type(void **state)
 {
@@ -1376,6 +1460,7 @@ main(void)
 	    cmocka_unit_test(test_error_workers_not_integer),
 	    cmocka_unit_test(test_error_max_connections_zero),
 	    cmocka_unit_test(test_error_bool_type),
+	    cmocka_unit_test(test_access_lists),
 	    cmocka_unit_test(test_error_duration_values),
 	    cmocka_unit_test(test_error_size_values),
 	    cmocka_unit_test(test_error_max_uri_over_max_header),

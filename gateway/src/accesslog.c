@@ -86,6 +86,8 @@ accesslog_format(char *buf, size_t cap, const struct accesslog_entry *e,
 	put_str(&o, e->request_id);
 	put(&o, ",\"client\":", 10);
 	put_str(&o, e->client);
+	put(&o, ",\"proxy\":", 9);
+	put_str(&o, e->proxy);
 	put(&o, ",\"user\":", 8);
 	put_str(&o, e->user);
 	put(&o, ",\"method\":", 10);

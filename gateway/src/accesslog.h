@@ -8,7 +8,8 @@
 
 struct accesslog_entry {
 	const char *request_id;
-	const char *client;
+	const char *client; /* behind a trusted proxy: the one it names */
+	const char *proxy;  /* that trusted proxy, or NULL (direct) */
 	const char *method;
 	const char *path;
 	int status;

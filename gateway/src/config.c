@@ -1189,6 +1189,7 @@ enum {
 	LK_HEADERS,
 	LK_ALLOW,
 	LK_DENY,
+	LK_TRUSTED_PROXIES,
 	LK_N
 };
 
@@ -1210,6 +1211,7 @@ cfg_listener(struct config_errors *err, const cJSON *v, const char *path,
 	    [LK_HEADERS] = {"headers", NULL},
 	    [LK_ALLOW] = {"allow", NULL},
 	    [LK_DENY] = {"deny", NULL},
+	    [LK_TRUSTED_PROXIES] = {"trusted_proxies", NULL},
 	};
 	char p[CFG_PATH_LEN], sz[24];
 	const char *s;
@@ -1269,6 +1271,8 @@ cfg_listener(struct config_errors *err, const cJSON *v, const char *path,
 	cfg_path_key(p, path, "headers");
 	l->headers = cfg_headers(err, k[LK_HEADERS].val, p);
 	cfg_access(err, k[LK_ALLOW].val, k[LK_DENY].val, path, &l->access);
+	cfg_path_key(p, path, "trusted_proxies");
+	cfg_cidrs(err, k[LK_TRUSTED_PROXIES].val, p, &l->trusted, &l->ntrusted);
 	cfg_path_key(p, path, "root_redirect");
 	if (k[LK_ROOT_REDIRECT].val != NULL) {
 		if (l->redirect_https)
@@ -2045,6 +2049,7 @@ config_free(struct config *c)
 		config_headers_free(l->headers);
 		free(l->access.allow);
 		free(l->access.deny);
+		free(l->trusted);
 	}
 	free(c->listeners);
 	for (i = 0; i < c->nrealms; i++) {
@@ -2465,19 +2470,24 @@ cidr_has(const struct config_cidr *c, const uint8_t addr[16])
 			     (uint8_t)(0xff << (8 - rest))) == 0;
 }
 
-enum config_access_verdict
-config_access_check(const struct config_access *a, const uint8_t addr[16])
+bool
+config_cidr_any(const struct config_cidr *c, size_t n, const uint8_t addr[16])
 {
 	size_t i;
 
-	for (i = 0; i < a->ndeny; i++)
-		if (cidr_has(&a->deny[i], addr))
-			return CONFIG_ACCESS_DENIED;
-	if (a->nallow == 0)
+	for (i = 0; i < n; i++)
+		if (cidr_has(&c[i], addr))
+			return true;
+	return false;
+}
+
+enum config_access_verdict
+config_access_check(const struct config_access *a, const uint8_t addr[16])
+{
+	if (config_cidr_any(a->deny, a->ndeny, addr))
+		return CONFIG_ACCESS_DENIED;
+	if (a->nallow == 0 || config_cidr_any(a->allow, a->nallow, addr))
 		return CONFIG_ACCESS_OK;
-	for (i = 0; i < a->nallow; i++)
-		if (cidr_has(&a->allow[i], addr))
-			return CONFIG_ACCESS_OK;
 	return CONFIG_ACCESS_NOT_ALLOWED;
 }
 

@@ -140,6 +140,9 @@ struct config_listener {
 	 * answers given before a route is known; NULL: none. */
 	struct rewrite_headers *headers;
 	struct config_access access; /* every request of the listener */
+	/* Peers whose X-Forwarded-For names the client (realip.h). */
+	struct config_cidr *trusted;
+	size_t ntrusted;
 };
 
 /* The "tls" block: certificates and policy for every TLS listener. */
@@ -233,6 +236,10 @@ int config_parse_cidr(const char *s, struct config_cidr *out, const char **why);
 /* An address as config_cidr keeps them (IPv4 mapped); 0, or -1 for a
  * family that is neither. */
 int config_addr16(const struct sockaddr *sa, uint8_t out[16]);
+
+/* Is the address (config_addr16) in one of the n ranges? */
+bool config_cidr_any(const struct config_cidr *c, size_t n,
+		     const uint8_t addr[16]);
 
 /* May the address (config_addr16) pass these lists? Deny wins. */
 enum config_access_verdict config_access_check(const struct config_access *a,

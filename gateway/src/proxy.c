@@ -35,6 +35,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "realip.h"
 #include "rewrite.h"
 #include "router.h"
 #include "tls.h"
@@ -60,9 +61,17 @@ struct session {
 	uint64_t s_fires_at;   /* when the pending event fires */
 	struct event *s_kick;  /* next pipelined request */
 	enum session_state s_state;
+	/* The peer of the connection; a trusted proxy's requests each name
+	 * their own client (realip.h), which the s_client fields then hold
+	 * until request_reset(). */
+	char s_conn_client[INET6_ADDRSTRLEN];
+	uint8_t s_conn_addr16[16];
+	uint64_t s_conn_peer;
 	char s_client[INET6_ADDRSTRLEN];
 	uint8_t s_addr16[16];	 /* the client's address (config_addr16) */
 	uint64_t s_peer;	 /* guard_key() of the client's address */
+	bool s_via_proxy;	 /* the client is one a trusted proxy named */
+	struct realip s_realip;	 /* then: who, and the chain */
 	struct evbuffer *s_head; /* upstream request head, kept for a retry */
 	size_t s_consume; /* bytes of the request head still at the front of
 			     the input: what was parsed points into them */
@@ -275,9 +284,21 @@ request_id_make(struct session *s, const struct http_request *req)
 	request_id_generate(s->s_w, s->s_reqid);
 }
 
+/* The client is the connection's peer again. */
+static void
+client_reset(struct session *s)
+{
+	memcpy(s->s_client, s->s_conn_client, sizeof(s->s_client));
+	memcpy(s->s_addr16, s->s_conn_addr16, sizeof(s->s_addr16));
+	s->s_peer = s->s_conn_peer;
+	s->s_via_proxy = false;
+}
+
 static void
 request_reset(struct session *s)
 {
+	if (s->s_via_proxy)
+		client_reset(s);
 	if (s->s_gen != NULL)
 		wgen_release(s->s_gen);
 	s->s_gen = NULL;
@@ -328,6 +349,7 @@ request_account(struct session *s)
 	accesslog_write(&(struct accesslog_entry){
 	    .request_id = s->s_reqid,
 	    .client = s->s_client,
+	    .proxy = s->s_via_proxy ? s->s_conn_client : NULL,
 	    .method = s->s_method_str,
 	    .path = s->s_path,
 	    .status = s->s_status,
@@ -751,6 +773,8 @@ upstream_head(struct session *s, const struct http_request *req,
 	    .conn = conn,
 	    .strip = r->strip_prefix ? r->path_len : 0,
 	    .client = {s->s_client, strlen(s->s_client)},
+	    .forwarded_for = {s->s_via_proxy ? s->s_realip.chain : NULL,
+			      s->s_via_proxy ? s->s_realip.chain_len : 0},
 	    .tls = s->s_lc->tls,
 	    .request_id = {s->s_reqid, strlen(s->s_reqid)},
 	    .drop = s->s_gen->g_cfg->user_headers,
@@ -793,6 +817,40 @@ address_refused(struct session *s, const struct config_route *route)
 						 : METRICS_NOT_ALLOWED);
 	answer_fields(s, 403, NULL, 0, "address not allowed", false);
 	return true;
+}
+
+/*
+ * From a trusted proxy, the client its X-Forwarded-For names becomes this
+ * request's client: for the address lists, the guard, the logs and
+ * X-Real-IP. 0, or -1 when the field was bad (answered 400).
+ */
+static int
+real_client(struct session *s, const struct http_request *req)
+{
+	const char *why = NULL;
+	struct sockaddr_in6 sin6;
+
+	switch (realip_find(s->s_lc->trusted, s->s_lc->ntrusted,
+			    s->s_conn_addr16, s->s_conn_client, req->headers,
+			    req->nheaders, &s->s_realip, &why)) {
+	case REALIP_PEER:
+		return 0;
+	case REALIP_BAD:
+		log_req(LOG_INFO, s->s_reqid, "client %s: bad request: %s",
+			s->s_client, why);
+		answer(s, 400, true);
+		return -1;
+	case REALIP_FOUND:
+		break;
+	}
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	memcpy(&sin6.sin6_addr, s->s_realip.addr, 16);
+	memcpy(s->s_client, s->s_realip.text, sizeof(s->s_client));
+	memcpy(s->s_addr16, s->s_realip.addr, sizeof(s->s_addr16));
+	s->s_peer = guard_key((const struct sockaddr *)&sin6);
+	s->s_via_proxy = true;
+	return 0;
 }
 
 /* Is the request for "/" itself (with or without a query)? */
@@ -860,6 +918,8 @@ request_start(struct session *s, struct http_request *req, size_t len)
 		answer(s, 400, true);
 		return;
 	}
+	if (real_client(s, req) == -1)
+		return;
 	/* The address lists first: a refused address learns nothing of the
 	 * routes and never costs a password hash. */
 	match = router_match(s->s_lc, req->path, req->path_len, &route);
@@ -1566,18 +1626,19 @@ proxy_accept(struct worker *w, unsigned lidx, evutil_socket_t fd,
 	if (peer->sa_family == AF_INET)
 		inet_ntop(AF_INET,
 			  &((const struct sockaddr_in *)peer)->sin_addr,
-			  s->s_client, sizeof(s->s_client));
+			  s->s_conn_client, sizeof(s->s_conn_client));
 	else if (peer->sa_family == AF_INET6)
 		inet_ntop(AF_INET6,
 			  &((const struct sockaddr_in6 *)peer)->sin6_addr,
-			  s->s_client, sizeof(s->s_client));
+			  s->s_conn_client, sizeof(s->s_conn_client));
 	else
-		strcpy(s->s_client, "unknown");
+		strcpy(s->s_conn_client, "unknown");
 	/* An address of no known family matches no list: a listener with
 	 * an allow list refuses it. */
-	if (config_addr16(peer, s->s_addr16) == -1)
-		memset(s->s_addr16, 0xff, sizeof(s->s_addr16));
-	s->s_peer = guard_key(peer);
+	if (config_addr16(peer, s->s_conn_addr16) == -1)
+		memset(s->s_conn_addr16, 0xff, sizeof(s->s_conn_addr16));
+	s->s_conn_peer = guard_key(peer);
+	client_reset(s);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (current_listener(s)->tls) {
 		SSL *ssl = tls_context_new_ssl(w->w_gen->g_cfg->tls_ctx);

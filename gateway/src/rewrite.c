@@ -223,8 +223,9 @@ size_t
 rewrite_request_bound(const struct rewrite_request *rr, size_t head_len)
 {
 	return head_len + rr->req->nheaders + REQUEST_ADDED + 2 * rr->client.n +
-	       rr->request_id.n + rr->req->host_len + rr->user_header.n +
-	       rr->user.n + (rr->upgrade != NULL ? rr->upgrade->value_len : 0);
+	       rr->forwarded_for.n + rr->request_id.n + rr->req->host_len +
+	       rr->user_header.n + rr->user.n +
+	       (rr->upgrade != NULL ? rr->upgrade->value_len : 0);
 }
 
 size_t
@@ -260,7 +261,12 @@ rewrite_request_head(const struct rewrite_request *rr, char *buf, size_t cap)
 			put_field(&o, h->name, h->name_len, h->value,
 				  h->value_len);
 	}
-	put_field(&o, "X-Forwarded-For", 15, rr->client.p, rr->client.n);
+	if (rr->forwarded_for.p != NULL)
+		put_field(&o, "X-Forwarded-For", 15, rr->forwarded_for.p,
+			  rr->forwarded_for.n);
+	else
+		put_field(&o, "X-Forwarded-For", 15, rr->client.p,
+			  rr->client.n);
 	put_field(&o, "X-Real-IP", 9, rr->client.p, rr->client.n);
 	if (rr->tls)
 		put_lit(&o, "X-Forwarded-Proto: https\r\n");

@@ -70,14 +70,17 @@ struct rewrite_request {
 	size_t strip;			 /* leading bytes of req->path to cut (a
 					    strip_prefix route's prefix); the path
 					    sent keeps or gets a leading '/' */
-	struct rewrite_str client;	 /* X-Forwarded-For, X-Real-IP */
-	bool tls;			 /* X-Forwarded-Proto: https */
-	struct rewrite_str request_id;	 /* X-Request-Id */
-	const struct rewrite_str *drop;	 /* the routes' user headers: the */
-	size_t ndrop;			 /* client's are dropped */
-	struct rewrite_str user_header;	 /* the route's; p NULL: none */
-	struct rewrite_str user;	 /* sent in user_header; p NULL: none */
-	bool drop_authorization;	 /* the credentials stay here */
+	struct rewrite_str client;	 /* X-Real-IP; X-Forwarded-For too
+					    when forwarded_for is empty */
+	struct rewrite_str forwarded_for; /* X-Forwarded-For: the chain of
+					     trusted proxies; p NULL: none */
+	bool tls;			  /* X-Forwarded-Proto: https */
+	struct rewrite_str request_id;	  /* X-Request-Id */
+	const struct rewrite_str *drop;	  /* the routes' user headers: the */
+	size_t ndrop;			  /* client's are dropped */
+	struct rewrite_str user_header;	  /* the route's; p NULL: none */
+	struct rewrite_str user; /* sent in user_header; p NULL: none */
+	bool drop_authorization; /* the credentials stay here */
 	const struct http_header *upgrade; /* a WebSocket upgrade to pass on */
 };
 

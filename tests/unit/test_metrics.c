@@ -174,7 +174,8 @@ test_access_log_line_is_escaped_json(void **state)
 	assert_string_equal(
 	    buf,
 	    "{\"time\":\"2025-11-25T12:00:00.123Z\",\"request_id\":\"abc\","
-	    "\"client\":\"127.0.0.1\",\"user\":\"al\\\"ice\",\"method\":"
+	    "\"client\":\"127.0.0.1\",\"proxy\":null,\"user\":\"al\\\"ice\","
+	    "\"method\":"
 	    "\"GET\",\"path\":"
 	    "\"/a\\\"b\\\\c\\u0001\",\"status\":200,\"bytes_in\":10,"
 	    "\"bytes_out\":20,\"duration\":0.250000,"

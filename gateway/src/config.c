@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "ratelimit.h"
 #include "rewrite.h"
 
 /* Bigger than any sane config; keeps a stray file from filling memory. */
@@ -53,6 +54,7 @@
 #define CFG_ROOT_REDIRECT_MAX 1024
 #define CFG_MAX_HEADERS 32
 #define CFG_MAX_CIDRS 256
+#define CFG_MAX_RATE 1000000 /* requests per unit of a rate_limit */
 #define CFG_HEADER_VALUE_MAX 1024
 #define STRIP_PREFIX_DEFAULT false
 
@@ -88,6 +90,7 @@ static const struct cfg_range r_cache_entries = {4096, 16, 1 << 20};
 static const struct cfg_range r_check_timeout = {10 * SEC, 100 * MS, 10 * MIN};
 static const struct cfg_range r_cache_ttl = {5 * MIN, 0, DAY};
 static const struct cfg_range r_max_failures = {10, 0, 1000000};
+static const struct cfg_range r_burst = {0, 1, 100000};
 static const struct cfg_range r_failure_window = {5 * MIN, SEC, DAY};
 static const struct cfg_range r_secret_refresh = {5 * MIN, SEC, DAY};
 
@@ -640,6 +643,7 @@ enum {
 	RK_HEADERS,
 	RK_ALLOW,
 	RK_DENY,
+	RK_RATE_LIMIT,
 	RK_N
 };
 
@@ -967,6 +971,87 @@ cfg_headers(struct config_errors *err, const cJSON *v, const char *path)
 	return &ch->h;
 }
 
+static const char *cfg_digits(const char *s, uint64_t *n);
+
+/* "N/s", "N/m" or "N/h" into microseconds per request; 0 if invalid. */
+static uint64_t
+cfg_rate(const char *s)
+{
+	uint64_t n, period;
+	const char *p = cfg_digits(s, &n);
+
+	if (p == NULL || p[0] != '/' || p[1] == '\0' || p[2] != '\0' || n < 1 ||
+	    n > CFG_MAX_RATE)
+		return 0;
+	switch (p[1]) {
+	case 's':
+		period = 1000000u;
+		break;
+	case 'm':
+		period = 60u * 1000000u;
+		break;
+	case 'h':
+		period = 3600u * 1000000u;
+		break;
+	default:
+		return 0;
+	}
+	return period / n;
+}
+
+/* A route's "rate_limit": {"rate": "10/s", "burst": 20, "key": ...}. */
+static void
+cfg_rate_limit(struct config_errors *err, const cJSON *v, const char *path,
+	       bool has_realm, struct config_route *r)
+{
+	enum { RL_RATE, RL_BURST, RL_KEY, RL_N };
+	struct cfg_key k[RL_N] = {
+	    [RL_RATE] = {"rate", NULL},
+	    [RL_BURST] = {"burst", NULL},
+	    [RL_KEY] = {"key", NULL},
+	};
+	char p[CFG_PATH_LEN], q[CFG_QUOTE_LEN];
+	const char *s;
+	uint64_t us = 0;
+
+	if (cfg_object(err, v, path, k, RL_N) == -1)
+		return;
+	cfg_path_key(p, path, "rate");
+	if (k[RL_RATE].val == NULL)
+		cfg_err(err, p, "required (\"10/s\", \"600/m\", \"100/h\")");
+	else if ((s = cfg_string(err, k[RL_RATE].val, p)) != NULL &&
+		 (us = cfg_rate(s)) == 0)
+		cfg_err(err, p,
+			"%s: must be N/s, N/m or N/h with N from 1 to %d "
+			"(\"10/s\")",
+			cfg_quote(q, sizeof(q), s), CFG_MAX_RATE);
+	cfg_path_key(p, path, "burst");
+	if (k[RL_BURST].val == NULL)
+		cfg_err(err, p,
+			"required: how many requests may come at once (a "
+			"page that loads 20 things needs 20)");
+	else
+		r->rate.burst =
+		    (unsigned)cfg_uint(err, k[RL_BURST].val, p, &r_burst);
+	cfg_path_key(p, path, "key");
+	if (k[RL_KEY].val != NULL &&
+	    (s = cfg_string(err, k[RL_KEY].val, p)) != NULL) {
+		if (strcmp(s, "user") == 0) {
+			r->rate.by_user = true;
+			if (!has_realm)
+				cfg_err(err, p,
+					"\"user\" needs a route with a realm");
+		} else if (strcmp(s, "client") != 0) {
+			cfg_err(err, p,
+				"%s: must be \"client\" (the address) or "
+				"\"user\" (the verified user)",
+				cfg_quote(q, sizeof(q), s));
+		}
+	}
+	if (r->rate.burst > 0)
+		r->rate.interval_us = us;
+}
+
 /* One route of a listener. */
 static void
 cfg_route(struct config_errors *err, const cJSON *v, const char *path,
@@ -984,6 +1069,7 @@ cfg_route(struct config_errors *err, const cJSON *v, const char *path,
 	    [RK_HEADERS] = {"headers", NULL},
 	    [RK_ALLOW] = {"allow", NULL},
 	    [RK_DENY] = {"deny", NULL},
+	    [RK_RATE_LIMIT] = {"rate_limit", NULL},
 	};
 	char p[CFG_PATH_LEN], q[CFG_QUOTE_LEN];
 	const char *s;
@@ -1047,6 +1133,11 @@ cfg_route(struct config_errors *err, const cJSON *v, const char *path,
 	cfg_path_key(p, path, "headers");
 	r->headers = cfg_headers(err, k[RK_HEADERS].val, p);
 	cfg_access(err, k[RK_ALLOW].val, k[RK_DENY].val, path, &r->access);
+	if (k[RK_RATE_LIMIT].val != NULL) {
+		cfg_path_key(p, path, "rate_limit");
+		cfg_rate_limit(err, k[RK_RATE_LIMIT].val, p,
+			       k[RK_REALM].val != NULL, r);
+	}
 }
 
 /* A listener's "routes": 1 to 256, names and paths unique within it. */
@@ -2042,6 +2133,7 @@ config_free(struct config *c)
 			config_headers_free(l->routes[j].headers);
 			free(l->routes[j].access.allow);
 			free(l->routes[j].access.deny);
+			ratelimit_unref(l->routes[j].limiter);
 		}
 		free(l->routes);
 		free(l->listen);

@@ -19,6 +19,7 @@
 #include "tls.h"
 
 struct auth_realm;
+struct ratelimit;
 struct rewrite_headers;
 struct rewrite_str;
 
@@ -118,6 +119,14 @@ struct config_route {
 	/* The response policy (rewrite.h); NULL: the listener's. */
 	struct rewrite_headers *headers;
 	struct config_access access; /* checked after the listener's */
+	struct {
+		uint64_t interval_us; /* per request; 0: no rate limit */
+		unsigned burst;	      /* requests at once */
+		bool by_user;	      /* keyed by verified user, not address */
+	} rate;
+	/* The shared buckets (ratelimit.h); made by ratelimit_build(), not
+	 * by the parser. */
+	struct ratelimit *limiter;
 };
 
 struct config_listener {

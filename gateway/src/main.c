@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "passwd.h"
+#include "ratelimit.h"
 #include "secrets.h"
 #include "sockcheck.h"
 #include "verifier.h"
@@ -182,7 +183,8 @@ reload(struct gateway *gw)
 	/* Tickets issued before the reload still resume after it. */
 	tls_context_keep_tickets(cfg->tls_ctx, gw->cfg->tls_ctx);
 	if (reload_compatible(gw->cfg, cfg) == -1 ||
-	    metrics_register(cfg) == -1) {
+	    metrics_register(cfg) == -1 ||
+	    ratelimit_build(cfg, gw->cfg) == -1) {
 		log_error("reload: keeping the running config");
 		config_unref(cfg);
 		admin_reload_result(false);
@@ -627,6 +629,10 @@ run(const char *path)
 		goto done;
 	}
 	free(err);
+	if (ratelimit_build(gw.cfg, NULL) == -1) {
+		log_error("out of memory for the rate limits");
+		goto done;
+	}
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_warn("cannot ignore SIGPIPE: %s", strerror(errno));
 	/* No evthread_use_pthreads(): no event base is touched by two

@@ -40,6 +40,7 @@ struct route_stats {
 	struct histogram upstream;
 	counter_t upstream_errors[METRICS_UPERR_N];
 	counter_t denied[METRICS_DENIED_N];
+	counter_t limited;
 	counter_t bytes_in;
 	counter_t bytes_out;
 };
@@ -220,6 +221,15 @@ metrics_denied(struct metrics_shard *s, unsigned id, enum metrics_denied why)
 }
 
 void
+metrics_limited(struct metrics_shard *s, unsigned id)
+{
+	struct route_stats *r = route_of(s, id);
+
+	if (r != NULL)
+		bump(&r->limited, 1);
+}
+
+void
 metrics_upstream_error(struct metrics_shard *s, unsigned id,
 		       enum metrics_upstream_error why)
 {
@@ -308,6 +318,7 @@ route_sum(struct metrics_shard *const *shards, unsigned n, unsigned id,
 			     get(&r->upstream_errors[b]));
 		for (b = 0; b < METRICS_DENIED_N; b++)
 			bump(&sum->denied[b], get(&r->denied[b]));
+		bump(&sum->limited, get(&r->limited));
 		bump(&sum->bytes_in, get(&r->bytes_in));
 		bump(&sum->bytes_out, get(&r->bytes_out));
 	}
@@ -465,6 +476,19 @@ metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
 			    registry[id], denied_label[b],
 			    (unsigned long long)get(&sum->denied[b]));
 	}
+	evbuffer_add_printf(
+	    out, "# HELP portcullis_http_requests_limited_total Requests "
+		 "refused with 429 by the route's rate limit.\n"
+		 "# TYPE portcullis_http_requests_limited_total counter\n");
+	for (id = 0; id < registry_n; id++)
+		if (route_sum(shards, nshards, id, sum) || configured[id])
+			evbuffer_add_printf(
+			    out,
+			    "portcullis_http_requests_limited_total{route=\"%"
+			    "s\"}"
+			    " %llu\n",
+			    registry[id],
+			    (unsigned long long)get(&sum->limited));
 	evbuffer_add_printf(
 	    out,
 	    "# HELP portcullis_http_request_size_bytes_total Request bytes "

@@ -85,6 +85,9 @@ enum metrics_denied {
 void metrics_denied(struct metrics_shard *s, unsigned id,
 		    enum metrics_denied why);
 
+/* Counts one request refused with 429 by route `id`'s rate limit. */
+void metrics_limited(struct metrics_shard *s, unsigned id);
+
 /* TLS handshake outcomes, as labelled. */
 enum metrics_tls_result {
 	METRICS_TLS_OK,

@@ -35,6 +35,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "realip.h"
 #include "rewrite.h"
 #include "router.h"
@@ -853,6 +854,29 @@ real_client(struct session *s, const struct http_request *req)
 	return 0;
 }
 
+/*
+ * The route's rate limit, for `key` (the client's address, or the verified
+ * user): true when the request was refused (429 with Retry-After).
+ */
+static bool
+rate_limited(struct session *s, const void *key, size_t len)
+{
+	unsigned wait =
+	    ratelimit_take(s->s_route->limiter, key, len, ratelimit_now_us());
+	char secs[24];
+	struct rewrite_field f = {"Retry-After", {{secs, 0}}};
+	int n;
+
+	if (wait == 0)
+		return false;
+	metrics_limited(s->s_w->w_metrics, s->s_route->metric_id);
+	n = snprintf(secs, sizeof(secs), "%u", wait);
+	f.v[0].n = (size_t)n;
+	evbuffer_drain(s->s_head, evbuffer_get_length(s->s_head));
+	answer_fields(s, 429, &f, 1, "rate limit", false);
+	return true;
+}
+
 /* Is the request for "/" itself (with or without a query)? */
 static bool
 is_root(const struct http_request *req)
@@ -959,6 +983,10 @@ request_start(struct session *s, struct http_request *req, size_t len)
 		break;
 	}
 	s->s_route = route;
+	/* Before the realm: a client over its limit costs no hash. */
+	if (route->limiter != NULL && !route->rate.by_user &&
+	    rate_limited(s, s->s_addr16, sizeof(s->s_addr16)))
+		return;
 	if (req->body == HTTP_BODY_LENGTH &&
 	    req->content_length > route->max_body) {
 		answer(s, 413, true);
@@ -1007,6 +1035,11 @@ request_forward(struct session *s)
 {
 	enum metrics_upstream_error why;
 
+	/* Keyed by user: known only now that the password was checked. */
+	if (s->s_route->limiter != NULL && s->s_route->rate.by_user &&
+	    s->s_authed &&
+	    rate_limited(s, s->s_auth.user, strlen(s->s_auth.user)))
+		return;
 	s->s_up = s->s_gen->g_up[s->s_route->upstream];
 	s->s_uc = upstream_get(s->s_up, false, s->s_reqid, &why);
 	if (s->s_uc == NULL) {

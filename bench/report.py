@@ -345,6 +345,7 @@ def write_md(path, meta, cells):
     L.append("")
     L.extend(auth_section(meta, cells))
     L.extend(storm_section(meta, cells))
+    L.extend(policy_section(meta, cells))
     tls_cells = [c for c in cells if c["tls"]]
     if tls_cells:
         L.append("TLS handshakes and connections, summed over the measured runs of each cell. "
@@ -472,6 +473,36 @@ def auth_section(meta, cells):
 OPEN_ROW = "tlsauth-open"   # no-auth reference inside profile tlsauth_bcrypt10
 GUARD = {("storm", "portcullis"): "default (10 failures / 5 m, then 429)",
          ("storm_noguard", "portcullis"): "off (max_failures 0)"}
+
+
+def policy_section(meta, cells):
+    """Rows policy-plain and policy (one server): requests/s of the route
+    with an allow list, a rate limit and three headers as % of the plain
+    route, per target; the range is of the per-round ratios."""
+    by = {(c["row"], c["target"]): c for c in cells}
+    if "policy" not in meta["rows"].split() or "policy-plain" not in meta["rows"].split():
+        return []
+    L = ["## Route policies: allow list + rate limit + three response headers\n",
+         "Both routes on one server, measured in the same rounds: /open/ bare, /policy/ with "
+         "an allow list (127.0.0.0/8), a per-address rate limit far above the run's rate "
+         "(checked on every request, never refusing) and three response headers set "
+         "(X-Content-Type-Options, X-Frame-Options, Referrer-Policy; checked present before "
+         "the runs). nginx: allow/deny, limit_req, add_header; HAProxy: src ACL, stick table "
+         "with http_req_rate, http-response set-header.\n",
+         "| target | plain req/s | policy req/s | policy / plain | range | CPU µs/req plain | policy |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for t in meta["targets"].split():
+        a, b = by.get(("policy-plain", t)), by.get(("policy", t))
+        if a is None or b is None or not ok(a) or not ok(b):
+            continue
+        per = {x["run"]: x["rps"] for x in a["runs"]}
+        rr = [x["rps"] / per[x["run"]] for x in b["runs"] if per.get(x["run"])]
+        rng = f"{min(rr) * 100:.0f}–{max(rr) * 100:.0f} %" if rr else "–"
+        L.append(f"| {TARGET_LABEL.get(t, t)} | {a['rps']:,.0f} | {b['rps']:,.0f} "
+                 f"| **{b['rps'] / a['rps'] * 100:.1f} %** | {rng} | {fmt_us(a['cpu_us'])} "
+                 f"| {fmt_us(b['cpu_us'])} |")
+    L.append("")
+    return L
 
 
 def storm_section(meta, cells):

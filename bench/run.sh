@@ -155,7 +155,8 @@
 #     the shared proxy core.
 #
 # Rows are (name, URL path, config profile); a profile is the per-target
-# config tweak (plain, metrics_off, tls_*, tlsnew_*, tlsauth_*, storm*). Each
+# config tweak (plain, metrics_off, tls_*, tlsnew_*, tlsauth_*, storm*,
+# policy). Each
 # target's start function receives the profile and builds its config for it,
 # or returns 2 for "not applicable" (cell shown as n/a, with T_NOTE as the
 # reason when it set one).
@@ -194,6 +195,9 @@ STORM_CPU=${BENCH_STORM_CPU:-$LOAD_CPU}
 STORM_CONNECTIONS=${BENCH_STORM_CONNECTIONS:-8}
 STORM_DELAY_MS=${BENCH_STORM_DELAY_MS:-20}
 STORM_RAMP=${BENCH_STORM_RAMP:-1}
+# the policy rows' rate limit per client address: far above what one wrk
+# on one core sends, so it is checked on every request and never refuses
+POLICY_RATE=1000000 POLICY_BURST=100000
 read -r -a TARGETS <<<"${BENCH_TARGETS:-direct nginx haproxy portcullis}"
 RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
 
@@ -229,6 +233,12 @@ ALL_ROWS=(
   "storm                /open/small  storm"
   "storm-noguard-alone  /open/small  storm_noguard"
   "storm-noguard        /open/small  storm_noguard"
+  # route policies, one server: /policy/ with an allow list (the client's
+  # range), a rate limit far above what the run sends and three response
+  # headers set; policy-plain: /open/ on the same server with none of it,
+  # interleaved with it in the same rounds (the reference)
+  "policy-plain  /open/small    policy"
+  "policy        /policy/small  policy"
 )
 # storm_row NAME: the row's /open/ run happens during a wrong-password storm.
 storm_row() { case $1 in storm | storm-noguard) ;; *) return 1 ;; esac; }
@@ -432,6 +442,7 @@ target_applies() {
     nginx:tlsauth_* | haproxy:tlsauth_* | portcullis:tlsauth_*) ;;
     nginx:storm | haproxy:storm | portcullis:storm) ;;
     portcullis:storm_noguard) ;;                      # the guard is portcullis's
+    nginx:policy | haproxy:policy | portcullis:policy) ;;
     *) return 1 ;;
   esac
 }
@@ -473,8 +484,19 @@ $(nginx_proxy_location /locked/ "${auth[@]}")"
 $(nginx_proxy_location /open/)"
     fi
   fi
+  local zone=""
+  if [[ $profile == policy ]]; then
+    locations="$(nginx_proxy_location /open/)
+$(nginx_proxy_location /policy/ 'allow 127.0.0.0/8;' 'deny all;' \
+    "limit_req zone=bench burst=$POLICY_BURST nodelay;" 'limit_req_status 429;' \
+    'add_header X-Content-Type-Options nosniff always;' \
+    'add_header X-Frame-Options DENY always;' \
+    'add_header Referrer-Policy no-referrer always;')"
+    zone="    limit_req_zone \$binary_remote_addr zone=bench:10m rate=${POLICY_RATE}r/s;"
+  fi
   nginx_proxy_conf "proxy-$profile" on "$listen" "$locations" \
-"    server {   # connection counters for the harness (idle during a run)
+"$zone
+    server {   # connection counters for the harness (idle during a run)
         listen 127.0.0.1:$status;
         location = /status { stub_status; }
     }" >"$conf"
@@ -512,6 +534,19 @@ haproxy_start() {
     front+="
     http-request auth realm bench if locked !open !{ http_auth(bench_users) }
     http-request del-header Authorization if locked !open"
+  fi
+  if [[ $profile == policy ]]; then
+    # allow list, a per-address request rate in a stick table (the limit far
+    # above the run's rate), three response headers on /policy/ only
+    front="    acl policy path_beg /policy/
+    stick-table type ip size 100k expire 30s store http_req_rate(1s)
+    http-request deny deny_status 403 if policy !{ src 127.0.0.0/8 }
+    http-request track-sc0 src if policy
+    http-request deny deny_status 429 if policy { sc_http_req_rate(0) gt $POLICY_RATE }
+    http-request set-var(txn.policy) bool(1) if policy
+    http-response set-header X-Content-Type-Options nosniff if { var(txn.policy) -m bool }
+    http-response set-header X-Frame-Options DENY if { var(txn.policy) -m bool }
+    http-response set-header Referrer-Policy no-referrer if { var(txn.policy) -m bool }"
   fi
   tls=$(profile_tls "$profile") || tls=""
   alloc_port port; conf=$WORK/haproxy-$profile.cfg; sock=$WORK/haproxy-$profile.sock
@@ -564,6 +599,15 @@ portcullis_start() {
                 {"name": "open", "path": "/open/", "upstream": "up"}]'
     fi
   fi
+  if [[ $profile == policy ]]; then
+    routes='[{"name": "open", "path": "/open/", "upstream": "up"},
+                {"name": "policy", "path": "/policy/", "upstream": "up",
+                 "allow": ["127.0.0.0/8"],
+                 "rate_limit": {"rate": "'"$POLICY_RATE"'/s", "burst": '"$POLICY_BURST"'},
+                 "headers": {"set": {"X-Content-Type-Options": "nosniff",
+                                     "X-Frame-Options": "DENY",
+                                     "Referrer-Policy": "no-referrer"}}}]'
+  fi
   portcullis_conf "$port" "$admin" "$top" ", \"tls\": $listener_tls" "$routes" >"$conf"
   T_LOG=$WORK/portcullis-$profile.log
   spawn "$PROXY_CPU" "$T_LOG" "$PORTCULLIS" -c "$conf"
@@ -599,9 +643,10 @@ for r in "${ALL_ROWS[@]}"; do
   if [[ -z ${BENCH_ROWS:-} || " $BENCH_ROWS " == *" $name "* ]]; then ROWS+=("$r"); fi
 done
 ((${#ROWS[@]})) || die "no row matches BENCH_ROWS='$BENCH_ROWS'"
-WANT_TLS=0 WANT_AUTH=0 WANT_STORM=0
+WANT_TLS=0 WANT_AUTH=0 WANT_STORM=0 WANT_POLICY=0
 for r in "${ROWS[@]}"; do
   read -r _ _ p <<<"$r"
+  [[ $p == policy ]] && WANT_POLICY=1
   profile_tls "$p" >/dev/null && WANT_TLS=1
   profile_auth "$p" >/dev/null && WANT_AUTH=1
   profile_storm "$p" && WANT_STORM=1
@@ -703,6 +748,10 @@ if ((WANT_AUTH)); then   # /open/ and /locked/ routes of the auth profiles: the 
   cp "$DOCROOT/small" "$DOCROOT/open/small"; cp "$DOCROOT/small" "$DOCROOT/locked/small"
 fi
 if ((WANT_AUTH)); then cp "$WORK"/auth/*.htpasswd "$RAW/"; fi
+if ((WANT_POLICY)); then   # /open/ and /policy/ of the policy profile: the same small file
+  mkdir -p "$DOCROOT/open" "$DOCROOT/policy"
+  cp "$DOCROOT/small" "$DOCROOT/open/small"; cp "$DOCROOT/small" "$DOCROOT/policy/small"
+fi
 
 # ---------------------------------------------------------------- measure
 # newconn_check WRK_OUT FULL RESUMED ACCEPTED: prints why a one-request-per-
@@ -829,8 +878,12 @@ for profile in $profiles; do
     read -r name path p <<<"$r"; [[ $p == "$profile" ]] || continue
     for t in "${TARGETS[@]}"; do
       [[ ${STATE[$t]} == up ]] || continue
-      if ! "$PY" "$BENCH_DIR/tools.py" check "${HDR_ARGS[@]}" "${URL[$t]}$path" "$DOCROOT$path"; then
-        log "$t returned a wrong body for $path; its cells in profile $profile are marked FAIL"
+      expect=()
+      # the policy route must really carry its three response headers
+      [[ $path == /policy/* ]] && expect=(--expect "X-Content-Type-Options: nosniff" \
+        --expect "X-Frame-Options: DENY" --expect "Referrer-Policy: no-referrer")
+      if ! "$PY" "$BENCH_DIR/tools.py" check "${HDR_ARGS[@]}" "${expect[@]}" "${URL[$t]}$path" "$DOCROOT$path"; then
+        log "$t returned a wrong body or fields for $path; its cells in profile $profile are marked FAIL"
         STATE[$t]=fail; FAILED=1
       fi
     done

@@ -54,7 +54,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def fetch(url, headers=None, timeout=5.0):
+def fetch(url, headers=None, timeout=5.0, fields=None):
+    """(status, body) of a GET; fields, a list, gets the response's
+    (name, value) pairs."""
     u = urllib.parse.urlsplit(url)
     if u.scheme == "https":
         ctx = ssl.create_default_context()
@@ -66,6 +68,8 @@ def fetch(url, headers=None, timeout=5.0):
     try:
         conn.request("GET", u.path or "/", headers=headers or {})
         resp = conn.getresponse()
+        if fields is not None:
+            fields.extend(resp.getheaders())
         return resp.status, resp.read()
     finally:
         conn.close()
@@ -81,16 +85,29 @@ def alive(pid):
         return True
 
 
-def check(url, path, wait, pid, headers):
+def check(url, path, wait, pid, headers, expect=()):
+    """0 when url answers 200 with the bytes of file `path` and every
+    "Name: value" of `expect` among its response fields."""
     with open(path, "rb") as f:
         want = f.read()
+    expect = [tuple(x.strip() for x in e.split(":", 1)) for e in expect]
     deadline = time.monotonic() + wait
     last = "no attempt"
     while True:
         try:
-            status, body = fetch(url, headers)
-            if status == 200 and body == want:
+            got = []
+            status, body = fetch(url, headers, fields=got)
+            have = {(n.lower(), v) for n, v in got}
+            missing = [f"{n}: {v}" for n, v in expect if (n.lower(), v) not in have]
+            if status == 200 and body == want and not missing:
                 return 0
+            if status == 200 and body == want:
+                last = "missing response field(s) " + ", ".join(missing)
+                if time.monotonic() >= deadline:
+                    print(f"check {url}: {last}", file=sys.stderr)
+                    return 1
+                time.sleep(0.1)
+                continue
             last = f"status {status}, {len(body)} bytes (want 200, {len(want)} bytes" + (
                 ", same length but different bytes)" if len(body) == len(want) else ")")
         except (OSError, http.client.HTTPException) as e:
@@ -187,6 +204,8 @@ def main():
     c.add_argument("--wait", type=float, default=0)
     c.add_argument("--pid", type=int, default=0)
     c.add_argument("-H", "--header", action="append", default=[], help="'Name: value'")
+    c.add_argument("--expect", action="append", default=[],
+                   help="'Name: value' the response must carry")
     c.add_argument("url")
     c.add_argument("file")
     a = ap.parse_args()
@@ -206,7 +225,7 @@ def main():
     if a.cmd == "status":
         print(fetch(a.url, headers)[0])
         return 0
-    return check(a.url, a.file, a.wait, a.pid, headers)
+    return check(a.url, a.file, a.wait, a.pid, headers, a.expect)
 
 
 if __name__ == "__main__":

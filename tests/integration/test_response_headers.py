@@ -51,7 +51,11 @@ def gw(gateway, h11_upstream, tmp_path):
           "headers": {"set": {"X-Route": "own"}}},
          {"name": "locked", "path": "/locked/", "upstream": "up",
           "realm": "r"},
-         {"name": "gone", "path": "/gone/", "upstream": "dead"}],
+         {"name": "gone", "path": "/gone/", "upstream": "dead"},
+         {"name": "named", "path": "/named/", "upstream": "up",
+          "headers": {"set": {"Server": "front-door"}}},
+         {"name": "named-gone", "path": "/named-gone/", "upstream": "dead",
+          "headers": {"set": {"Server": "front-door"}}}],
         listener={"headers": LISTENER_HEADERS, "root_redirect": "/app/"},
         realms={"r": {"htpasswd": str(users)}})
 
@@ -86,6 +90,20 @@ def test_the_gateways_own_answers(gw):
         assert resp.status_code == status, (path, resp)
         assert_listener_policy(resp, "%s %d" % (path, status))
         assert fields(resp, "Cache-Control") == ["private"]
+
+
+def test_the_server_field(gw):
+    """The gateway's own answers name no server; the upstream's Server is
+    what `remove` drops (the listener's policy, above) or `set` replaces,
+    on forwarded responses and the gateway's answers alike."""
+    resp, _ = get(gw, "/nothing", raw=False)
+    assert resp.status_code == 404 and fields(resp, "Server") == []
+    resp, body = get(gw, "/named/x")
+    assert resp.status_code == 200 and body == b"hello"
+    assert fields(resp, "Server") == ["front-door"]
+    resp, _ = get(gw, "/named-gone/x", raw=False)
+    assert resp.status_code == 502
+    assert fields(resp, "Server") == ["front-door"]
 
 
 def test_a_route_with_its_own_headers(gw):

@@ -638,6 +638,20 @@ def upstream(port, **kw):
     return u
 
 
+def config_check(tmp_path, listener=None, route=None, **top):
+    """`portcullis -t` on a config of one route ("u", path "/", upstream
+    "u") with `listener` and `route` merged into the listener and the route
+    and `top` into the top level: the CompletedProcess (text). For the
+    config-error tests, which assert on its return code and stderr."""
+    r = {"name": "u", "path": "/", "upstream": "u"}
+    r.update(route or {})
+    cfg = make_config(1, 2, {"u": upstream(3)}, [r], listener=listener, **top)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg))
+    return subprocess.run([portcullis_binary(), "-t", "-c", str(path)],
+                          capture_output=True, text=True, timeout=10)
+
+
 def make_config(gw_port, admin_port, upstreams, routes, listener=None,
                 **top):
     cfg = {

@@ -5,11 +5,10 @@ portcullis_http_requests_denied_total{route,reason}. Clients connect from
 other addresses of 127.0.0.0/8 (the whole block is local on Linux)."""
 
 import json
-import subprocess
 
 import pytest
 
-from conftest import make_config, portcullis_binary, upstream
+from conftest import config_check, upstream
 
 import gwtest
 
@@ -106,16 +105,6 @@ def test_reload_changes_the_lists(gw):
                       == 403, 10, what="the reloaded deny list")
 
 
-def check(tmp_path, listener=None, route=None):
-    r = {"name": "u", "path": "/", "upstream": "u"}
-    r.update(route or {})
-    cfg = make_config(1, 2, {"u": upstream(3)}, [r], listener=listener)
-    path = tmp_path / "c.json"
-    path.write_text(json.dumps(cfg))
-    return subprocess.run([portcullis_binary(), "-t", "-c", str(path)],
-                          capture_output=True, text=True, timeout=10)
-
-
 @pytest.mark.parametrize("value,want", [
     (["10.0.0.0/33"], '[0]: "10.0.0.0/33": the prefix must be 0 to 32'),
     (["2001:db8::/129"], "the prefix must be 0 to 128"),
@@ -128,14 +117,14 @@ def check(tmp_path, listener=None, route=None):
     ([7], "[0]: must be a string"),
 ])
 def test_bad_lists_are_named(tmp_path, value, want):
-    p = check(tmp_path, listener={"allow": value})
+    p = config_check(tmp_path, listener={"allow": value})
     assert p.returncode == 1 and "listeners[0].allow" in p.stderr and \
         want in p.stderr, p.stderr
-    p = check(tmp_path, route={"deny": value})
+    p = config_check(tmp_path, route={"deny": value})
     assert p.returncode == 1 and "listeners[0].routes[0].deny" in p.stderr
 
 
 def test_good_lists(tmp_path):
-    p = check(tmp_path, listener={"allow": ["0.0.0.0/0", "::/0"]},
+    p = config_check(tmp_path, listener={"allow": ["0.0.0.0/0", "::/0"]},
               route={"deny": ["192.0.2.1", "2001:db8::/32", "::ffff:0:0/96"]})
     assert p.returncode == 0, p.stderr

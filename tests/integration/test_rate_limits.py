@@ -4,14 +4,12 @@ Retry-After; portcullis_http_requests_limited_total{route}. What the
 upstream received is counted at the upstream."""
 
 import json
-import socket
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import make_config, portcullis_binary, upstream
+from conftest import config_check, upstream
 
 import gwtest
 
@@ -211,19 +209,14 @@ def test_reload_keeps_buckets_of_an_unchanged_limit(gw):
 
 
 def check(tmp_path, rate_limit, realm=False):
-    route = {"name": "u", "path": "/", "upstream": "u",
-             "rate_limit": rate_limit}
+    route = {"rate_limit": rate_limit}
     top = {}
     if realm:
         users = tmp_path / "users"
         users.write_text(gwtest.htpasswd_line("u", "pw", "-B", "-C", "4"))
         route["realm"] = "r"
         top["realms"] = {"r": {"htpasswd": str(users)}}
-    cfg = make_config(1, 2, {"u": upstream(3)}, [route], **top)
-    path = tmp_path / "c.json"
-    path.write_text(json.dumps(cfg))
-    return subprocess.run([portcullis_binary(), "-t", "-c", str(path)],
-                          capture_output=True, text=True, timeout=10)
+    return config_check(tmp_path, route=route, **top)
 
 
 P = "listeners[0].routes[0].rate_limit"

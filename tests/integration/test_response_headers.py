@@ -6,12 +6,10 @@ listener or route): `set` replaces the upstream's field of that name,
 does). The upstream answers with exact bytes (h11_upstream's raw
 responses); the client reads with h11, a parser that is not ours."""
 
-import json
-import subprocess
 
 import pytest
 
-from conftest import make_config, portcullis_binary, upstream
+from conftest import config_check, upstream
 from test_root_redirect import h11_exchange
 
 import gwtest
@@ -117,17 +115,9 @@ def test_a_route_with_its_own_headers(gw):
 
 
 def check(tmp_path, headers, where="listener"):
-    route = {"name": "u", "path": "/", "upstream": "u"}
-    listener = {}
     if where == "listener":
-        listener["headers"] = headers
-    else:
-        route["headers"] = headers
-    cfg = make_config(1, 2, {"u": upstream(3)}, [route], listener=listener)
-    path = tmp_path / "c.json"
-    path.write_text(json.dumps(cfg))
-    return subprocess.run([portcullis_binary(), "-t", "-c", str(path)],
-                          capture_output=True, text=True, timeout=10)
+        return config_check(tmp_path, listener={"headers": headers})
+    return config_check(tmp_path, route={"headers": headers})
 
 
 @pytest.mark.parametrize("headers,want", [

@@ -6,12 +6,10 @@ access log and X-Real-IP see. What the upstream received is read by h11
 (tests/tools/h11_upstream.py), not by the gateway's own parser. Proxies
 and clients are other addresses of 127.0.0.0/8."""
 
-import json
-import subprocess
 
 import pytest
 
-from conftest import make_config, portcullis_binary, upstream
+from conftest import config_check, upstream
 
 import gwtest
 
@@ -169,16 +167,6 @@ def test_the_guard_throttles_the_client_not_the_proxy(gw):
     assert send(gw, "/admin/x", PROXY, (), right).status == 200
 
 
-def check(tmp_path, listener):
-    cfg = make_config(1, 2, {"u": upstream(3)},
-                      [{"name": "u", "path": "/", "upstream": "u"}],
-                      listener=listener)
-    path = tmp_path / "c.json"
-    path.write_text(json.dumps(cfg))
-    return subprocess.run([portcullis_binary(), "-t", "-c", str(path)],
-                          capture_output=True, text=True, timeout=10)
-
-
 @pytest.mark.parametrize("value,want", [
     ([], "listeners[0].trusted_proxies: must be a list of 1 to"),
     ("10.0.0.0/8", "listeners[0].trusted_proxies: must be a list of 1 to"),
@@ -187,6 +175,6 @@ def check(tmp_path, listener):
     (["elb.example"], 'listeners[0].trusted_proxies[0]: "elb.example":'),
 ])
 def test_config_errors(tmp_path, value, want):
-    r = check(tmp_path, {"trusted_proxies": value})
+    r = config_check(tmp_path, {"trusted_proxies": value})
     assert r.returncode == 1, r
     assert want in r.stderr, r.stderr

@@ -1,23 +1,41 @@
 /*
  * log.c - single-producer/single-consumer rings, one per serving thread,
  * drained by one writer thread. A record is a 4-byte header (length and
- * target fd) followed by the bytes, padded to 4.
+ * target) followed by the bytes, padded to 4.
+ *
+ * No thread ever blocks on a log sink. The writer writes without waiting
+ * (pipes and terminals are opened again non-blocking through /proc, or
+ * polled and written PIPE_BUF at a time; sockets get MSG_DONTWAIT); what a
+ * sink does not take now waits in that sink's own buffer, so a stdout
+ * nobody reads holds up neither the error log nor the gateway, and lines
+ * that fit nowhere are dropped and counted. Threads without a ring (main,
+ * verifiers, the writer itself) write to the sinks themselves, under the
+ * sinks' mutex and the same way, so their lines keep their order and
+ * never wait; only before the writer starts and after it stops may such a
+ * write wait, a bounded time, since nobody else would finish it.
  */
 #include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LOG_MAX_RINGS 512
 #define LOG_LINE_MAX 8192
+#define SINK_PENDING (64 * 1024) /* bytes a sink may owe */
+#define DIRECT_WAIT_MS 1000	 /* a direct write waits this long, once */
+#define STOP_WAIT_MS 1000	 /* log_stop() gives owed bytes this long */
 
 struct log_ring {
 	char *buf;
@@ -53,27 +71,215 @@ target_fd(int target)
 				       : STDERR_FILENO;
 }
 
+/* How a sink is written without waiting. */
+enum sink_kind {
+	SINK_FILE,   /* a regular file: write() returns */
+	SINK_STREAM, /* pipe, FIFO, terminal: non-blocking, or polled */
+	SINK_SOCKET, /* send() with MSG_DONTWAIT (journald's stdout) */
+};
+
+/* Where one target's bytes go, and what it owes. */
+struct sink {
+	int of;	 /* the descriptor it was made for; -1: none */
+	int fd;	 /* the one written: of, or own */
+	int own; /* a non-blocking reopen of `of`, or -1 */
+	enum sink_kind kind;
+	bool stalled; /* a direct write gave up: do not wait again */
+	size_t plen;
+	char pend[SINK_PENDING]; /* bytes taken, not yet written */
+};
+
+/* Indexed by target; under log_sink_mtx, which the writer holds while it
+ * writes and direct writers hold while they do. */
+static struct sink log_sinks[3] = {
+    {.of = -1, .own = -1}, {.of = -1, .own = -1}, {.of = -1, .own = -1}};
+static pthread_mutex_t log_sink_mtx = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint64_t log_sink_dropped;
+
 void
 log_set_level(enum log_level level)
 {
 	atomic_store(&log_level_max, (int)level);
 }
 
-static void
-log_write_all(int fd, const char *p, size_t len)
+/* Lines in n bytes (for counting what is dropped). */
+static uint64_t
+lines_in(const char *p, size_t n)
 {
-	ssize_t n;
+	uint64_t k = 0;
+	size_t i;
 
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return; /* nowhere left to report it */
-		}
-		p += n;
-		len -= (size_t)n;
+	for (i = 0; i < n; i++)
+		k += p[i] == '\n';
+	return k > 0 ? k : 1;
+}
+
+/* The target's sink, made ready for its current descriptor. */
+static struct sink *
+sink_of(int target)
+{
+	struct sink *s = &log_sinks[target];
+	int fd = target_fd(target);
+	struct stat st;
+	char path[64];
+
+	if (s->of == fd)
+		return s;
+	if (s->own != -1)
+		close(s->own);
+	s->of = s->fd = fd;
+	s->own = -1;
+	s->kind = SINK_FILE;
+	s->stalled = false;
+	if (fstat(fd, &st) == -1)
+		return s;
+	if (S_ISSOCK(st.st_mode)) {
+		s->kind = SINK_SOCKET;
+	} else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
+		/* A new open file description of the same pipe or terminal:
+		 * O_NONBLOCK on it changes nothing for whoever shares fd. */
+		s->kind = SINK_STREAM;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		s->own =
+		    open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		if (s->own != -1)
+			s->fd = s->own;
 	}
+	return s;
+}
+
+/* Writes what the sink takes now: the bytes written, 0 when it takes
+ * none now, -1 when it never will (closed, an error). */
+static ssize_t
+sink_try(struct sink *s, const char *p, size_t n)
+{
+	struct pollfd pfd = {s->fd, POLLOUT, 0};
+	ssize_t w;
+
+	switch (s->kind) {
+	case SINK_SOCKET:
+		w = send(s->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		break;
+	case SINK_STREAM:
+		if (s->own == -1) {
+			/* Blocking, so polled: POLLOUT on a pipe means room
+			 * for PIPE_BUF bytes, which then never block. */
+			if (poll(&pfd, 1, 0) != 1)
+				return 0;
+			if (pfd.revents & (POLLERR | POLLNVAL))
+				return -1;
+			if (n > PIPE_BUF)
+				n = PIPE_BUF;
+		}
+		w = write(s->fd, p, n);
+		break;
+	default:
+		w = write(s->fd, p, n);
+		break;
+	}
+	if (w >= 0)
+		return w;
+	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0
+									 : -1;
+}
+
+/* Writes what is owed, as far as the sink takes it now. */
+static void
+sink_flush(struct sink *s)
+{
+	size_t done = 0;
+	ssize_t w = 0;
+
+	while (done < s->plen &&
+	       (w = sink_try(s, s->pend + done, s->plen - done)) > 0)
+		done += (size_t)w;
+	if (w < 0) {
+		/* The sink is gone: what it owed is lost. */
+		atomic_fetch_add(&log_sink_dropped,
+				 lines_in(s->pend + done, s->plen - done));
+		done = s->plen;
+	}
+	memmove(s->pend, s->pend + done, s->plen - done);
+	s->plen -= done;
+}
+
+/* One whole line to the sink, now or owed; false when it was dropped. */
+static bool
+sink_put(struct sink *s, const char *p, size_t n)
+{
+	size_t done = 0;
+	ssize_t w = 0;
+
+	sink_flush(s);
+	if (s->plen == 0)
+		while (done < n && (w = sink_try(s, p + done, n - done)) > 0)
+			done += (size_t)w;
+	if (w < 0 || n - done > sizeof(s->pend) - s->plen) {
+		atomic_fetch_add(&log_sink_dropped, 1);
+		return false;
+	}
+	/* The rest waits; a line begun is always finished. */
+	memcpy(s->pend + s->plen, p + done, n - done);
+	s->plen += n - done;
+	return true;
+}
+
+static uint64_t now_ms(void);
+
+/* Waits until the sink takes bytes or ms pass; false on timeout. */
+static bool
+sink_wait(struct sink *s, int ms)
+{
+	struct pollfd pfd = {s->fd, POLLOUT, 0};
+
+	return poll(&pfd, 1, ms) == 1;
+}
+
+/* Gives what the sink owes until `deadline` (CLOCK_MONOTONIC ms). */
+static void
+sink_settle(struct sink *s, uint64_t deadline)
+{
+	uint64_t now;
+
+	while (s->plen > 0) {
+		sink_flush(s);
+		now = now_ms();
+		if (s->plen == 0 || now >= deadline ||
+		    !sink_wait(s, (int)(deadline - now)))
+			break;
+	}
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * A line of a thread with no ring, written now as far as the sink takes
+ * it; the rest is owed. With no writer running to pay what is owed, it
+ * waits DIRECT_WAIT_MS at most, and once a sink made it give up, not
+ * again until the sink takes bytes.
+ */
+static void
+direct_put(int target, const char *p, size_t n)
+{
+	struct sink *s;
+
+	pthread_mutex_lock(&log_sink_mtx);
+	s = sink_of(target);
+	sink_put(s, p, n);
+	if (s->plen == 0)
+		s->stalled = false;
+	else if (!s->stalled && !atomic_load(&log_running)) {
+		sink_settle(s, now_ms() + DIRECT_WAIT_MS);
+		s->stalled = s->plen > 0;
+	}
+	pthread_mutex_unlock(&log_sink_mtx);
 }
 
 /* Copies len bytes into the ring at logical offset off, wrapping. */
@@ -112,7 +318,7 @@ emit(int target, const char *line, size_t len)
 		ring_put(log_mine, target, line, len);
 		return;
 	}
-	log_write_all(target_fd(target), line, len);
+	direct_put(target, line, len);
 }
 
 static const char *log_program = "portcullis";
@@ -257,7 +463,7 @@ ring_drain(struct log_ring *r)
 		first = r->size - at < len ? r->size - at : len;
 		memcpy(line, r->buf + at, first);
 		memcpy(line + first, r->buf, len - first);
-		log_write_all(target_fd((int)(hdr >> 24)), line, len);
+		sink_put(sink_of((int)(hdr >> 24)), line, len);
 		tail += 4 + ((len + 3) & ~(size_t)3);
 		any = true;
 	}
@@ -265,13 +471,18 @@ ring_drain(struct log_ring *r)
 	return any;
 }
 
+/* Every ring to the sinks, and what the sinks owe, without waiting. */
 static void
 drain_all(void)
 {
 	size_t i, n = atomic_load(&log_nrings);
 
+	pthread_mutex_lock(&log_sink_mtx);
 	for (i = 0; i < n; i++)
 		ring_drain(log_rings[i]);
+	sink_flush(sink_of(TARGET_ACCESS));
+	sink_flush(sink_of(TARGET_ERROR));
+	pthread_mutex_unlock(&log_sink_mtx);
 }
 
 static int
@@ -384,12 +595,32 @@ log_start(void)
 void
 log_stop(void)
 {
+	uint64_t deadline;
+	int t;
+
 	if (!atomic_exchange(&log_running, false))
 		return;
+	/* The writer never waits on a sink, so this join is prompt. */
 	pthread_join(log_thread, NULL);
 	drain_all();
 	if (atomic_exchange(&log_reopen_asked, false))
 		reopen_access();
+	/* What the sinks still owe gets STOP_WAIT_MS in all, then is
+	 * dropped and counted: a sink nobody reads cannot hold the exit. */
+	deadline = now_ms() + STOP_WAIT_MS;
+	pthread_mutex_lock(&log_sink_mtx);
+	for (t = TARGET_ACCESS; t <= TARGET_ERROR; t++) {
+		struct sink *s = sink_of(t);
+
+		sink_settle(s, deadline);
+		if (s->plen > 0) {
+			atomic_fetch_add(&log_sink_dropped,
+					 lines_in(s->pend, s->plen));
+			s->plen = 0;
+			s->stalled = true;
+		}
+	}
+	pthread_mutex_unlock(&log_sink_mtx);
 }
 
 uint64_t
@@ -401,5 +632,5 @@ log_dropped(void)
 	for (i = 0; i < n; i++)
 		sum += atomic_load_explicit(&log_rings[i]->dropped,
 					    memory_order_relaxed);
-	return sum;
+	return sum + atomic_load(&log_sink_dropped);
 }

@@ -239,9 +239,9 @@ sink_wait(struct sink *s, int ms)
 static void
 sink_settle(struct sink *s, uint64_t deadline)
 {
-	uint64_t now;
-
 	while (s->plen > 0) {
+		uint64_t now;
+
 		sink_flush(s);
 		now = now_ms();
 		if (s->plen == 0 || now >= deadline ||

@@ -23,6 +23,7 @@
 #include "auth.h"
 #include "aws.h"
 #include "config.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -200,8 +201,16 @@ reload(struct gateway *gw)
 		return;
 	}
 	free(err);
+	/* Servers the new config keeps keep their health. */
+	if (health_build(cfg, gw->cfg) == -1) {
+		log_error("reload: out of memory; keeping the running config");
+		config_unref(cfg);
+		admin_reload_result(false);
+		return;
+	}
 	for (i = 0; i < gw->nworkers; i++)
 		worker_publish(&gw->workers[i], cfg);
+	health_switch(cfg);
 	admin_set_config(cfg);
 	if (!same_path(gw->cfg->access_log_path, cfg->access_log_path))
 		log_access_reopen(cfg->access_log_path);
@@ -627,6 +636,10 @@ run(const char *path)
 		goto done;
 	}
 	free(err);
+	if (health_build(gw.cfg, NULL) == -1) {
+		log_error("out of memory");
+		goto done;
+	}
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		log_warn("cannot ignore SIGPIPE: %s", strerror(errno));
 	/* No evthread_use_pthreads(): no event base is touched by two
@@ -653,6 +666,8 @@ run(const char *path)
 	if (listeners_alone(&gw) == -1)
 		goto done;
 	if (admin_start(gw.base, gw.cfg, gw.shards, gw.nworkers) == -1)
+		goto done;
+	if (health_start(gw.base, gw.cfg) == -1)
 		goto done;
 	if (verifier_start(gw.cfg->auth.verifier_threads, gw.workers,
 			   gw.nworkers) == -1)
@@ -714,6 +729,7 @@ done:
 	for (i = 0; i < inited; i++)
 		worker_free(&gw.workers[i]);
 	admin_stop();
+	health_stop();
 	secrets_free();
 	for (i = 0; i < 4; i++)
 		if (sigs[i] != NULL)

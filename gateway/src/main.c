@@ -623,7 +623,8 @@ run(const char *path)
 		goto done;
 	metrics_init();
 	if (metrics_register(gw.cfg) == -1) {
-		log_error("too many distinct route or realm names");
+		log_error("too many distinct route, realm or upstream server "
+			  "names");
 		goto done;
 	}
 	if (auth_init() == -1)

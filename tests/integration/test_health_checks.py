@@ -64,6 +64,12 @@ def requests_to(gw, port, upstream="app"):
                  upstream=upstream, server=server(port))
 
 
+def wait_log(gw, text):
+    """The error log is written by a thread of its own: poll it."""
+    gwtest.wait_until(lambda: text in gw.error_log(), 10,
+                      what="%r in the error log" % text)
+
+
 def get_ok(gw, n, path="/app/x"):
     for i in range(n):
         st, _, body = gwtest.get(gw.port, "%s?i=%d" % (path, i))
@@ -105,8 +111,8 @@ def test_dead_server_no_traffic_after_fall_back_after_rise(gateway,
     get_ok(gw, 20)  # no 502: only the live server is used
     assert requests_to(gw, b.port) == sent_b, \
         "a request was handed to a server marked down"
-    assert "server %s: down after 2 failed check(s)" % server(b.port) \
-        in gw.error_log()
+    wait_log(gw, "server %s: down after 2 failed check(s), the last: "
+             "connect" % server(b.port))
 
     # back on the same port: up after `rise`, and traffic returns
     b2 = stub_factory("slow", delay=0, body_size=16, port=b.port)
@@ -114,8 +120,7 @@ def test_dead_server_no_traffic_after_fall_back_after_rise(gateway,
     assert len(checks_seen(b2)) >= 2  # rise = 2
     get_ok(gw, 20)
     assert len(app_requests(b2)) > 0, "no traffic back after rise"
-    assert "server %s: up after 2 passed check(s)" % server(b.port) \
-        in gw.error_log()
+    wait_log(gw, "server %s: up after 2 passed check(s)" % server(b.port))
 
 
 def test_hanging_server_down_after_timeouts(gateway, stub_factory):
@@ -153,14 +158,15 @@ def test_unexpected_status_fails_the_check(gateway, stub_factory):
                  upstream="app", server=server(moved.port),
                  result="status") >= 2
     assert up(gw, a.port) == 1
-    assert "the last answered 301" in gw.error_log()
+    wait_log(gw, "server %s: down after 2 failed check(s), the last "
+             "answered 301" % server(moved.port))
 
 
 def test_passive_ejection_without_checks(gateway, stub_factory):
     a = stub_factory("slow", delay=0, body_size=16)
     dead = free_port()  # nothing listens: connects are refused
     gw = gateway({"app": {"servers": [server(a.port), server(dead)],
-                          "passive": {"max_fails": 2, "eject_for": "2s"}}},
+                          "passive": {"max_fails": 2, "eject_for": "4s"}}},
                  [app_route()])
     assert up(gw, dead) == 1
     get_ok(gw, 10)  # refused connects are retried on the other server
@@ -173,8 +179,8 @@ def test_passive_ejection_without_checks(gateway, stub_factory):
     assert requests_to(gw, dead) == 2, "an ejected server was tried"
     assert value(gw, "portcullis_upstream_errors_total", route="app",
                  reason="connect") == 0, "the client saw no error"
-    assert "ejected for 2000ms after 2 connect failures in a row" \
-        in gw.error_log()
+    wait_log(gw, "server %s: ejected for 4000ms after 2 connect failures "
+             "in a row" % server(dead))
     # the ejection ends; the server, now listening, gets traffic again
     back = stub_factory("slow", delay=0, body_size=16, port=dead)
     wait_up(gw, dead, 1, timeout=15)
@@ -227,8 +233,10 @@ def test_no_healthy_server_503_and_readyz(gateway, stub_factory):
 def test_reload_keeps_the_state_of_kept_servers(gateway, stub_factory):
     a = stub_factory("slow", delay=0, body_size=16)
     dead = free_port()
+    # fall 3 at 1s: a server that started afresh at the reload would be
+    # up for two more seconds
     up_cfg = checked([a.port, dead], interval="1s", timeout="500ms",
-                     rise=2, fall=1)
+                     rise=2, fall=3)
     gw = gateway({"app": up_cfg}, [app_route()])
     wait_up(gw, dead, 0)
     before = value(gw, "portcullis_upstream_health_checks_total",
@@ -236,10 +244,10 @@ def test_reload_keeps_the_state_of_kept_servers(gateway, stub_factory):
     cfg = dict(gw.config)
     cfg["upstreams"] = {"app": dict(up_cfg, read_timeout="6s")}
     gw.reload(cfg)
-    gwtest.wait_until(lambda: "reload: " in gw.error_log() and
-                      "loaded" in gw.error_log(), 10, what="the reload")
+    wait_log(gw, "reload: %s loaded" % gw.config_path)
     # still down (no fresh start as up), and its counters go on
     assert up(gw, dead) == 0
+    assert "server %s: up" % server(dead) not in gw.error_log()
     assert value(gw, "portcullis_upstream_health_checks_total",
                  upstream="app", server=server(dead),
                  result="connect") >= before

@@ -1552,7 +1552,10 @@ up_event(struct conn *c, int what, void *arg)
 	why = (what & CONN_TIMEOUT)    ? METRICS_UPERR_TIMEOUT
 	      : !s->s_uc->uc_connected ? METRICS_UPERR_CONNECT
 				       : METRICS_UPERR_RESET;
-	upstream_failed(s->s_uc, why);
+	/* A pooled connection closed before it answered is the keep-alive
+	 * race (the server's own idle timeout), not the server failing. */
+	if (!s->s_uc->uc_reused || why != METRICS_UPERR_RESET)
+		upstream_failed(s->s_uc, why);
 	if ((!(what & CONN_TIMEOUT) || !s->s_uc->uc_connected) && retry(s))
 		return;
 	log_req(

@@ -320,3 +320,45 @@ def test_config_errors_name_every_new_key(tmp_path):
         "passive": {}, "required_for_ready": False}}
     rc, err = check_config(tmp_path, cfg)
     assert rc == 0, err
+
+
+def test_server_by_name_checked_through_the_resolver(gateway, stub_factory,
+                                                     tmp_path):
+    """A server given by name is resolved by the checker at each check
+    (dnsmasq on loopback, as in test_dns.py): down while the name does not
+    resolve (result dns), up once it does, and then given requests."""
+    from test_dns import Dnsmasq  # a real DNS server, *.test only
+
+    d = tmp_path / "dns"
+    d.mkdir()
+    dns = Dnsmasq(d)
+    try:
+        a = stub_factory("slow", delay=0, body_size=16)
+        named = stub_factory("slow", delay=0, body_size=16)
+        up_cfg = checked([a.port], timeout="1s", interval="1s", fall=1)
+        up_cfg["servers"].append("named.test:%d" % named.port)
+        up_cfg["resolve_interval"] = "1s"
+        gw = gateway({"app": up_cfg}, [app_route()],
+                     resolvers=["127.0.0.1:%d" % dns.port])
+        label = "named.test:%d" % named.port
+        gwtest.wait_until(
+            lambda: gwtest.metric(gw.metrics(),
+                                  "portcullis_upstream_server_up",
+                                  upstream="app", server=label) == 0,
+            20, what="the unresolvable server down")
+        assert value(gw, "portcullis_upstream_health_checks_total",
+                     upstream="app", server=label, result="dns") >= 1
+
+        dns.set("127.0.0.1 named.test")
+        gwtest.wait_until(
+            lambda: gwtest.metric(gw.metrics(),
+                                  "portcullis_upstream_server_up",
+                                  upstream="app", server=label) == 1,
+            20, what="the named server up once it resolves")
+        host = [named.header(e, "Host") for e in checks_seen(named)]
+        assert host and host[0] == label, host
+        # the workers resolve it on their own (every resolve_interval)
+        gwtest.wait_until(lambda: get_ok(gw, 4) or app_requests(named), 20,
+                          interval=0.2, what="a request to the named server")
+    finally:
+        dns.stop()

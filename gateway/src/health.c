@@ -77,7 +77,7 @@ health_step(bool up, bool passed, unsigned rise, unsigned fall, unsigned *run)
 }
 
 bool
-health_usable(const struct health_server *hs)
+health_usable(struct health_server *hs)
 {
 	uint64_t until;
 
@@ -87,7 +87,17 @@ health_usable(const struct health_server *hs)
 		return false;
 	until =
 	    atomic_load_explicit(&hs->hs_ejected_until, memory_order_relaxed);
-	return until == 0 || conn_now_ms() >= until;
+	if (until == 0)
+		return true;
+	if (conn_now_ms() < until)
+		return false;
+	/* Over: the first to see it clears it (once per ejection), so the
+	 * clock is read again only at the next one. A new ejection stored
+	 * meanwhile is left alone. */
+	atomic_compare_exchange_strong_explicit(&hs->hs_ejected_until, &until,
+						0, memory_order_relaxed,
+						memory_order_relaxed);
+	return true;
 }
 
 bool

@@ -51,8 +51,9 @@ struct health_server {
 int health_build(struct config *c, const struct config *old);
 
 /* Whether a server may be given a request now; NULL is always usable.
- * Any thread; a few relaxed loads. */
-bool health_usable(const struct health_server *hs);
+ * Any thread; a few relaxed loads (and one compare-exchange when an
+ * ejection has just run out). */
+bool health_usable(struct health_server *hs);
 
 /* Whether any server of the upstream is usable. */
 bool health_upstream_usable(const struct config_upstream *cu);

@@ -33,8 +33,8 @@ struct upstream_server {
 	struct event *sv_timer; /* next re-resolution */
 	bool sv_logged_fail;
 	size_t sv_idx; /* in u_cfg->servers and u_cfg->health */
-	const struct health_server *sv_health; /* NULL: always usable */
-	char sv_label[300]; /* "host:port" as written, for logs */
+	struct health_server *sv_health; /* NULL: always usable */
+	char sv_label[300];		 /* "host:port" as written, for logs */
 	TAILQ_HEAD(, upstream_conn) sv_idle; /* warmest first */
 };
 

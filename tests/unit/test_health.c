@@ -176,6 +176,13 @@ test_passive_ejection(void **state)
 	assert_false(health_connect_failed(u, 0));
 	assert_true(health_connect_failed(u, 0));
 	assert_false(health_upstream_usable(u));
+	/* an ejection that ran out is cleared by the first to see it */
+	atomic_store(&u->health[0].hs_ejected_until, 1);
+	assert_true(health_usable(&u->health[0]));
+	assert_int_equal(atomic_load(&u->health[0].hs_ejected_until), 0);
+	/* checks' verdict and ejection both have to allow */
+	atomic_store(&u->health[0].hs_up, false);
+	assert_false(health_usable(&u->health[0]));
 	config_unref(c);
 
 	/* the only server of an upstream is never ejected */

@@ -22,6 +22,7 @@
 #include <zlib.h>
 
 #include "auth.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "secrets.h"
@@ -233,6 +234,7 @@ serve_metrics(struct evhttp_request *req, void *arg)
 		return;
 	}
 	metrics_render(b, admin_shards, admin_nshards, admin_cfg);
+	health_render(b, admin_cfg);
 	secrets_render(b);
 	render_process(b);
 	render_certificates(b);
@@ -328,6 +330,15 @@ serve_readyz(struct evhttp_request *req, void *arg)
 				   "not ready: realm \"%s\" has no "
 				   "credentials loaded\n",
 				   r->name);
+	}
+	for (i = 0; i < admin_cfg->nupstreams; i++) {
+		const struct config_upstream *u = &admin_cfg->upstreams[i];
+
+		if (u->required_for_ready && !health_upstream_usable(u))
+			reason_add(why, sizeof(why),
+				   "not ready: upstream \"%s\" has no healthy "
+				   "server (%zu down)\n",
+				   u->name, u->nservers);
 	}
 	if (why[0] != '\0')
 		serve_text(req, 503, why);

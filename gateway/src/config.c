@@ -93,6 +93,17 @@ static const struct cfg_range r_max_failures = {10, 0, 1000000};
 static const struct cfg_range r_burst = {0, 1, 100000};
 static const struct cfg_range r_failure_window = {5 * MIN, SEC, DAY};
 static const struct cfg_range r_secret_refresh = {5 * MIN, SEC, DAY};
+static const struct cfg_range r_check_interval = {5 * SEC, 100 * MS, HOUR};
+/* The default is lowered to the interval when that is shorter. */
+static const struct cfg_range r_check_timeout_hc = {2 * SEC, 10 * MS, MIN};
+static const struct cfg_range r_rise = {2, 1, 100};
+static const struct cfg_range r_fall = {3, 1, 100};
+static const struct cfg_range r_max_fails = {3, 1, 100};
+static const struct cfg_range r_eject_for = {30 * SEC, SEC, HOUR};
+#define CFG_CHECK_PATH_MAX 1024
+#define CFG_CHECK_HOST_MAX 255
+#define CFG_MAX_EXPECT 16
+#define REQUIRED_FOR_READY_DEFAULT true
 
 /* A key an object may hold, and the value found for it. */
 struct cfg_key {
@@ -517,6 +528,231 @@ cfg_hostports(struct config_errors *err, const cJSON *v, const char *path,
 	}
 }
 
+/* Adds the statuses lo..hi (within 100..599) to set. */
+static void
+cfg_status_range(uint64_t set[CONFIG_STATUS_WORDS], uint64_t lo, uint64_t hi)
+{
+	uint64_t code;
+
+	for (code = lo; code <= hi; code++)
+		set[(code - 100) / 64] |= UINT64_C(1) << ((code - 100) % 64);
+}
+
+/* Adds one expect_status element (an integer, "2xx" or "200-399") to
+ * set; 0, or -1 when it is none of those. */
+static int
+cfg_status_element(const cJSON *v, uint64_t set[CONFIG_STATUS_WORDS])
+{
+	uint64_t code, lo, hi;
+	const char *s;
+	char *end;
+
+	if (cfg_number_in(v, 100, 599, &code)) {
+		lo = hi = code;
+	} else if (!cJSON_IsString(v)) {
+		return -1;
+	} else if (s = v->valuestring, strlen(s) == 3 && s[0] >= '1' &&
+					   s[0] <= '5' && s[1] == 'x' &&
+					   s[2] == 'x') {
+		lo = (uint64_t)(s[0] - '0') * 100;
+		hi = lo + 99;
+	} else {
+		if (strspn(s, "0123456789") != 3 || s[3] != '-' ||
+		    strspn(s + 4, "0123456789") != 3 || s[7] != '\0')
+			return -1;
+		lo = strtoull(s, &end, 10);
+		hi = strtoull(s + 4, &end, 10);
+		if (lo < 100 || hi > 599 || lo > hi)
+			return -1;
+	}
+	cfg_status_range(set, lo, hi);
+	return 0;
+}
+
+/* "expect_status": one element or an array of 1 to CFG_MAX_EXPECT. */
+static void
+cfg_expect_status(struct config_errors *err, const cJSON *v, const char *path,
+		  uint64_t set[CONFIG_STATUS_WORDS])
+{
+	static const char what[] =
+	    "must be a status (200), a class (\"2xx\") or a range "
+	    "(\"200-399\") of codes 100 to 599";
+	const cJSON *e;
+	char p[CFG_PATH_LEN];
+	size_t i = 0;
+	int n;
+
+	memset(set, 0, CONFIG_STATUS_WORDS * sizeof(set[0]));
+	if (!cJSON_IsArray(v)) {
+		if (cfg_status_element(v, set) == -1)
+			cfg_err(err, path, "%s, or an array of them", what);
+		return;
+	}
+	n = cJSON_GetArraySize(v);
+	if (n < 1 || n > CFG_MAX_EXPECT) {
+		cfg_err(err, path, "must list 1 to %d statuses",
+			CFG_MAX_EXPECT);
+		return;
+	}
+	cJSON_ArrayForEach (e, v) {
+		cfg_path_index(p, path, i++);
+		if (cfg_status_element(e, set) == -1)
+			cfg_err(err, p, "%s", what);
+	}
+}
+
+bool
+config_status_in(const uint64_t set[CONFIG_STATUS_WORDS], int status)
+{
+	unsigned b;
+
+	if (status < 100 || status > 599)
+		return false;
+	b = (unsigned)(status - 100);
+	return (set[b / 64] >> (b % 64)) & 1;
+}
+
+/* A string of 1 to max visible ASCII bytes (0x21..0x7e) that starts
+ * with `first` (0: any); a copy, or NULL after recording why. */
+static char *
+cfg_visible(struct config_errors *err, const cJSON *v, const char *path,
+	    size_t max, char first, const char *what)
+{
+	const char *s = cfg_string(err, v, path);
+	size_t i;
+
+	if (s == NULL)
+		return NULL;
+	for (i = 0; s[i] != '\0'; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e || i >= max)
+			break;
+	if (i == 0 || s[i] != '\0' || (first != 0 && s[0] != first)) {
+		cfg_err(err, path, "%s", what);
+		return NULL;
+	}
+	return cfg_strdup(err, s);
+}
+
+enum {
+	CK_PATH,
+	CK_HOST,
+	CK_INTERVAL,
+	CK_TIMEOUT,
+	CK_RISE,
+	CK_FALL,
+	CK_EXPECT_STATUS,
+	CK_N
+};
+
+/* An upstream's "health_check" block. */
+static void
+cfg_health_check(struct config_errors *err, const cJSON *v, const char *path,
+		 struct config_health_check *hc)
+{
+	struct cfg_key k[CK_N] = {
+	    [CK_PATH] = {"path", NULL},
+	    [CK_HOST] = {"host", NULL},
+	    [CK_INTERVAL] = {"interval", NULL},
+	    [CK_TIMEOUT] = {"timeout", NULL},
+	    [CK_RISE] = {"rise", NULL},
+	    [CK_FALL] = {"fall", NULL},
+	    [CK_EXPECT_STATUS] = {"expect_status", NULL},
+	};
+	char p[CFG_PATH_LEN], a[24], b[24];
+
+	hc->enabled = true;
+	hc->interval_ms = r_check_interval.def;
+	hc->rise = (unsigned)r_rise.def;
+	hc->fall = (unsigned)r_fall.def;
+	/* 200 to 399, as HAProxy and nginx pass a check by default. */
+	cfg_status_range(hc->expect, 200, 399);
+	if (cfg_object(err, v, path, k, CK_N) == -1)
+		return;
+	cfg_path_key(p, path, "path");
+	if (k[CK_PATH].val == NULL)
+		cfg_err(err, p, "required");
+	else
+		hc->path = cfg_visible(
+		    err, k[CK_PATH].val, p, CFG_CHECK_PATH_MAX, '/',
+		    "must be a path starting with '/', 1 to 1024 visible "
+		    "ASCII characters (no spaces)");
+	cfg_path_key(p, path, "host");
+	if (k[CK_HOST].val != NULL)
+		hc->host =
+		    cfg_visible(err, k[CK_HOST].val, p, CFG_CHECK_HOST_MAX, 0,
+				"must be a Host value, 1 to 255 visible "
+				"ASCII characters (no spaces)");
+	cfg_path_key(p, path, "interval");
+	hc->interval_ms =
+	    cfg_duration(err, k[CK_INTERVAL].val, p, &r_check_interval);
+	cfg_path_key(p, path, "timeout");
+	hc->timeout_ms =
+	    cfg_duration(err, k[CK_TIMEOUT].val, p, &r_check_timeout_hc);
+	if (k[CK_TIMEOUT].val == NULL && hc->timeout_ms > hc->interval_ms)
+		hc->timeout_ms = hc->interval_ms;
+	else if (hc->timeout_ms > hc->interval_ms)
+		cfg_err(err, p, "%s is longer than interval (%s)",
+			cfg_fmt_duration(a, sizeof(a), hc->timeout_ms),
+			cfg_fmt_duration(b, sizeof(b), hc->interval_ms));
+	cfg_path_key(p, path, "rise");
+	hc->rise = (unsigned)cfg_uint(err, k[CK_RISE].val, p, &r_rise);
+	cfg_path_key(p, path, "fall");
+	hc->fall = (unsigned)cfg_uint(err, k[CK_FALL].val, p, &r_fall);
+	cfg_path_key(p, path, "expect_status");
+	if (k[CK_EXPECT_STATUS].val != NULL)
+		cfg_expect_status(err, k[CK_EXPECT_STATUS].val, p, hc->expect);
+}
+
+enum { PK_MAX_FAILS, PK_EJECT_FOR, PK_N };
+
+/* An upstream's "passive" block: ejection after connect failures. */
+static void
+cfg_passive(struct config_errors *err, const cJSON *v, const char *path,
+	    struct config_upstream *u)
+{
+	struct cfg_key k[PK_N] = {
+	    [PK_MAX_FAILS] = {"max_fails", NULL},
+	    [PK_EJECT_FOR] = {"eject_for", NULL},
+	};
+	char p[CFG_PATH_LEN];
+
+	u->max_fails = (unsigned)r_max_fails.def;
+	u->eject_ms = r_eject_for.def;
+	if (cfg_object(err, v, path, k, PK_N) == -1)
+		return;
+	cfg_path_key(p, path, "max_fails");
+	u->max_fails =
+	    (unsigned)cfg_uint(err, k[PK_MAX_FAILS].val, p, &r_max_fails);
+	cfg_path_key(p, path, "eject_for");
+	u->eject_ms = cfg_duration(err, k[PK_EJECT_FOR].val, p, &r_eject_for);
+}
+
+/* The upstream's servers, each once: their metric labels and health
+ * state are keyed by "host:port". */
+static void
+cfg_servers_unique(struct config_errors *err, const char *path,
+		   const struct config_upstream *u)
+{
+	char p[CFG_PATH_LEN], a[CFG_HOST_MAX + 16], b[CFG_HOST_MAX + 16];
+	size_t i, j;
+
+	for (i = 0; i < u->nservers; i++) {
+		if (u->servers[i].host == NULL)
+			continue;
+		config_hostport_str(&u->servers[i], a, sizeof(a));
+		for (j = 0; j < i; j++) {
+			if (u->servers[j].host == NULL)
+				continue;
+			config_hostport_str(&u->servers[j], b, sizeof(b));
+			if (strcmp(a, b) == 0) {
+				cfg_path_index(p, path, i);
+				cfg_err(err, p, "\"%s\" is listed twice", a);
+				break;
+			}
+		}
+	}
+}
+
 enum {
 	UK_SERVERS,
 	UK_KEEPALIVE,
@@ -524,6 +760,9 @@ enum {
 	UK_CONNECT_TIMEOUT,
 	UK_READ_TIMEOUT,
 	UK_RESOLVE_INTERVAL,
+	UK_HEALTH_CHECK,
+	UK_PASSIVE,
+	UK_REQUIRED_FOR_READY,
 	UK_N
 };
 
@@ -539,6 +778,9 @@ cfg_upstream(struct config_errors *err, const cJSON *v, const char *path,
 	    [UK_CONNECT_TIMEOUT] = {"connect_timeout", NULL},
 	    [UK_READ_TIMEOUT] = {"read_timeout", NULL},
 	    [UK_RESOLVE_INTERVAL] = {"resolve_interval", NULL},
+	    [UK_HEALTH_CHECK] = {"health_check", NULL},
+	    [UK_PASSIVE] = {"passive", NULL},
+	    [UK_REQUIRED_FOR_READY] = {"required_for_ready", NULL},
 	};
 	char p[CFG_PATH_LEN];
 
@@ -553,15 +795,18 @@ cfg_upstream(struct config_errors *err, const cJSON *v, const char *path,
 	u->connect_timeout_ms = r_connect_timeout.def;
 	u->read_timeout_ms = r_read_timeout.def;
 	u->resolve_interval_ms = r_resolve_interval.def;
+	u->required_for_ready = REQUIRED_FOR_READY_DEFAULT;
 	if (cfg_object(err, v, path, k, UK_N) == -1)
 		return;
 
 	cfg_path_key(p, path, "servers");
-	if (k[UK_SERVERS].val == NULL)
+	if (k[UK_SERVERS].val == NULL) {
 		cfg_err(err, p, "required");
-	else
+	} else {
 		cfg_hostports(err, k[UK_SERVERS].val, p, false, &u->servers,
 			      &u->nservers);
+		cfg_servers_unique(err, p, u);
+	}
 	cfg_path_key(p, path, "keepalive");
 	u->keepalive =
 	    (unsigned)cfg_uint(err, k[UK_KEEPALIVE].val, p, &r_keepalive);
@@ -577,6 +822,15 @@ cfg_upstream(struct config_errors *err, const cJSON *v, const char *path,
 	cfg_path_key(p, path, "resolve_interval");
 	u->resolve_interval_ms = cfg_duration(err, k[UK_RESOLVE_INTERVAL].val,
 					      p, &r_resolve_interval);
+	cfg_path_key(p, path, "health_check");
+	if (k[UK_HEALTH_CHECK].val != NULL)
+		cfg_health_check(err, k[UK_HEALTH_CHECK].val, p, &u->check);
+	cfg_path_key(p, path, "passive");
+	if (k[UK_PASSIVE].val != NULL)
+		cfg_passive(err, k[UK_PASSIVE].val, p, u);
+	cfg_path_key(p, path, "required_for_ready");
+	u->required_for_ready = cfg_bool(err, k[UK_REQUIRED_FOR_READY].val, p,
+					 REQUIRED_FOR_READY_DEFAULT);
 }
 
 /* "upstreams": an object of upstreams keyed by name. */
@@ -2122,6 +2376,9 @@ config_free(struct config *c)
 			free(u->servers[j].host);
 		free(u->servers);
 		free(u->name);
+		free(u->check.path);
+		free(u->check.host);
+		free(u->health); /* plain memory; see health_build() */
 	}
 	free(c->upstreams);
 	for (i = 0; i < c->nlisteners; i++) {
@@ -2672,4 +2929,15 @@ config_parse_hostport(const char *s, struct config_hostport *hp,
 	if (snprintf(hp->port, sizeof(hp->port), "%u", pnum) < 0)
 		hp->port[0] = '\0';
 	return 0;
+}
+
+void
+config_hostport_str(const struct config_hostport *hp, char *buf, size_t len)
+{
+	bool v6 = hp->host != NULL && strchr(hp->host, ':') != NULL;
+
+	if (snprintf(buf, len, "%s%s%s:%s", v6 ? "[" : "",
+		     hp->host != NULL ? hp->host : "", v6 ? "]" : "",
+		     hp->port) < 0)
+		buf[0] = '\0';
 }

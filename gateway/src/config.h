@@ -19,6 +19,7 @@
 #include "tls.h"
 
 struct auth_realm;
+struct health_server;
 struct ratelimit;
 struct rewrite_headers;
 struct rewrite_str;
@@ -42,6 +43,23 @@ struct config_hostport {
 	bool numeric;		      /* host is a numeric IPv4/IPv6 address */
 	struct sockaddr_storage addr; /* valid when numeric */
 	socklen_t addrlen;
+	unsigned metric_id; /* upstream servers: set by metrics_register() */
+};
+
+/* Status codes 100..599 as a set: bit (code - 100). */
+#define CONFIG_STATUS_WORDS 8
+
+/* An upstream's "health_check": active HTTP checks of each server, run by
+ * health.c on the main thread. */
+struct config_health_check {
+	bool enabled;	      /* the block is present */
+	char *path;	      /* request-target of the GET, origin-form */
+	char *host;	      /* Host field; NULL: the server as written */
+	uint64_t interval_ms; /* from the end of one check to the next */
+	uint64_t timeout_ms;  /* a check without an answer by then failed */
+	unsigned rise;	      /* passed checks in a row that bring one up */
+	unsigned fall;	      /* failed checks in a row that take one down */
+	uint64_t expect[CONFIG_STATUS_WORDS]; /* statuses that pass */
 };
 
 struct config_upstream {
@@ -53,6 +71,15 @@ struct config_upstream {
 	uint64_t connect_timeout_ms;   /* connect; 504 after it */
 	uint64_t read_timeout_ms;      /* between two reads; 504 after it */
 	uint64_t resolve_interval_ms;  /* re-resolution of names */
+	struct config_health_check check;
+	unsigned max_fails; /* passive: connect failures in a row that eject a
+			       server; 0: never (also with one server) */
+	uint64_t eject_ms;  /* how long a passive ejection lasts */
+	bool required_for_ready; /* /readyz fails while no server is healthy */
+	/* One per server (health.h): made by health_build() on the main
+	 * thread before the config is published, not by the parser; shared by
+	 * every thread. NULL: every server is always usable. */
+	struct health_server *health;
 };
 
 #define CONFIG_NO_REALM ((size_t)-1)
@@ -253,6 +280,13 @@ bool config_cidr_any(const struct config_cidr *c, size_t n,
 /* May the address (config_addr16) pass these lists? Deny wins. */
 enum config_access_verdict config_access_check(const struct config_access *a,
 					       const uint8_t addr[16]);
+
+/* The server as written in the config: "host:port", "[v6]:port". */
+void config_hostport_str(const struct config_hostport *hp, char *buf,
+			 size_t len);
+
+/* Whether `status` is in a set made by the parser (expect_status). */
+bool config_status_in(const uint64_t set[CONFIG_STATUS_WORDS], int status);
 
 /* Parses "250ms", "5s", "2m", "1h", "1d" into milliseconds; -1 if invalid. */
 int config_parse_duration(const char *s, uint64_t *ms);

@@ -23,6 +23,7 @@
 #include "auth.h"
 #include "aws.h"
 #include "config.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -202,8 +203,16 @@ reload(struct gateway *gw)
 		return;
 	}
 	free(err);
+	/* Servers the new config keeps keep their health. */
+	if (health_build(cfg, gw->cfg) == -1) {
+		log_error("reload: out of memory; keeping the running config");
+		config_unref(cfg);
+		admin_reload_result(false);
+		return;
+	}
 	for (i = 0; i < gw->nworkers; i++)
 		worker_publish(&gw->workers[i], cfg);
+	health_switch(cfg);
 	admin_set_config(cfg);
 	if (!same_path(gw->cfg->access_log_path, cfg->access_log_path))
 		log_access_reopen(cfg->access_log_path);
@@ -616,7 +625,8 @@ run(const char *path)
 		goto done;
 	metrics_init();
 	if (metrics_register(gw.cfg) == -1) {
-		log_error("too many distinct route or realm names");
+		log_error("too many distinct route, realm or upstream server "
+			  "names");
 		goto done;
 	}
 	if (auth_init() == -1)
@@ -631,6 +641,10 @@ run(const char *path)
 	free(err);
 	if (ratelimit_build(gw.cfg, NULL) == -1) {
 		log_error("out of memory for the rate limits");
+		goto done;
+	}
+	if (health_build(gw.cfg, NULL) == -1) {
+		log_error("out of memory");
 		goto done;
 	}
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
@@ -659,6 +673,8 @@ run(const char *path)
 	if (listeners_alone(&gw) == -1)
 		goto done;
 	if (admin_start(gw.base, gw.cfg, gw.shards, gw.nworkers) == -1)
+		goto done;
+	if (health_start(gw.base, gw.cfg) == -1)
 		goto done;
 	if (verifier_start(gw.cfg->auth.verifier_threads, gw.workers,
 			   gw.nworkers) == -1)
@@ -720,6 +736,7 @@ done:
 	for (i = 0; i < inited; i++)
 		worker_free(&gw.workers[i]);
 	admin_stop();
+	health_stop();
 	secrets_free();
 	for (i = 0; i < 4; i++)
 		if (sigs[i] != NULL)

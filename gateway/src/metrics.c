@@ -22,8 +22,16 @@ static const char *const bucket_label[NBUCKETS] = {
 static const char *const method_label[METRICS_NMETHODS] = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"};
 static const char *const tls_label[METRICS_TLS_N] = {"ok", "failed", "timeout"};
-static const char *const uperr_label[METRICS_UPERR_N] = {"connect", "timeout",
-							 "reset", "dns"};
+static const char *const uperr_label[METRICS_UPERR_N] = {
+    "connect", "timeout", "reset", "dns", "no_healthy_server"};
+/* Connects take far less than requests: from half a millisecond on. */
+static const double connect_le[NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+					    0.025,  0.05,  0.1,	   0.25,  0.5,
+					    1,	    2.5,   5,	   10};
+static const char *const connect_label[NBUCKETS] = {
+    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+    "0.1",    "0.25",  "0.5",	 "1",	  "2.5",  "5",	   "10"};
+#define SERVER_ERRORS 3 /* connect, timeout, reset */
 static const char *const denied_label[METRICS_DENIED_N] = {"deny_list",
 							   "not_allowed"};
 
@@ -50,8 +58,15 @@ struct route_stats {
 static const char *const auth_label[NAUTH] = {"ok", "cached", "denied",
 					      "throttled", "unavailable"};
 
+struct server_stats {
+	counter_t requests;
+	counter_t errors[SERVER_ERRORS];
+	struct histogram connect; /* buckets of connect_le */
+};
+
 struct metrics_shard {
 	_Atomic(struct route_stats *) routes[METRICS_MAX_ROUTES];
+	_Atomic(struct server_stats *) servers[METRICS_MAX_SERVERS];
 	counter_t auth[METRICS_MAX_REALMS][NAUTH];
 	_Atomic int64_t conn_active[MAX_LISTENERS];
 	counter_t conn_accepted[MAX_LISTENERS];
@@ -68,6 +83,10 @@ static unsigned registry_n;
 static char *realm_registry[METRICS_MAX_REALMS];
 static unsigned realm_registry_n;
 static _Atomic uint64_t verifications[METRICS_MAX_REALMS];
+
+/* Upstream servers, keyed "upstream host:port" (a name holds no space). */
+static char *server_registry[METRICS_MAX_SERVERS];
+static unsigned server_registry_n;
 
 static inline void
 bump(counter_t *c, uint64_t n)
@@ -131,6 +150,20 @@ metrics_register(struct config *c)
 				return -1;
 		}
 	}
+	for (i = 0; i < c->nupstreams; i++) {
+		struct config_upstream *u = &c->upstreams[i];
+
+		for (j = 0; j < u->nservers; j++) {
+			char key[CONFIG_NAME_MAX + 300], hp[300];
+
+			config_hostport_str(&u->servers[j], hp, sizeof(hp));
+			snprintf(key, sizeof(key), "%s %s", u->name, hp);
+			if (registry_id(server_registry, &server_registry_n,
+					METRICS_MAX_SERVERS, key,
+					&u->servers[j].metric_id) == -1)
+				return -1;
+		}
+	}
 	return 0;
 }
 
@@ -149,6 +182,8 @@ metrics_shard_free(struct metrics_shard *s)
 		return;
 	for (i = 0; i < METRICS_MAX_ROUTES; i++)
 		free(atomic_load(&s->routes[i]));
+	for (i = 0; i < METRICS_MAX_SERVERS; i++)
+		free(atomic_load(&s->servers[i]));
 	free(s);
 }
 
@@ -182,15 +217,66 @@ route_of(struct metrics_shard *s, unsigned id)
 	return r;
 }
 
+/* The owner's stats for an upstream server, made on first use. */
+static struct server_stats *
+server_of(struct metrics_shard *s, unsigned id)
+{
+	struct server_stats *r;
+
+	if (id >= METRICS_MAX_SERVERS)
+		return NULL;
+	r = atomic_load_explicit(&s->servers[id], memory_order_relaxed);
+	if (r == NULL) {
+		if ((r = calloc(1, sizeof(*r))) == NULL)
+			return NULL;
+		atomic_store_explicit(&s->servers[id], r, memory_order_release);
+	}
+	return r;
+}
+
 static void
-observe(struct histogram *h, double seconds)
+observe_in(struct histogram *h, const double *le, double seconds)
 {
 	int i = 0;
 
-	while (i < NBUCKETS && seconds > bucket_le[i])
+	while (i < NBUCKETS && seconds > le[i])
 		i++;
 	bump(&h->bucket[i], 1);
 	bump(&h->sum_ns, seconds > 0 ? (uint64_t)(seconds * 1e9) : 0);
+}
+
+void
+metrics_server_request(struct metrics_shard *s, unsigned id)
+{
+	struct server_stats *r = server_of(s, id);
+
+	if (r != NULL)
+		bump(&r->requests, 1);
+}
+
+void
+metrics_server_error(struct metrics_shard *s, unsigned id,
+		     enum metrics_upstream_error why)
+{
+	struct server_stats *r = server_of(s, id);
+
+	if (r != NULL && why < SERVER_ERRORS)
+		bump(&r->errors[why], 1);
+}
+
+void
+metrics_server_connect(struct metrics_shard *s, unsigned id, double seconds)
+{
+	struct server_stats *r = server_of(s, id);
+
+	if (r != NULL)
+		observe_in(&r->connect, connect_le, seconds);
+}
+
+static void
+observe(struct histogram *h, double seconds)
+{
+	observe_in(h, bucket_le, seconds);
 }
 
 void
@@ -347,6 +433,142 @@ render_histogram(struct evbuffer *out, const char *name, const char *route,
 			    (unsigned long long)cum);
 }
 
+/* Sum of one server's stats over every shard. */
+static void
+server_sum(struct metrics_shard *const *shards, unsigned n, unsigned id,
+	   struct server_stats *sum)
+{
+	unsigned i;
+	int b;
+
+	memset(sum, 0, sizeof(*sum));
+	for (i = 0; i < n && id < METRICS_MAX_SERVERS; i++) {
+		struct server_stats *r = atomic_load_explicit(
+		    &shards[i]->servers[id], memory_order_acquire);
+
+		if (r == NULL)
+			continue;
+		bump(&sum->requests, get(&r->requests));
+		for (b = 0; b < SERVER_ERRORS; b++)
+			bump(&sum->errors[b], get(&r->errors[b]));
+		for (b = 0; b <= NBUCKETS; b++)
+			bump(&sum->connect.bucket[b],
+			     get(&r->connect.bucket[b]));
+		bump(&sum->connect.sum_ns, get(&r->connect.sum_ns));
+	}
+}
+
+void
+metrics_server_labels(struct evbuffer *out, const char *name,
+		      const struct config_hostport *hp)
+{
+	char label[300];
+
+	config_hostport_str(hp, label, sizeof(label));
+	evbuffer_add(out, "{upstream=\"", 11);
+	metrics_label_value(out, name);
+	evbuffer_add(out, "\",server=\"", 10);
+	metrics_label_value(out, label);
+	evbuffer_add(out, "\"", 1);
+}
+
+/* The per-server series of every server of c (bounded by the config,
+ * present from the start at zero). */
+static void
+render_servers(struct evbuffer *out, struct metrics_shard *const *shards,
+	       unsigned nshards, const struct config *c)
+{
+	static const char conn[] = "portcullis_upstream_server_connect_seconds";
+	struct server_stats sum;
+	size_t i, j;
+	int b, pass;
+
+	for (pass = 0; pass < 3; pass++) {
+		if (pass == 0)
+			evbuffer_add_printf(
+			    out,
+			    "# HELP portcullis_upstream_server_requests_total "
+			    "Requests handed to each upstream server (a "
+			    "retry counts on the server it went to).\n"
+			    "# TYPE portcullis_upstream_server_requests_total "
+			    "counter\n");
+		else if (pass == 1)
+			evbuffer_add_printf(
+			    out,
+			    "# HELP portcullis_upstream_server_errors_total "
+			    "Failures of each upstream server, by reason "
+			    "(connect, timeout, reset), also those a retry "
+			    "on another server hid from the client.\n"
+			    "# TYPE portcullis_upstream_server_errors_total "
+			    "counter\n");
+		else
+			evbuffer_add_printf(out,
+					    "# HELP %s Time to connect to each "
+					    "upstream server.\n"
+					    "# TYPE %s histogram\n",
+					    conn, conn);
+		for (i = 0; i < c->nupstreams; i++) {
+			const struct config_upstream *u = &c->upstreams[i];
+
+			for (j = 0; j < u->nservers; j++) {
+				const struct config_hostport *hp =
+				    &u->servers[j];
+				uint64_t cum = 0;
+
+				server_sum(shards, nshards, hp->metric_id,
+					   &sum);
+				if (pass == 0) {
+					evbuffer_add_printf(
+					    out, "portcullis_upstream_server_"
+						 "requests_total");
+					metrics_server_labels(out, u->name, hp);
+					evbuffer_add_printf(
+					    out, "} %llu\n",
+					    (unsigned long long)get(
+						&sum.requests));
+					continue;
+				}
+				if (pass == 1) {
+					for (b = 0; b < SERVER_ERRORS; b++) {
+						evbuffer_add_printf(
+						    out, "portcullis_upstream_"
+							 "server_errors_total");
+						metrics_server_labels(
+						    out, u->name, hp);
+						evbuffer_add_printf(
+						    out,
+						    ",reason=\"%s\"} %llu\n",
+						    uperr_label[b],
+						    (unsigned long long)get(
+							&sum.errors[b]));
+					}
+					continue;
+				}
+				for (b = 0; b <= NBUCKETS; b++) {
+					cum += get(&sum.connect.bucket[b]);
+					evbuffer_add_printf(out, "%s_bucket",
+							    conn);
+					metrics_server_labels(out, u->name, hp);
+					evbuffer_add_printf(
+					    out, ",le=\"%s\"} %llu\n",
+					    b < NBUCKETS ? connect_label[b]
+							 : "+Inf",
+					    (unsigned long long)cum);
+				}
+				evbuffer_add_printf(out, "%s_sum", conn);
+				metrics_server_labels(out, u->name, hp);
+				evbuffer_add_printf(
+				    out, "} %.9f\n",
+				    (double)get(&sum.connect.sum_ns) / 1e9);
+				evbuffer_add_printf(out, "%s_count", conn);
+				metrics_server_labels(out, u->name, hp);
+				evbuffer_add_printf(out, "} %llu\n",
+						    (unsigned long long)cum);
+			}
+		}
+	}
+}
+
 void
 metrics_label_value(struct evbuffer *out, const char *v)
 {
@@ -459,6 +681,7 @@ metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
 			    registry[id], uperr_label[b],
 			    (unsigned long long)get(&sum->upstream_errors[b]));
 	}
+	render_servers(out, shards, nshards, c);
 	evbuffer_add_printf(
 	    out, "# HELP portcullis_http_requests_denied_total Requests "
 		 "refused with 403 for the client's address, by route and "

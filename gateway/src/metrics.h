@@ -36,9 +36,9 @@ enum metrics_method {
 void metrics_init(void);
 
 /*
- * Gives every route and realm of a not-yet-published config its metric_id,
- * reusing
- * the id of a name seen before so series survive reloads. Main thread only.
+ * Gives every route, realm and upstream server of a not-yet-published
+ * config its metric_id, reusing the id of a name seen before so series
+ * survive reloads. Main thread only.
  * Returns 0, or -1 when the registry is full (the config is then refused).
  */
 int metrics_register(struct config *c);
@@ -68,6 +68,7 @@ enum metrics_upstream_error {
 	METRICS_UPERR_TIMEOUT,
 	METRICS_UPERR_RESET,
 	METRICS_UPERR_DNS,
+	METRICS_UPERR_UNHEALTHY, /* "no_healthy_server": every server down */
 	METRICS_UPERR_N
 };
 
@@ -105,6 +106,19 @@ void metrics_tls_handshake(struct metrics_shard *s, unsigned listener,
 void metrics_tls_error(struct metrics_shard *s, unsigned listener);
 
 #define METRICS_MAX_REALMS 256
+#define METRICS_MAX_SERVERS 4096 /* distinct (upstream, server) pairs */
+
+/* Counts one request handed to upstream server `id` (its
+ * config_hostport.metric_id); a retry counts again, on its server. */
+void metrics_server_request(struct metrics_shard *s, unsigned id);
+
+/* Counts a failure of upstream server `id` (connect, timeout, reset). */
+void metrics_server_error(struct metrics_shard *s, unsigned id,
+			  enum metrics_upstream_error why);
+
+/* Observes how long a connect to upstream server `id` took. */
+void metrics_server_connect(struct metrics_shard *s, unsigned id,
+			    double seconds);
 
 /* Counts one request to a realm's routes by its auth result (auth.h's
  * enum auth_result, OK..UNAVAILABLE). */
@@ -120,6 +134,11 @@ void metrics_connection(struct metrics_shard *s, unsigned listener, int delta,
 /* Appends a label value with \\, " and newline escaped, as the text
  * exposition format (0.0.4) wants it. */
 void metrics_label_value(struct evbuffer *out, const char *v);
+
+/* Appends {upstream="U",server="S" (no closing brace), the labels of an
+ * upstream server's series, escaped. */
+void metrics_server_labels(struct evbuffer *out, const char *upstream,
+			   const struct config_hostport *hp);
 
 /*
  * Appends the text exposition (format 0.0.4) of every shard to `out`.

@@ -538,14 +538,19 @@ answer_with(struct session *s, int status, const char *name,
 		NULL, 0                                                        \
 	}
 
-/* Where an upstream failure maps to: 504 for time, 502 for the rest. */
+/* Where an upstream failure maps to: 504 for time, 503 when no server
+ * is healthy (HAProxy's answer), 502 for the rest. */
 static void
 answer_upstream_error(struct session *s, enum metrics_upstream_error why)
 {
 	metrics_upstream_error(s->s_w->w_metrics, s->s_route->metric_id, why);
 	upstream_close(s->s_uc);
 	s->s_uc = NULL;
-	answer(s, why == METRICS_UPERR_TIMEOUT ? 504 : 502, false);
+	answer(s,
+	       why == METRICS_UPERR_TIMEOUT	? 504
+	       : why == METRICS_UPERR_UNHEALTHY ? 503
+						: 502,
+	       false);
 }
 
 static bool
@@ -1041,7 +1046,7 @@ request_forward(struct session *s)
 	    rate_limited(s, s->s_auth.user, strlen(s->s_auth.user)))
 		return;
 	s->s_up = s->s_gen->g_up[s->s_route->upstream];
-	s->s_uc = upstream_get(s->s_up, false, s->s_reqid, &why);
+	s->s_uc = upstream_get(s->s_up, NULL, s->s_reqid, &why);
 	if (s->s_uc == NULL) {
 		answer_upstream_error(s, why);
 		return;
@@ -1568,18 +1573,25 @@ up_drained(struct conn *c, void *arg)
 		conn_read(s->s_c, true);
 }
 
-/* Retry a request that a reused connection dropped before answering. */
+/* Retry a request that a reused connection dropped before answering, or
+ * whose connect failed (it never left), once, on a fresh connection to
+ * another server when there is one. False: not retried, s_uc unchanged. */
 static bool
 retry(struct session *s)
 {
+	struct upstream_conn *prev = s->s_uc;
 	enum metrics_upstream_error why;
 
-	if (!s->s_uc->uc_reused || !s->s_retryable || s->s_retried ||
-	    s->s_resp_bytes)
+	if ((!prev->uc_reused && prev->uc_connected) || !s->s_retryable ||
+	    s->s_retried || s->s_resp_bytes)
 		return false;
 	s->s_retried = true;
-	upstream_close(s->s_uc);
-	s->s_uc = upstream_get(s->s_up, true, s->s_reqid, &why);
+	s->s_uc = upstream_get(s->s_up, prev, s->s_reqid, &why);
+	if (s->s_uc == NULL && why == METRICS_UPERR_UNHEALTHY) {
+		s->s_uc = prev; /* no other server: the first failure stands */
+		return false;
+	}
+	upstream_close(prev);
 	if (s->s_uc == NULL) {
 		answer_upstream_error(s, why);
 		return true;
@@ -1593,9 +1605,10 @@ static void
 up_event(struct conn *c, int what, void *arg)
 {
 	struct session *s = arg;
+	enum metrics_upstream_error why;
 
 	if (what & CONN_CONNECTED) {
-		s->s_uc->uc_connected = true;
+		upstream_connected(s->s_uc);
 		conn_timeout(c, upstream_config(s->s_up)->read_timeout_ms);
 		return;
 	}
@@ -1616,6 +1629,9 @@ up_event(struct conn *c, int what, void *arg)
 			request_finish(s);
 			return;
 		}
+		upstream_failed(s->s_uc, (what & CONN_TIMEOUT)
+					     ? METRICS_UPERR_TIMEOUT
+					     : METRICS_UPERR_RESET);
 		log_req(LOG_WARN, s->s_reqid,
 			"upstream %s server %s: %s in the middle of the "
 			"response to %s "
@@ -1626,7 +1642,14 @@ up_event(struct conn *c, int what, void *arg)
 		session_free(s, "upstream failed mid-response");
 		return;
 	}
-	if (!(what & CONN_TIMEOUT) && retry(s))
+	why = (what & CONN_TIMEOUT)    ? METRICS_UPERR_TIMEOUT
+	      : !s->s_uc->uc_connected ? METRICS_UPERR_CONNECT
+				       : METRICS_UPERR_RESET;
+	/* A pooled connection closed before it answered is the keep-alive
+	 * race (the server's own idle timeout), not the server failing. */
+	if (!s->s_uc->uc_reused || why != METRICS_UPERR_RESET)
+		upstream_failed(s->s_uc, why);
+	if ((!(what & CONN_TIMEOUT) || !s->s_uc->uc_connected) && retry(s))
 		return;
 	log_req(
 	    LOG_WARN, s->s_reqid,
@@ -1638,10 +1661,7 @@ up_event(struct conn *c, int what, void *arg)
 	    : (what & CONN_EOF)	     ? "connection closed"
 				     : "connection error",
 	    s->s_method_str, s->s_path);
-	answer_upstream_error(s, (what & CONN_TIMEOUT) ? METRICS_UPERR_TIMEOUT
-				 : !s->s_uc->uc_connected
-				     ? METRICS_UPERR_CONNECT
-				     : METRICS_UPERR_RESET);
+	answer_upstream_error(s, why);
 }
 
 int

@@ -51,8 +51,9 @@ wgen_new(struct worker *w, struct config *cfg)
 	if (g->g_up == NULL)
 		goto fail;
 	for (i = 0; i < cfg->nupstreams; i++)
-		if ((g->g_up[i] = upstream_new(w->w_base, w->w_dns,
-					       &cfg->upstreams[i])) == NULL)
+		if ((g->g_up[i] =
+			 upstream_new(w->w_base, w->w_dns, &cfg->upstreams[i],
+				      w->w_metrics)) == NULL)
 			goto fail;
 	return g;
 fail:
@@ -207,7 +208,7 @@ notify_cb(evutil_socket_t fd, short what, void *arg)
  * either (a bare container) names fail to resolve and their routes answer
  * 502 until they do; numeric upstreams are unaffected.
  */
-static struct evdns_base *
+struct evdns_base *
 worker_resolver(struct event_base *base, const struct config *cfg)
 {
 	struct evdns_base *dns;

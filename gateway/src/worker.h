@@ -84,6 +84,11 @@ struct worker {
 void worker_ping(struct worker *w);
 bool worker_answered(const struct worker *w);
 
+/* A resolver on `base` for upstream names: cfg's "resolvers", else the
+ * system's; NULL if none can be made. */
+struct evdns_base *worker_resolver(struct event_base *base,
+				   const struct config *cfg);
+
 /* Sets up a worker and binds its listeners (before any thread starts);
  * 0, or -1 after logging why. */
 int worker_init(struct worker *w, unsigned id, struct config *cfg);

@@ -3,9 +3,10 @@
 integration tests, for the cases no real server can play.
 
     stub_upstream.py MODE [--log FILE] [--delay S] [--body-size N]
-                          [--read-rate BYTES_PER_S]
+                          [--read-rate BYTES_PER_S] [--port N]
 
-Binds 127.0.0.1 port 0, then prints "LISTENING <port>" on stdout. Every
+Binds 127.0.0.1 port --port (0, the default: any free one), then prints
+"LISTENING <port>" on stdout. Every
 request head it receives is appended to --log as one JSON object per line:
 {"request_line": "...", "headers": [[name, value], ...], "mode": MODE}.
 
@@ -292,13 +293,14 @@ def main():
     ap.add_argument("--read-rate", type=int, default=0)
     ap.add_argument("--response-file")
     ap.add_argument("--hold", action="store_true")
+    ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = Server(args)
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", 0))
+    ls.bind(("127.0.0.1", args.port))
     ls.listen(128)
     print("LISTENING %d" % ls.getsockname()[1], flush=True)
     while True:

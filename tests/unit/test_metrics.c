@@ -1,7 +1,8 @@
 /*
  * test_metrics.c - shards sum exactly, buckets are cumulative and hold the
- * SLO thresholds, ids survive a reload, and the access log line is JSON
- * with its strings escaped.
+ * SLO thresholds, every upstream server has its series from the start,
+ * ids survive a reload, and the access log line is JSON with its strings
+ * escaped.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,7 +24,16 @@ static struct config_route routes[2] = {
 };
 static struct config_listener listeners[1] = {
     {.listen = "127.0.0.1:8080", .routes = routes, .nroutes = 2}};
-static struct config cfg = {.listeners = listeners, .nlisteners = 1};
+static struct config_hostport servers[2] = {
+    {.host = "10.0.0.1", .port = "9090"},
+    {.host = "::1", .port = "9090"},
+};
+static struct config_upstream upstreams[1] = {
+    {.name = "prom", .servers = servers, .nservers = 2}};
+static struct config cfg = {.listeners = listeners,
+			    .nlisteners = 1,
+			    .upstreams = upstreams,
+			    .nupstreams = 1};
 
 static char *
 render(struct metrics_shard **shards, unsigned n)
@@ -131,6 +141,66 @@ test_shards_sum_and_buckets(void **state)
 }
 
 static void
+test_server_series(void **state)
+{
+	struct metrics_shard *sh[2] = {metrics_shard_new(),
+				       metrics_shard_new()};
+	unsigned a, b;
+	char *text;
+
+	assert_int_equal(metrics_register(&cfg), 0);
+	a = servers[0].metric_id;
+	b = servers[1].metric_id;
+	assert_int_not_equal(a, b);
+	metrics_server_request(sh[0], a);
+	metrics_server_request(sh[1], a);
+	metrics_server_request(sh[1], a);
+	metrics_server_error(sh[0], a, METRICS_UPERR_CONNECT);
+	metrics_server_error(sh[1], a, METRICS_UPERR_RESET);
+	metrics_server_error(sh[1], a, METRICS_UPERR_UNHEALTHY); /* ignored */
+	metrics_server_connect(sh[0], a, 0.0005); /* le is inclusive */
+	metrics_server_connect(sh[1], a, 0.003);
+	metrics_server_connect(sh[1], a, 30);
+	text = render(sh, 2);
+	assert_has_line(text, "portcullis_upstream_server_requests_total{"
+			      "upstream=\"prom\",server=\"10.0.0.1:9090\"} 3");
+	/* every configured server from the start, IPv6 in brackets */
+	assert_has_line(text, "portcullis_upstream_server_requests_total{"
+			      "upstream=\"prom\",server=\"[::1]:9090\"} 0");
+	assert_has_line(
+	    text, "portcullis_upstream_server_errors_total{upstream="
+		  "\"prom\",server=\"10.0.0.1:9090\",reason=\"connect\"} 1");
+	assert_has_line(
+	    text, "portcullis_upstream_server_errors_total{upstream="
+		  "\"prom\",server=\"10.0.0.1:9090\",reason=\"reset\"} 1");
+	assert_has_line(
+	    text, "portcullis_upstream_server_errors_total{upstream="
+		  "\"prom\",server=\"10.0.0.1:9090\",reason=\"timeout\"} 0");
+	assert_null(strstr(text, "server=\"10.0.0.1:9090\",reason=\"dns\""));
+	assert_has_line(text, "portcullis_upstream_server_connect_seconds_"
+			      "bucket{upstream=\"prom\",server=\"10.0.0.1:"
+			      "9090\",le=\"0.0005\"} 1");
+	assert_has_line(text, "portcullis_upstream_server_connect_seconds_"
+			      "bucket{upstream=\"prom\",server=\"10.0.0.1:"
+			      "9090\",le=\"0.005\"} 2");
+	assert_has_line(text, "portcullis_upstream_server_connect_seconds_"
+			      "bucket{upstream=\"prom\",server=\"10.0.0.1:"
+			      "9090\",le=\"10\"} 2");
+	assert_has_line(text, "portcullis_upstream_server_connect_seconds_"
+			      "bucket{upstream=\"prom\",server=\"10.0.0.1:"
+			      "9090\",le=\"+Inf\"} 3");
+	assert_has_line(text, "portcullis_upstream_server_connect_seconds_"
+			      "count{upstream=\"prom\",server=\"10.0.0.1:"
+			      "9090\"} 3");
+	assert_has_line(text, "portcullis_upstream_server_connect_seconds_"
+			      "sum{upstream=\"prom\",server=\"10.0.0.1:"
+			      "9090\"} 30.003500000");
+	free(text);
+	metrics_shard_free(sh[0]);
+	metrics_shard_free(sh[1]);
+}
+
+static void
 test_ids_survive_reload(void **state)
 {
 	unsigned before = routes[1].metric_id;
@@ -188,6 +258,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_shards_sum_and_buckets),
+	    cmocka_unit_test(test_server_series),
 	    cmocka_unit_test(test_ids_survive_reload),
 	    cmocka_unit_test(test_method_labels),
 	    cmocka_unit_test(test_access_log_line_is_escaped_json),

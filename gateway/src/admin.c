@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <openssl/opensslv.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -22,9 +23,11 @@
 #include <zlib.h>
 
 #include "auth.h"
+#include "conn.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "overload.h"
 #include "secrets.h"
 #include "tls.h"
 
@@ -352,10 +355,54 @@ serve_other(struct evhttp_request *req, void *arg)
 	evhttp_send_error(req, 404, NULL);
 }
 
+static struct evconnlistener *admin_listener;
+static struct event *admin_pause;
+static int admin_spare = -1;
+static struct overload_note admin_nofd, admin_error;
+
+static void
+admin_resume(evutil_socket_t fd, short what, void *arg)
+{
+	if (admin_listener != NULL)
+		evconnlistener_enable(admin_listener);
+}
+
+/* As a traffic listener does (worker.c): pause 100 ms; out of
+ * descriptors, answer what is pending with the spare one; log rarely. */
+static void
+admin_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct timeval tv = {0, 100 * 1000};
+	int err = errno;
+	uint64_t n, shed;
+
+	if (overload_out_of_fds(err)) {
+		shed =
+		    overload_shed(evconnlistener_get_fd(l), &admin_spare, 64);
+		metrics_rejected_admin(METRICS_REJECTED_NO_FD, shed);
+		if (overload_note_due(&admin_nofd, shed, conn_now_ms(), 10000,
+				      &n))
+			log_error("admin.listen %s: accept: %s; %llu "
+				  "connection(s) answered 503 since the last "
+				  "line",
+				  admin_cfg->admin_listen, strerror(err),
+				  (unsigned long long)n);
+	} else if (overload_note_due(&admin_error, 1, conn_now_ms(), 10000,
+				     &n)) {
+		log_error("admin.listen %s: accept: %s (%llu time(s) since the "
+			  "last line)",
+			  admin_cfg->admin_listen, strerror(err),
+			  (unsigned long long)n);
+	}
+	evconnlistener_disable(l);
+	evtimer_add(admin_pause, &tv);
+}
+
 int
 admin_start(struct event_base *base, struct config *cfg,
 	    struct metrics_shard *const *shards, unsigned nshards)
 {
+	struct evhttp_bound_socket *bound;
 	struct config_hostport hp;
 	unsigned short port;
 	const char *why;
@@ -378,7 +425,8 @@ admin_start(struct event_base *base, struct config *cfg,
 		return -1;
 	}
 	port = (unsigned short)strtoul(hp.port, NULL, 10); /* 1 to 65535 */
-	if (evhttp_bind_socket(admin_http, hp.host, port) == -1) {
+	if ((bound = evhttp_bind_socket_with_handle(admin_http, hp.host,
+						    port)) == NULL) {
 		/* sockcheck.c has explained the usual causes before any
 		 * bind; what is left (a race, a limit) has its errno. */
 		log_error("admin.listen: cannot listen on %s: %s",
@@ -387,6 +435,13 @@ admin_start(struct event_base *base, struct config *cfg,
 		return -1;
 	}
 	free(hp.host);
+	/* Without an error callback, libevent's listener would log and retry
+	 * an accept that fails for want of descriptors, at full speed. */
+	admin_listener = evhttp_bound_socket_get_listener(bound);
+	admin_spare = overload_spare_open();
+	if ((admin_pause = evtimer_new(base, admin_resume, NULL)) == NULL)
+		return -1;
+	evconnlistener_set_error_cb(admin_listener, admin_accept_error);
 	return 0;
 }
 
@@ -429,6 +484,13 @@ admin_stop(void)
 	if (admin_http != NULL)
 		evhttp_free(admin_http);
 	admin_http = NULL;
+	admin_listener = NULL; /* evhttp's, freed with it */
+	if (admin_pause != NULL)
+		event_free(admin_pause);
+	admin_pause = NULL;
+	if (admin_spare != -1)
+		close(admin_spare);
+	admin_spare = -1;
 	config_unref(admin_cfg);
 	admin_cfg = NULL;
 }

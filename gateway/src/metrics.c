@@ -22,6 +22,8 @@ static const char *const bucket_label[NBUCKETS] = {
 static const char *const method_label[METRICS_NMETHODS] = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"};
 static const char *const tls_label[METRICS_TLS_N] = {"ok", "failed", "timeout"};
+static const char *const rejected_label[METRICS_REJECTED_N] = {
+    "max_connections", "no_fd"};
 static const char *const uperr_label[METRICS_UPERR_N] = {
     "connect", "timeout", "reset", "dns", "no_healthy_server"};
 /* Connects take far less than requests: from half a millisecond on. */
@@ -72,6 +74,7 @@ struct metrics_shard {
 	counter_t conn_accepted[MAX_LISTENERS];
 	counter_t tls[MAX_LISTENERS][METRICS_TLS_N];
 	counter_t tls_errors[MAX_LISTENERS];
+	counter_t rejected[MAX_LISTENERS][METRICS_REJECTED_N];
 };
 
 /* Registry of route names; written by the main thread only. */
@@ -353,6 +356,22 @@ metrics_tls_error(struct metrics_shard *s, unsigned listener)
 {
 	if (listener < MAX_LISTENERS)
 		bump(&s->tls_errors[listener], 1);
+}
+
+static counter_t admin_rejected[METRICS_REJECTED_N];
+
+void
+metrics_rejected_admin(enum metrics_rejected why, uint64_t n)
+{
+	bump(&admin_rejected[why], n);
+}
+
+void
+metrics_rejected(struct metrics_shard *s, unsigned listener,
+		 enum metrics_rejected why, uint64_t n)
+{
+	if (listener < MAX_LISTENERS)
+		bump(&s->rejected[listener][why], n);
 }
 
 void
@@ -771,6 +790,34 @@ metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
 				    c->listeners[l].listen,
 				    (unsigned long long)v);
 	}
+	evbuffer_add_printf(
+	    out, "# HELP portcullis_connections_rejected_total Client "
+		 "connections answered 503 and closed at accept, by listener "
+		 "and reason (max_connections, no_fd).\n"
+		 "# TYPE portcullis_connections_rejected_total counter\n");
+	for (l = 0; l < c->nlisteners && l < MAX_LISTENERS; l++) {
+		int r;
+
+		for (r = 0; r < METRICS_REJECTED_N; r++) {
+			uint64_t v = 0;
+
+			for (i = 0; i < nshards; i++)
+				v += get(&shards[i]->rejected[l][r]);
+			evbuffer_add_printf(
+			    out,
+			    "portcullis_connections_rejected_total{listener="
+			    "\"%s\",reason=\"%s\"} %llu\n",
+			    c->listeners[l].listen, rejected_label[r],
+			    (unsigned long long)v);
+		}
+	}
+	for (l = 0; l < METRICS_REJECTED_N; l++)
+		evbuffer_add_printf(
+		    out,
+		    "portcullis_connections_rejected_total{"
+		    "listener=\"%s\",reason=\"%s\"} %llu\n",
+		    c->admin_listen, rejected_label[l],
+		    (unsigned long long)get(&admin_rejected[l]));
 	evbuffer_add_printf(
 	    out, "# HELP portcullis_tls_handshakes_total TLS handshakes, by "
 		 "listener and result (ok, failed, timeout).\n"

@@ -127,6 +127,21 @@ void metrics_auth(struct metrics_shard *s, unsigned realm, unsigned result);
 /* Counts one password hash computed for a realm; any thread (atomic). */
 void metrics_auth_verification(unsigned realm);
 
+/* Why a connection was refused at accept, as labelled. */
+enum metrics_rejected {
+	METRICS_REJECTED_MAX_CONNECTIONS, /* "max_connections" */
+	METRICS_REJECTED_NO_FD,		  /* "no_fd": out of descriptors */
+	METRICS_REJECTED_N
+};
+
+/* Counts n connections answered 503 and closed at accept. */
+void metrics_rejected(struct metrics_shard *s, unsigned listener,
+		      enum metrics_rejected why, uint64_t n);
+
+/* The admin listener's count (main thread): shown with the listener
+ * label of admin.listen. */
+void metrics_rejected_admin(enum metrics_rejected why, uint64_t n);
+
 /* Connection gauges and counters, per listener index. */
 void metrics_connection(struct metrics_shard *s, unsigned listener, int delta,
 			bool accepted);

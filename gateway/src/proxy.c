@@ -35,6 +35,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "overload.h"
 #include "ratelimit.h"
 #include "realip.h"
 #include "rewrite.h"
@@ -1765,15 +1766,11 @@ refuse_done(evutil_socket_t fd, short what, void *arg)
 void
 proxy_refuse(struct worker *w, evutil_socket_t fd)
 {
-	static const char busy[] =
-	    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; "
-	    "charset=utf-8\r\nContent-Length: 35\r\nConnection: close\r\n"
-	    "\r\n503 Service Unavailable (too busy)\n";
 	struct timeval tv = {1, 0};
 
 	/* A fresh socket's send buffer takes this whole; never blocks. */
-	if (send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) ==
-		-1 ||
+	if (send(fd, overload_busy, overload_busy_len,
+		 MSG_DONTWAIT | MSG_NOSIGNAL) == -1 ||
 	    shutdown(fd, SHUT_WR) == -1 ||
 	    event_base_once(w->w_base, fd, EV_READ, refuse_done, NULL, &tv) ==
 		-1)

@@ -15,9 +15,11 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "conn.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "overload.h"
 #include "proxy.h"
 #include "upstream.h"
 
@@ -30,8 +32,14 @@ static atomic_size_t worker_conns;
 struct listener_ctx {
 	struct worker *lc_w;
 	unsigned lc_idx;
-	struct event *lc_pause; /* re-enables accept after an error */
+	struct event *lc_pause;	       /* re-enables accept after an error */
+	struct overload_note lc_full;  /* refused over max_connections */
+	struct overload_note lc_nofd;  /* refused out of descriptors */
+	struct overload_note lc_error; /* other accept errors */
 };
+
+#define OVERLOAD_LOG_MS 10000 /* one line per listener and cause */
+#define OVERLOAD_SHED_MAX 64  /* answered per accept error */
 
 static struct wgen *
 wgen_new(struct worker *w, struct config *cfg)
@@ -91,10 +99,21 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	struct listener_ctx *ctx = arg;
 	struct worker *w = ctx->lc_w;
 
+	uint64_t n;
+
 	if (atomic_fetch_add(&worker_conns, 1) >=
 	    w->w_gen->g_cfg->max_connections) {
 		atomic_fetch_sub(&worker_conns, 1);
 		proxy_refuse(w, fd);
+		metrics_rejected(w->w_metrics, ctx->lc_idx,
+				 METRICS_REJECTED_MAX_CONNECTIONS, 1);
+		if (overload_note_due(&ctx->lc_full, 1, conn_now_ms(),
+				      OVERLOAD_LOG_MS, &n))
+			log_warn("listener %s: %llu connection(s) answered "
+				 "503: max_connections (%zu) reached",
+				 w->w_gen->g_cfg->listeners[ctx->lc_idx].listen,
+				 (unsigned long long)n,
+				 w->w_gen->g_cfg->max_connections);
 		return;
 	}
 	if (proxy_accept(w, ctx->lc_idx, fd, sa, (socklen_t)salen) == -1)
@@ -110,17 +129,38 @@ accept_resume(evutil_socket_t fd, short what, void *arg)
 		evconnlistener_enable(ctx->lc_w->w_listeners[ctx->lc_idx]);
 }
 
-/* accept() failed (EMFILE and the like): pause this listener for 100 ms
- * instead of spinning on it. */
+/* accept() failed: pause this listener for 100 ms instead of spinning on
+ * it. Out of descriptors, the pending connections are first answered 503
+ * with the worker's spare descriptor (overload.h). Logged once per
+ * OVERLOAD_LOG_MS per cause, with a count. */
 static void
 accept_error(struct evconnlistener *l, void *arg)
 {
 	struct listener_ctx *ctx = arg;
+	struct worker *w = ctx->lc_w;
+	const char *name = w->w_gen->g_cfg->listeners[ctx->lc_idx].listen;
 	struct timeval tv = {0, 100 * 1000};
+	int err = errno;
+	uint64_t n, shed;
 
-	log_error("listener %s: accept: %s",
-		  ctx->lc_w->w_gen->g_cfg->listeners[ctx->lc_idx].listen,
-		  strerror(errno));
+	if (overload_out_of_fds(err)) {
+		shed = overload_shed(evconnlistener_get_fd(l), &w->w_spare,
+				     OVERLOAD_SHED_MAX);
+		metrics_rejected(w->w_metrics, ctx->lc_idx,
+				 METRICS_REJECTED_NO_FD, shed);
+		if (overload_note_due(&ctx->lc_nofd, shed, conn_now_ms(),
+				      OVERLOAD_LOG_MS, &n))
+			log_error("listener %s: accept: %s; %llu "
+				  "connection(s) answered 503 since the last "
+				  "line (raise the descriptor limit, "
+				  "LimitNOFILE=, or lower max_connections)",
+				  name, strerror(err), (unsigned long long)n);
+	} else if (overload_note_due(&ctx->lc_error, 1, conn_now_ms(),
+				     OVERLOAD_LOG_MS, &n)) {
+		log_error("listener %s: accept: %s (%llu time(s) since the "
+			  "last line)",
+			  name, strerror(err), (unsigned long long)n);
+	}
 	evconnlistener_disable(l);
 	evtimer_add(ctx->lc_pause, &tv);
 }
@@ -247,6 +287,8 @@ worker_init(struct worker *w, unsigned id, struct config *cfg)
 
 	memset(w, 0, sizeof(*w));
 	w->w_notify_fd = -1;
+	/* Kept for the day the process runs out of descriptors. */
+	w->w_spare = overload_spare_open();
 	w->w_id = id;
 	pthread_mutex_init(&w->w_mail_lock, NULL);
 	w->w_mail_tail = &w->w_mail;
@@ -439,6 +481,9 @@ worker_free(struct worker *w)
 	if (w->w_notify_fd != -1)
 		close(w->w_notify_fd);
 	w->w_notify_fd = -1;
+	if (w->w_spare != -1)
+		close(w->w_spare);
+	w->w_spare = -1;
 	if (w->w_dns != NULL)
 		evdns_base_free(w->w_dns, 0);
 	w->w_dns = NULL;

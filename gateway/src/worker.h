@@ -56,6 +56,7 @@ struct worker {
 	struct evdns_base *w_dns;
 	struct event *w_notify; /* main -> worker: reload or drain */
 	int w_notify_fd;	/* eventfd behind w_notify */
+	int w_spare; /* a descriptor to close when out of them (overload.h) */
 	_Atomic(struct config *) w_pending; /* a new config to take */
 	/* The watchdog's question (main) and the loop's answer: equal when
 	 * the loop has run since the last worker_ping(). */

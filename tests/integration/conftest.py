@@ -96,7 +96,8 @@ def tail(path, n=3000):
 class Proc:
     """A child process with stdout/stderr in files, stopped by its PID."""
 
-    def __init__(self, name, argv, workdir, cwd=None, env=None):
+    def __init__(self, name, argv, workdir, cwd=None, env=None,
+                 preexec_fn=None):
         self.name = name
         self.workdir = Path(workdir)
         self.stdout_path = self.workdir / ("%s.stdout" % name)
@@ -106,7 +107,8 @@ class Proc:
                 open(self.stderr_path, "wb") as err:
             self.popen = subprocess.Popen(argv, stdout=out, stderr=err,
                                           stdin=subprocess.DEVNULL,
-                                          cwd=cwd, env=env)
+                                          cwd=cwd, env=env,
+                                          preexec_fn=preexec_fn)
         self.pid = self.popen.pid
 
     def alive(self):

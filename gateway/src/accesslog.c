@@ -94,10 +94,12 @@ accesslog_format(char *buf, size_t cap, const struct accesslog_entry *e,
 	put_str(&o, e->method);
 	put(&o, ",\"path\":", 8);
 	put_str(&o, e->path);
+	put_fmt(&o, ",\"status\":%d,\"reason\":", e->status);
+	put_str(&o, e->reason);
 	put_fmt(&o,
-		",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
+		",\"bytes_in\":%llu,\"bytes_out\":%llu,"
 		"\"duration\":%.6f,\"upstream_duration\":",
-		e->status, (unsigned long long)e->bytes_in,
+		(unsigned long long)e->bytes_in,
 		(unsigned long long)e->bytes_out, e->duration);
 	if (e->upstream_duration < 0)
 		put(&o, "null", 4);

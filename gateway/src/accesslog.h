@@ -13,6 +13,7 @@ struct accesslog_entry {
 	const char *method;
 	const char *path;
 	int status;
+	const char *reason; /* why it ended incomplete, or NULL */
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 	double duration;	  /* seconds */

@@ -22,6 +22,10 @@ static const char *const bucket_label[NBUCKETS] = {
 static const char *const method_label[METRICS_NMETHODS] = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"};
 static const char *const tls_label[METRICS_TLS_N] = {"ok", "failed", "timeout"};
+static const char *const cut_label[METRICS_CUT_N] = {
+    "upstream_truncated", "upstream_reset", "upstream_timeout",
+    "upstream_framing",	  "client_aborted", "send_timeout",
+    "client_body",	  "internal"};
 static const char *const rejected_label[METRICS_REJECTED_N] = {
     "max_connections", "no_fd"};
 static const char *const uperr_label[METRICS_UPERR_N] = {
@@ -51,6 +55,7 @@ struct route_stats {
 	counter_t upstream_errors[METRICS_UPERR_N];
 	counter_t denied[METRICS_DENIED_N];
 	counter_t limited;
+	counter_t incomplete[METRICS_CUT_N];
 	counter_t bytes_in;
 	counter_t bytes_out;
 };
@@ -309,6 +314,21 @@ metrics_denied(struct metrics_shard *s, unsigned id, enum metrics_denied why)
 		bump(&r->denied[why], 1);
 }
 
+const char *
+metrics_cut_name(enum metrics_cut why)
+{
+	return why >= 0 && why < METRICS_CUT_N ? cut_label[why] : NULL;
+}
+
+void
+metrics_incomplete(struct metrics_shard *s, unsigned id, enum metrics_cut why)
+{
+	struct route_stats *r = route_of(s, id);
+
+	if (r != NULL && why >= 0 && why < METRICS_CUT_N)
+		bump(&r->incomplete[why], 1);
+}
+
 void
 metrics_limited(struct metrics_shard *s, unsigned id)
 {
@@ -424,6 +444,8 @@ route_sum(struct metrics_shard *const *shards, unsigned n, unsigned id,
 		for (b = 0; b < METRICS_DENIED_N; b++)
 			bump(&sum->denied[b], get(&r->denied[b]));
 		bump(&sum->limited, get(&r->limited));
+		for (b = 0; b < METRICS_CUT_N; b++)
+			bump(&sum->incomplete[b], get(&r->incomplete[b]));
 		bump(&sum->bytes_in, get(&r->bytes_in));
 		bump(&sum->bytes_out, get(&r->bytes_out));
 	}
@@ -717,6 +739,22 @@ metrics_render(struct evbuffer *out, struct metrics_shard *const *shards,
 			    "reason=\"%s\"} %llu\n",
 			    registry[id], denied_label[b],
 			    (unsigned long long)get(&sum->denied[b]));
+	}
+	evbuffer_add_printf(
+	    out, "# HELP portcullis_http_requests_incomplete_total Requests "
+		 "that ended before their response was whole, by route and "
+		 "reason; each is also in portcullis_http_requests_total.\n"
+		 "# TYPE portcullis_http_requests_incomplete_total counter\n");
+	for (id = 0; id < registry_n; id++) {
+		if (!route_sum(shards, nshards, id, sum) && !configured[id])
+			continue;
+		for (b = 0; b < METRICS_CUT_N; b++)
+			evbuffer_add_printf(
+			    out,
+			    "portcullis_http_requests_incomplete_total{route="
+			    "\"%s\",reason=\"%s\"} %llu\n",
+			    registry[id], cut_label[b],
+			    (unsigned long long)get(&sum->incomplete[b]));
 	}
 	evbuffer_add_printf(
 	    out, "# HELP portcullis_http_requests_limited_total Requests "

@@ -86,6 +86,27 @@ enum metrics_denied {
 void metrics_denied(struct metrics_shard *s, unsigned id,
 		    enum metrics_denied why);
 
+/* Why a request ended before its response was whole, as labelled. */
+enum metrics_cut {
+	METRICS_CUT_NONE = -1,
+	METRICS_CUT_UPSTREAM_TRUNCATED, /* the upstream closed mid-body */
+	METRICS_CUT_UPSTREAM_RESET,	/* ... reset the connection */
+	METRICS_CUT_UPSTREAM_TIMEOUT,	/* ... went silent past read_timeout */
+	METRICS_CUT_UPSTREAM_FRAMING,	/* ... sent a broken chunked body */
+	METRICS_CUT_CLIENT_ABORTED,	/* the client closed first */
+	METRICS_CUT_SEND_TIMEOUT,	/* the client stopped reading */
+	METRICS_CUT_CLIENT_BODY,	/* the client's body went bad late */
+	METRICS_CUT_INTERNAL,		/* out of memory */
+	METRICS_CUT_N
+};
+
+/* The label of a reason ("upstream_truncated", ...). */
+const char *metrics_cut_name(enum metrics_cut why);
+
+/* Counts one request of route `id` that ended incomplete. */
+void metrics_incomplete(struct metrics_shard *s, unsigned id,
+			enum metrics_cut why);
+
 /* Counts one request refused with 429 by route `id`'s rate limit. */
 void metrics_limited(struct metrics_shard *s, unsigned id);
 

@@ -101,7 +101,8 @@ struct session {
 	struct rewrite_body s_resp;
 	bool s_up_keepalive;
 	int s_status;
-	double s_up_seconds; /* -1: no upstream took part */
+	enum metrics_cut s_cut; /* why it ended incomplete; NONE: it did not */
+	double s_up_seconds;	/* -1: no upstream took part */
 	uint64_t s_bytes_in, s_bytes_out;
 	enum metrics_method s_method;
 	char s_method_str[16];
@@ -317,6 +318,7 @@ request_reset(struct session *s)
 	s->s_resp_head = false;
 	s->s_resp_bytes = false;
 	s->s_status = 0;
+	s->s_cut = METRICS_CUT_NONE;
 	s->s_up_seconds = -1;
 	s->s_bytes_in = s->s_bytes_out = 0;
 	s->s_method = METRICS_OTHER;
@@ -342,10 +344,13 @@ request_account(struct session *s)
 	if (!cfg->metrics && !cfg->access_log)
 		return;
 	secs = s->s_started ? since(&s->s_t0) : 0;
-	if (cfg->metrics)
+	if (cfg->metrics) {
 		metrics_request(s->s_w->w_metrics, id, s->s_method, s->s_status,
 				secs, s->s_up_seconds, s->s_bytes_in,
 				s->s_bytes_out);
+		if (s->s_cut != METRICS_CUT_NONE)
+			metrics_incomplete(s->s_w->w_metrics, id, s->s_cut);
+	}
 	if (!cfg->access_log)
 		return;
 	accesslog_write(&(struct accesslog_entry){
@@ -355,6 +360,7 @@ request_account(struct session *s)
 	    .method = s->s_method_str,
 	    .path = s->s_path,
 	    .status = s->s_status,
+	    .reason = metrics_cut_name(s->s_cut),
 	    .bytes_in = s->s_bytes_in,
 	    .bytes_out = s->s_bytes_out,
 	    .duration = secs,
@@ -364,6 +370,35 @@ request_account(struct session *s)
 	    .tls = conn_tls_version(s->s_c),
 	    .user = s->s_authed ? s->s_auth.user : NULL,
 	});
+}
+
+/*
+ * A request that ends here, before its response was whole, is counted and
+ * logged like any other, with the reason. Its status: the one whose head
+ * was sent, but 502 when the upstream broke the response (the client's
+ * response is broken: the SLI counts it), and 499 when the client left
+ * before any head (nginx's code). Only for a request under way (S_AUTH,
+ * S_PROXY); call it before session_free().
+ */
+static void
+request_cut(struct session *s, enum metrics_cut why)
+{
+	bool upstream = why == METRICS_CUT_UPSTREAM_TRUNCATED ||
+			why == METRICS_CUT_UPSTREAM_RESET ||
+			why == METRICS_CUT_UPSTREAM_TIMEOUT ||
+			why == METRICS_CUT_UPSTREAM_FRAMING;
+
+	if (s->s_gen == NULL || (s->s_state != S_PROXY && s->s_state != S_AUTH))
+		return;
+	if (upstream)
+		s->s_status = 502;
+	else if (!s->s_resp_head)
+		s->s_status = 499;
+	s->s_cut = why;
+	if (s->s_uc != NULL && s->s_up_seconds < 0)
+		s->s_up_seconds = since(&s->s_tup);
+	request_account(s);
+	s->s_state = S_CLOSING; /* counted: never again */
 }
 
 /* The response policy ("headers"): the route's, else the listener's. */
@@ -1079,6 +1114,7 @@ forward_request_body(struct session *s)
 		upstream_close(s->s_uc);
 		s->s_uc = NULL;
 		if (s->s_resp_head) {
+			request_cut(s, METRICS_CUT_CLIENT_BODY);
 			session_free(s, "bad request body mid-response");
 			return;
 		}
@@ -1251,6 +1287,7 @@ response_head(struct session *s)
 		return 1;
 	}
 nomem:
+	request_cut(s, METRICS_CUT_INTERNAL);
 	session_free(s, "out of memory writing a response head");
 	return -1;
 }
@@ -1279,6 +1316,7 @@ forward_response_body(struct session *s)
 			"%s",
 			up_name(s), s->s_uc->uc_addr, s->s_method_str,
 			s->s_path);
+		request_cut(s, METRICS_CUT_UPSTREAM_FRAMING);
 		session_free(s, "upstream framing error");
 		return;
 	}
@@ -1512,6 +1550,7 @@ client_event(struct conn *c, int what, void *arg)
 				 "%s: %s (logged once a minute per client)",
 				 s->s_client, current_listener(s)->listen,
 				 conn_tls_error(c));
+		request_cut(s, METRICS_CUT_CLIENT_ABORTED);
 		session_free(s, "TLS error");
 		return;
 	}
@@ -1540,6 +1579,8 @@ client_event(struct conn *c, int what, void *arg)
 			"client %s: stopped reading the response to %s %s; "
 			"closed after timeouts.body",
 			s->s_client, s->s_method_str, s->s_path);
+	request_cut(s, (what & CONN_TIMEOUT) ? METRICS_CUT_SEND_TIMEOUT
+					     : METRICS_CUT_CLIENT_ABORTED);
 	session_free(s, (what & CONN_TIMEOUT) ? "client timeout"
 			: (what & CONN_EOF)   ? "client closed"
 					      : "client error");
@@ -1640,6 +1681,10 @@ up_event(struct conn *c, int what, void *arg)
 			up_name(s), s->s_uc->uc_addr,
 			(what & CONN_TIMEOUT) ? "timeout" : "closed",
 			s->s_method_str, s->s_path);
+		request_cut(s,
+			    (what & CONN_TIMEOUT) ? METRICS_CUT_UPSTREAM_TIMEOUT
+			    : (what & CONN_EOF) ? METRICS_CUT_UPSTREAM_TRUNCATED
+						: METRICS_CUT_UPSTREAM_RESET);
 		session_free(s, "upstream failed mid-response");
 		return;
 	}
@@ -1677,6 +1722,7 @@ proxy_accept(struct worker *w, unsigned lidx, evutil_socket_t fd,
 	s->s_w = w;
 	s->s_lidx = lidx;
 	s->s_up_seconds = -1;
+	s->s_cut = METRICS_CUT_NONE;
 	if (peer->sa_family == AF_INET)
 		inet_ntop(AF_INET,
 			  &((const struct sockaddr_in *)peer)->sin_addr,

@@ -21,8 +21,9 @@ Modes:
   sink    reads the body (Content-Length or chunked) at most --read-rate
           bytes/s, answers 200 {"length": N, "sha256": "..."}
   raw     reads the head (and any Content-Length body), sends the bytes of
-          --response-file verbatim, then closes, or with --hold keeps the
-          connection open and silent (a response cut short, bad framing)
+          --response-file verbatim, then closes (with --rst: resets), or
+          with --hold keeps the connection open and silent (a response
+          cut short, bad framing)
   once    answers the first request on each connection (200 "once\\n",
           keep-alive), then reads the next request's head and closes
           without answering: the race a keep-alive pool meets when an
@@ -216,6 +217,11 @@ class Server:
                     self.read_body(c, headers)
                     with open(self.args.response_file, "rb") as f:
                         sock.sendall(f.read())
+                    if self.args.rst:
+                        time.sleep(0.2)  # the bytes leave before the RST
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        struct.pack("ii", 1, 0))
+                        return
                     if self.args.hold:
                         while True:
                             c.buf = b""
@@ -293,6 +299,7 @@ def main():
     ap.add_argument("--read-rate", type=int, default=0)
     ap.add_argument("--response-file")
     ap.add_argument("--hold", action="store_true")
+    ap.add_argument("--rst", action="store_true")
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
 

@@ -247,7 +247,8 @@ test_access_log_line_is_escaped_json(void **state)
 	    "\"client\":\"127.0.0.1\",\"proxy\":null,\"user\":\"al\\\"ice\","
 	    "\"method\":"
 	    "\"GET\",\"path\":"
-	    "\"/a\\\"b\\\\c\\u0001\",\"status\":200,\"bytes_in\":10,"
+	    "\"/a\\\"b\\\\c\\u0001\",\"status\":200,\"reason\":null,"
+	    "\"bytes_in\":10,"
 	    "\"bytes_out\":20,\"duration\":0.250000,"
 	    "\"upstream_duration\":null,\"route\":\"prometheus\","
 	    "\"upstream\":null,\"tls\":null}");

@@ -248,11 +248,11 @@ drain_expired(evutil_socket_t fd, short what, void *arg)
 	struct gateway *gw = arg;
 
 	log_warn("drain: timeout reached with requests still in flight; "
-		 "exiting anyway");
+		 "exiting anyway (exit status 3: they were cut)");
 	pid_file_remove(gw);
 	fflush(NULL);
 	log_stop();
-	_exit(0);
+	_exit(3);
 }
 
 static void

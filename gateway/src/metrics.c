@@ -29,7 +29,8 @@ static const char *const cut_label[METRICS_CUT_N] = {
 static const char *const rejected_label[METRICS_REJECTED_N] = {
     "max_connections", "no_fd"};
 static const char *const uperr_label[METRICS_UPERR_N] = {
-    "connect", "timeout", "reset", "dns", "no_healthy_server"};
+    "connect",		"timeout", "reset",
+    "invalid_response", "dns",	   "no_healthy_server"};
 /* Connects take far less than requests: from half a millisecond on. */
 static const double connect_le[NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
 					    0.025,  0.05,  0.1,	   0.25,  0.5,
@@ -37,7 +38,7 @@ static const double connect_le[NBUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
 static const char *const connect_label[NBUCKETS] = {
     "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
     "0.1",    "0.25",  "0.5",	 "1",	  "2.5",  "5",	   "10"};
-#define SERVER_ERRORS 3 /* connect, timeout, reset */
+#define SERVER_ERRORS 4 /* connect, timeout, reset, invalid_response */
 static const char *const denied_label[METRICS_DENIED_N] = {"deny_list",
 							   "not_allowed"};
 

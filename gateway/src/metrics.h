@@ -67,6 +67,7 @@ enum metrics_upstream_error {
 	METRICS_UPERR_CONNECT,
 	METRICS_UPERR_TIMEOUT,
 	METRICS_UPERR_RESET,
+	METRICS_UPERR_INVALID, /* "invalid_response": not HTTP we can pass on */
 	METRICS_UPERR_DNS,
 	METRICS_UPERR_UNHEALTHY, /* "no_healthy_server": every server down */
 	METRICS_UPERR_N

@@ -1201,9 +1201,8 @@ response_refuse(struct session *s, const char *why)
 	log_req(LOG_WARN, s->s_reqid,
 		"upstream %s server %s: bad response to %s %s: %s", up_name(s),
 		s->s_uc->uc_addr, s->s_method_str, s->s_path, why);
-	upstream_close(s->s_uc);
-	s->s_uc = NULL;
-	answer(s, 502, false);
+	upstream_failed(s->s_uc, METRICS_UPERR_INVALID);
+	answer_upstream_error(s, METRICS_UPERR_INVALID);
 }
 
 /* Parses response heads at the front of the upstream input. Returns 1
@@ -1688,9 +1687,11 @@ up_event(struct conn *c, int what, void *arg)
 		session_free(s, "upstream failed mid-response");
 		return;
 	}
-	why = (what & CONN_TIMEOUT)    ? METRICS_UPERR_TIMEOUT
-	      : !s->s_uc->uc_connected ? METRICS_UPERR_CONNECT
-				       : METRICS_UPERR_RESET;
+	/* Bytes that never made a head, then the end: not HTTP. */
+	why = (what & CONN_TIMEOUT)		     ? METRICS_UPERR_TIMEOUT
+	      : !s->s_uc->uc_connected		     ? METRICS_UPERR_CONNECT
+	      : s->s_resp_bytes && (what & CONN_EOF) ? METRICS_UPERR_INVALID
+						     : METRICS_UPERR_RESET;
 	/* A pooled connection closed before it answered is the keep-alive
 	 * race (the server's own idle timeout), not the server failing. */
 	if (!s->s_uc->uc_reused || why != METRICS_UPERR_RESET)

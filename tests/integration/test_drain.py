@@ -1,7 +1,7 @@
 """SIGTERM drains: the listener stops accepting at once, a request in flight
 to a slow upstream completes with 200 and its whole body, idle keep-alive
 connections are closed, and the process exits 0. drain_timeout bounds the
-wait."""
+wait, and an exit that cut requests is status 3."""
 
 import signal
 import socket
@@ -93,3 +93,6 @@ def test_drain_timeout_bounds_the_wait(gateway, stub_factory):
     assert 0.8 <= took < 3.0, \
         "exited %.1fs after SIGTERM with drain_timeout 1s (status %d)" % (
             took, rc)
+    # requests were cut: the exit status says so
+    assert rc == 3, rc
+    gw.expect_failure = True

@@ -181,8 +181,9 @@ def test_stdout_nobody_reads_while_draining(tmp_path, cfg, stub_factory):
             held.append(s)
         gwtest.wait_until(lambda: len(slow.log()) >= 3, 10,
                           what="the slow requests at the upstream")
-        _, took = stop_within(gw, 5 + 15)
+        rc, took = stop_within(gw, 5 + 15)
         assert took < 5 + 15
+        assert rc == 3  # the slow requests were cut
     finally:
         for s in held:
             s.close()

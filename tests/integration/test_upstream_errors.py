@@ -167,6 +167,12 @@ def test_invalid_response_502(gateway, stub_factory, response):
     r = gwtest.raw_exchange(gw.port, b"GET /raw/x HTTP/1.1\r\nHost: t\r\n\r\n",
                             timeout=5)
     assert r.status == 502, r
+    # counted as what it was, for the route and for the server
+    m = gw.metrics()
+    assert gwtest.metric(m, "portcullis_upstream_errors_total", route="raw",
+                         reason="invalid_response") == 1
+    assert gwtest.metric(m, "portcullis_upstream_server_errors_total",
+                         upstream="raw", reason="invalid_response") == 1
 
 
 def test_stale_keepalive_connection_is_retried_once(gateway, stub_factory):

@@ -337,7 +337,14 @@ serve_readyz(struct evhttp_request *req, void *arg)
 	for (i = 0; i < admin_cfg->nupstreams; i++) {
 		const struct config_upstream *u = &admin_cfg->upstreams[i];
 
-		if (u->required_for_ready && !health_upstream_usable(u))
+		if (!u->required_for_ready)
+			continue;
+		if (!health_upstream_resolved(u))
+			reason_add(why, sizeof(why),
+				   "not ready: upstream \"%s\": no server "
+				   "name has resolved yet (DNS)\n",
+				   u->name);
+		else if (!health_upstream_usable(u))
 			reason_add(why, sizeof(why),
 				   "not ready: upstream \"%s\" has no healthy "
 				   "server (%zu down)\n",

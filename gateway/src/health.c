@@ -113,6 +113,30 @@ health_upstream_usable(const struct config_upstream *cu)
 	return false;
 }
 
+void
+health_resolved(struct health_server *hs)
+{
+	/* A load first: once set, re-resolutions write nothing. */
+	if (hs != NULL &&
+	    !atomic_load_explicit(&hs->hs_resolved, memory_order_relaxed))
+		atomic_store_explicit(&hs->hs_resolved, true,
+				      memory_order_relaxed);
+}
+
+bool
+health_upstream_resolved(const struct config_upstream *cu)
+{
+	size_t i;
+
+	if (cu->health == NULL)
+		return true;
+	for (i = 0; i < cu->nservers; i++)
+		if (atomic_load_explicit(&cu->health[i].hs_resolved,
+					 memory_order_relaxed))
+			return true;
+	return false;
+}
+
 bool
 health_connect_failed(const struct config_upstream *cu, size_t i)
 {
@@ -196,6 +220,10 @@ health_build(struct config *c, const struct config *old)
 
 			atomic_init(&hs->hs_ejected_until, 0);
 			atomic_init(&hs->hs_fails, 0);
+			atomic_init(
+			    &hs->hs_resolved,
+			    u->servers[j].numeric ||
+				(o != NULL && atomic_load(&o->hs_resolved)));
 			for (r = 0; r < HEALTH_N; r++)
 				atomic_init(&hs->hs_checks[r], 0);
 			if (o != NULL) {

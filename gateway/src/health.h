@@ -37,7 +37,9 @@ struct health_server {
 	atomic_bool hs_up; /* the active checks' verdict; true without them */
 	_Atomic uint64_t hs_ejected_until; /* conn_now_ms() when a passive
 					      ejection ends; 0: none */
-	atomic_uint hs_fails; /* connect failures in a row, all workers */
+	atomic_uint hs_fails;	 /* connect failures in a row, all workers */
+	atomic_bool hs_resolved; /* an address is known (a worker resolved
+				    the name once, or it is numeric) */
 	_Atomic uint64_t hs_checks[HEALTH_N]; /* written by the main thread */
 	unsigned hs_run; /* main thread: checks in a row against hs_up */
 };
@@ -54,6 +56,14 @@ int health_build(struct config *c, const struct config *old);
  * Any thread; a few relaxed loads (and one compare-exchange when an
  * ejection has just run out). */
 bool health_usable(struct health_server *hs);
+
+/* A worker resolved the server's name (NULL is fine): /readyz no longer
+ * reports it. */
+void health_resolved(struct health_server *hs);
+
+/* Whether any server of the upstream has an address (a numeric one, or a
+ * name some worker resolved). */
+bool health_upstream_resolved(const struct config_upstream *cu);
 
 /* Whether any server of the upstream is usable. */
 bool health_upstream_usable(const struct config_upstream *cu);

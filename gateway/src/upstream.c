@@ -130,6 +130,7 @@ resolved(int err, struct evutil_addrinfo *res, void *arg)
 			memcpy(sv->sv_addrlen, new_len, sizeof(new_len));
 			sv->sv_naddr = n;
 			sv->sv_logged_fail = false;
+			health_resolved(sv->sv_health);
 		}
 	}
 	if (res != NULL)

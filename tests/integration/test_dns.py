@@ -72,6 +72,10 @@ def test_name_resolves_late_then_moves(gateway, dnsmasq, nginx, tmp_path):
                       3, 0.05, "the resolution failure in the error log")
     assert gwtest.metric(gw.metrics(), "portcullis_upstream_errors_total",
                          route="app", reason="dns") >= 1
+    # and /readyz says which upstream has no address
+    st, _, body = gwtest.get(gw.admin_port, "/readyz")
+    assert st == 503 and b'upstream "app": no server name has resolved ' \
+        b'yet (DNS)' in body, (st, body)
 
     # the name appears: served within a few resolve intervals
     dnsmasq.set("127.0.0.1 app.test")
@@ -79,6 +83,7 @@ def test_name_resolves_late_then_moves(gateway, dnsmasq, nginx, tmp_path):
         lambda: (lambda r: r if r[0] == 200 else None)(get_small(gw)), 8,
         0.2, "app.test to resolve and serve")
     assert body == SMALL_TXT
+    assert gwtest.get(gw.admin_port, "/readyz")[0] == 200
     # evdns randomises the case of its queries (the 0x20 anti-spoofing bit)
     assert "query[a] app.test" in \
         dnsmasq.proc.stderr_path.read_text().lower()

@@ -76,7 +76,7 @@ struct ocsp_slot {
 	STACK_OF(X509) * os_chain;
 	unsigned char os_fp[EVP_MAX_MD_SIZE]; /* SHA-256 of the leaf */
 	unsigned int os_fplen;
-	char *os_url;		   /* fetched from; NULL with a file */
+	char *os_url;		   /* fetched from, or the file's path */
 	unsigned char *os_request; /* DER OCSPRequest */
 	size_t os_request_len;
 	char *os_name; /* the certificate file, for logs */
@@ -490,7 +490,7 @@ fail:
 static int
 ocsp_slot_load_file(struct ocsp_slot *s, const char *path, char *err)
 {
-	char why[OCSP_ERR_LEN], t1[32];
+	char why[OCSP_ERR_LEN];
 	struct ocsp_staple *st;
 	struct ocsp_facts f;
 	unsigned char *der = NULL;
@@ -507,17 +507,11 @@ ocsp_slot_load_file(struct ocsp_slot *s, const char *path, char *err)
 	free(der);
 	if (st == NULL)
 		return ocsp_fail(err, "ocsp_file: %s: out of memory", path);
+	if ((s->os_url = strdup(path)) == NULL) {
+		free(st);
+		return ocsp_fail(err, "ocsp_file: %s: out of memory", path);
+	}
 	ocsp_publish(s, st);
-	if (f.next_update != 0)
-		ocsp_time_str(f.next_update, t1, sizeof(t1));
-	if (f.status == OCSP_REVOKED)
-		log_error("%s: %s says the certificate is REVOKED; stapling "
-			  "it as it is",
-			  s->os_name, path);
-	else
-		log_info("%s: stapling the OCSP response of %s (good, "
-			 "nextUpdate %s)",
-			 s->os_name, path, f.next_update != 0 ? t1 : "none");
 	return 0;
 }
 
@@ -791,6 +785,28 @@ ocsp_slot_retire(struct ocsp_slot *s)
 	ocsp_slot_unref(s);
 }
 
+/* Says what a newly served file staples (not in -t: no registry). */
+static void
+ocsp_file_announce(const struct ocsp_slot *s)
+{
+	const struct ocsp_staple *st = atomic_load(&s->os_cur);
+	char t1[32];
+
+	if (st == NULL)
+		return;
+	if (st->st_expires != 0)
+		ocsp_time_str(st->st_expires, t1, sizeof(t1));
+	if (st->st_status == OCSP_REVOKED)
+		log_error("%s: %s says the certificate is REVOKED; stapling "
+			  "it as it is",
+			  s->os_name, s->os_url);
+	else
+		log_info("%s: stapling the OCSP response of %s (good, until "
+			 "%s)",
+			 s->os_name, s->os_url,
+			 st->st_expires != 0 ? t1 : "a reload");
+}
+
 void
 ocsp_sync(struct ocsp_slot *const *slots, size_t n)
 {
@@ -816,6 +832,8 @@ ocsp_sync(struct ocsp_slot *const *slots, size_t n)
 		}
 		s->os_registered = true;
 		s->os_stapling = atomic_load(&s->os_cur) != NULL;
+		if (s->os_file)
+			ocsp_file_announce(s);
 		s->os_due = time(NULL);
 		ocsp_slot_ref(s); /* the registry's */
 		TAILQ_INSERT_TAIL(&reg.slots, s, os_entry);

@@ -380,3 +380,74 @@ def test_config_errors_by_path(pki, tmp_path):
         e.update(extra)
         rc, err = check(tmp_path, tls_config([e]))
         assert rc == 0, (extra, err)
+
+
+def reloaded(gw, mark):
+    """Waits for the reload after error-log offset `mark` to be logged."""
+    gwtest.wait_until(lambda: "reload: " in gw.error_log()[mark:]
+                      and " loaded" in gw.error_log()[mark:], timeout=30,
+                      what="the reload to finish")
+
+
+def test_staple_survives_reload(pki, responder, tls_gateway):
+    """A reload that keeps the certificate and responder keeps the staple
+    and its counters: nothing is fetched again, and the staple is served
+    while the responder is down."""
+    r = responder()
+    gw = tls_gateway([entry(pki.good)])
+    gwtest.wait_until(
+        lambda: sample(gw, "portcullis_tls_ocsp_staple_valid",
+                       pki.good[0]) == 1, timeout=60, what="a staple")
+    good = sample(gw, "portcullis_tls_ocsp_fetches_total", pki.good[0],
+                  result="good")
+    r.stop()
+    mark = len(gw.error_log())
+    cfg = dict(gw.config)
+    cfg["tls"] = dict(cfg["tls"])
+    cfg["tls"]["certificates"] = [entry(pki.good), entry(pki.plain)]
+    gw.reload(cfg)
+    reloaded(gw, mark)
+    out = status(gw, GOOD)
+    assert stapled(out) and "Cert Status: good" in out, out
+    assert sample(gw, "portcullis_tls_ocsp_fetches_total", pki.good[0],
+                  result="good") == good
+    assert sample(gw, "portcullis_tls_ocsp_fetches_total", pki.good[0],
+                  result="failed") == 0
+
+
+def test_ocsp_file_reread_on_reload(pki, tmp_path, tls_gateway):
+    """SIGHUP reads ocsp_file again; a broken one keeps the running
+    config (and its staple)."""
+    now = datetime.datetime.utcnow().replace(microsecond=0)
+    der = tmp_path / "good.der"
+    first = now + datetime.timedelta(hours=6)
+    second = now + datetime.timedelta(hours=7)
+    der.write_bytes(pki.response(pki.good[0],
+                                 now - datetime.timedelta(minutes=5), first))
+    gw = tls_gateway([entry(pki.good, ocsp_file=str(der))])
+
+    def next_update():
+        return sample(gw, "portcullis_tls_ocsp_next_update_timestamp_seconds",
+                      pki.good[0])
+
+    epoch = datetime.datetime(1970, 1, 1)
+    assert next_update() == (first - epoch).total_seconds()
+    der.write_bytes(pki.response(pki.good[0],
+                                 now - datetime.timedelta(minutes=1), second))
+    mark = len(gw.error_log())
+    gw.reload(gw.config)
+    reloaded(gw, mark)
+    assert next_update() == (second - epoch).total_seconds()
+    out = status(gw, GOOD)
+    assert stapled(out) and "Cert Status: good" in out, out
+    # A file that no longer verifies: the reload is refused, by path.
+    der.write_bytes(b"garbage")
+    mark = len(gw.error_log())
+    gw.reload(gw.config)
+    gwtest.wait_until(
+        lambda: "keeping the running config" in gw.error_log()[mark:],
+        timeout=30, what="the reload to be refused")
+    assert "tls.certificates[0].ocsp_file: " in gw.error_log()[mark:]
+    assert next_update() == (second - epoch).total_seconds()
+    out = status(gw, GOOD)
+    assert stapled(out) and "Cert Status: good" in out, out

@@ -10,22 +10,25 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 
 #include "log.h"
 
-#define FETCH_CONNECT_TIMEOUT_MS 5000
+#define FETCH_CONNECT_TIMEOUT_MS 3000
 
 struct fetch_req {
 	TAILQ_ENTRY(fetch_req) r_entry;
 	struct fetch *r_fetch;
 	CURL *r_easy;
 	struct curl_slist *r_headers;
-	unsigned char *r_out;  /* the request body, owned */
-	unsigned char *r_body; /* what came back */
+	unsigned char *r_out; /* the request body, owned */
+	size_t r_out_len;
+	char *r_body; /* what came back, NUL-terminated */
 	size_t r_len, r_cap, r_max;
 	bool r_too_big;
 	char r_err[CURL_ERROR_SIZE];
@@ -51,7 +54,11 @@ fetch_req_free(struct fetch_req *r)
 {
 	curl_slist_free_all(r->r_headers);
 	curl_easy_cleanup(r->r_easy);
+	if (r->r_out != NULL)
+		OPENSSL_cleanse(r->r_out, r->r_out_len);
 	free(r->r_out);
+	if (r->r_body != NULL)
+		OPENSSL_cleanse(r->r_body, r->r_cap);
 	free(r->r_body);
 	free(r);
 }
@@ -84,7 +91,7 @@ fetch_check_done(struct fetch *f)
 		else
 			res.error = "";
 		res.ok = rc == CURLE_OK && !r->r_too_big;
-		res.body = res.ok ? r->r_body : NULL;
+		res.body = res.ok && r->r_body != NULL ? r->r_body : "";
 		res.len = res.ok ? r->r_len : 0;
 		curl_multi_remove_handle(f->f_multi, r->r_easy);
 		TAILQ_REMOVE(&f->f_reqs, r, r_entry);
@@ -170,33 +177,38 @@ fetch_write_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct fetch_req *r = arg;
 	size_t len = size * n, cap;
-	unsigned char *nb;
+	char *nb;
 
 	if (len > r->r_max - r->r_len) {
 		r->r_too_big = true;
 		return 0;
 	}
-	if (r->r_len + len > r->r_cap) {
+	if (r->r_len + len + 1 > r->r_cap) {
 		cap = r->r_cap > 0 ? r->r_cap : 4096;
-		while (cap < r->r_len + len)
+		while (cap < r->r_len + len + 1)
 			cap *= 2;
-		if ((nb = realloc(r->r_body, cap)) == NULL)
+		/* Not realloc: the old buffer is cleansed before it goes. */
+		if ((nb = malloc(cap)) == NULL)
 			return 0;
+		if (r->r_body != NULL) {
+			memcpy(nb, r->r_body, r->r_len);
+			OPENSSL_cleanse(r->r_body, r->r_cap);
+			free(r->r_body);
+		}
 		r->r_body = nb;
 		r->r_cap = cap;
 	}
 	memcpy(r->r_body + r->r_len, p, len);
 	r->r_len += len;
+	r->r_body[r->r_len] = '\0';
 	return len;
 }
 
 struct fetch_req *
-fetch_start(struct fetch *f, const char *url, const char *content_type,
-	    const void *body, size_t len, long timeout_ms, size_t max_body,
-	    void (*done)(void *arg, const struct fetch_result *r), void *arg)
+fetch_req_new(struct fetch *f, const char *url, long timeout_ms,
+	      size_t max_body,
+	      void (*done)(void *arg, const struct fetch_result *r), void *arg)
 {
-	char line[128];
-	struct curl_slist *l;
 	struct fetch_req *r;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
@@ -224,31 +236,84 @@ fetch_start(struct fetch *f, const char *url, const char *content_type,
 	curl_easy_setopt(r->r_easy, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(r->r_easy, CURLOPT_USERAGENT,
 			 "portcullis/" PORTCULLIS_VERSION);
-	if (body != NULL) {
-		/* Copied: curl reads POSTFIELDS while the transfer runs. */
-		if ((r->r_out = malloc(len > 0 ? len : 1)) == NULL)
-			goto fail;
-		memcpy(r->r_out, body, len);
-		curl_easy_setopt(r->r_easy, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)len);
-		curl_easy_setopt(r->r_easy, CURLOPT_POSTFIELDS, r->r_out);
-		snprintf(line, sizeof(line), "Content-Type: %s", content_type);
-		if ((l = curl_slist_append(r->r_headers, line)) == NULL)
-			goto fail;
-		r->r_headers = l;
-		/* No Expect: 100-continue round trip for a small body. */
-		if ((l = curl_slist_append(r->r_headers, "Expect:")) == NULL)
-			goto fail;
-		r->r_headers = l;
-		curl_easy_setopt(r->r_easy, CURLOPT_HTTPHEADER, r->r_headers);
-	}
-	if (curl_multi_add_handle(f->f_multi, r->r_easy) != CURLM_OK)
-		goto fail;
-	TAILQ_INSERT_TAIL(&f->f_reqs, r, r_entry);
 	return r;
-fail:
-	fetch_req_free(r);
-	return NULL;
+}
+
+CURL *
+fetch_req_curl(struct fetch_req *r)
+{
+	return r->r_easy;
+}
+
+int
+fetch_req_header(struct fetch_req *r, const char *name, const char *v)
+{
+	char line[4300];
+	struct curl_slist *l;
+
+	snprintf(line, sizeof(line), "%s: %s", name, v);
+	l = curl_slist_append(r->r_headers, line);
+	OPENSSL_cleanse(line, sizeof(line)); /* may be a token */
+	if (l == NULL)
+		return -1;
+	r->r_headers = l;
+	return 0;
+}
+
+int
+fetch_req_body(struct fetch_req *r, const char *content_type, const void *body,
+	       size_t len)
+{
+	/* Copied: curl reads POSTFIELDS while the transfer runs. */
+	if ((r->r_out = malloc(len > 0 ? len : 1)) == NULL)
+		return -1;
+	memcpy(r->r_out, body, len);
+	r->r_out_len = len;
+	curl_easy_setopt(r->r_easy, CURLOPT_POSTFIELDSIZE_LARGE,
+			 (curl_off_t)len);
+	curl_easy_setopt(r->r_easy, CURLOPT_POSTFIELDS, r->r_out);
+	if (content_type != NULL &&
+	    fetch_req_header(r, "Content-Type", content_type) == -1)
+		return -1;
+	return 0;
+}
+
+int
+fetch_req_go(struct fetch_req *r)
+{
+	struct fetch *f = r->r_fetch;
+
+	curl_easy_setopt(r->r_easy, CURLOPT_HTTPHEADER, r->r_headers);
+	if (curl_multi_add_handle(f->f_multi, r->r_easy) != CURLM_OK) {
+		fetch_req_free(r);
+		return -1;
+	}
+	TAILQ_INSERT_TAIL(&f->f_reqs, r, r_entry);
+	return 0;
+}
+
+void
+fetch_req_drop(struct fetch_req *r)
+{
+	if (r != NULL)
+		fetch_req_free(r);
+}
+
+struct fetch_req *
+fetch_start(struct fetch *f, const char *url, const char *content_type,
+	    const void *body, size_t len, long timeout_ms, size_t max_body,
+	    void (*done)(void *arg, const struct fetch_result *r), void *arg)
+{
+	struct fetch_req *r;
+
+	if ((r = fetch_req_new(f, url, timeout_ms, max_body, done, arg)) ==
+	    NULL)
+		return NULL;
+	if (body != NULL && fetch_req_body(r, content_type, body, len) == -1) {
+		fetch_req_drop(r);
+		return NULL;
+	}
+	return fetch_req_go(r) == 0 ? r : NULL;
 }
 
 void

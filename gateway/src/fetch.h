@@ -1,15 +1,17 @@
 /*
- * fetch.h - plain HTTP(S) requests on a libevent loop through a curl multi
- * handle, for the main thread's background work (OCSP responses). Nothing
- * here blocks the loop: sockets and timers are the loop's events, names are
- * resolved by libcurl's threaded resolver.
+ * fetch.h - HTTP(S) requests on a libevent loop through a curl multi
+ * handle (the shape of curl's docs/examples/multi-event.c), for the main
+ * thread's background work: the AWS client (aws.c) and OCSP responses
+ * (ocsp.c). Nothing here blocks the loop: sockets and timers are the loop's
+ * events, names are resolved by libcurl's threaded resolver.
  *
- * aws.c runs its own multi handle of the same shape (curl's
- * docs/examples/multi-event.c); it predates this file.
+ * Bodies may hold secrets (credentials from IMDS, secret values): both
+ * directions are cleansed before they are freed.
  */
 #ifndef PORTCULLIS_FETCH_H
 #define PORTCULLIS_FETCH_H
 
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -21,7 +23,8 @@ struct fetch_req;
 struct fetch_result {
 	bool ok;	   /* an answer came whole (any status) */
 	long status;	   /* the HTTP status, 0 without an answer */
-	const void *body;  /* the answer's body (ok only) */
+	const char *body;  /* the answer's body, NUL-terminated; "" unless
+			      ok */
 	size_t len;	   /* at most the max_body given */
 	const char *error; /* why not ok, for a log line; "" when ok */
 };
@@ -34,13 +37,37 @@ struct fetch *fetch_new(struct event_base *base);
 void fetch_free(struct fetch *f);
 
 /*
- * Starts a POST of body (len bytes, copied) with content_type, or a GET
- * when body is NULL, to an http:// or https:// url. Redirects are not
- * followed; an answer over max_body bytes is a failure. done(arg, r) is
- * called later from the loop, exactly once, unless the request is
- * cancelled first. Returns the request (the caller's handle until done or
- * fetch_cancel), or NULL when it could not start (then no callback).
+ * A request for url (http:// or https:// only), a GET until a body is
+ * given, not started yet. Redirects are not followed; an answer over
+ * max_body bytes, or none within timeout_ms, is a failure. done(arg, r) is
+ * called later from the loop, exactly once, once the request is started
+ * with fetch_req_go(), unless it is cancelled first. NULL: out of memory.
  */
+struct fetch_req *
+fetch_req_new(struct fetch *f, const char *url, long timeout_ms,
+	      size_t max_body,
+	      void (*done)(void *arg, const struct fetch_result *r), void *arg);
+
+/* The request's easy handle, for options of the caller's own (a method,
+ * SigV4 signing) before fetch_req_go(). */
+CURL *fetch_req_curl(struct fetch_req *r);
+
+/* Adds "name: value" to the request header. 0, or -1 (no memory). */
+int fetch_req_header(struct fetch_req *r, const char *name, const char *v);
+
+/* Makes it a POST of body (len bytes, copied), with a Content-Type header
+ * unless content_type is NULL. 0, or -1 (no memory). */
+int fetch_req_body(struct fetch_req *r, const char *content_type,
+		   const void *body, size_t len);
+
+/* Starts r. 0, or -1 when it cannot start: then r is freed (no callback). */
+int fetch_req_go(struct fetch_req *r);
+
+/* Frees a request never started. NULL is fine. */
+void fetch_req_drop(struct fetch_req *r);
+
+/* fetch_req_new, then a POST of body with content_type (or a GET when
+ * body is NULL), started. NULL when it could not start (no callback). */
 struct fetch_req *
 fetch_start(struct fetch *f, const char *url, const char *content_type,
 	    const void *body, size_t len, long timeout_ms, size_t max_body,

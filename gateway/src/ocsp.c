@@ -676,6 +676,7 @@ static void
 ocsp_fetched(void *arg, const struct fetch_result *r)
 {
 	struct ocsp_slot *s = arg;
+	const unsigned char *body = (const unsigned char *)r->body;
 	time_t now = time(NULL), refresh, expires;
 	struct ocsp_staple *st, *old;
 	struct ocsp_facts f;
@@ -692,15 +693,14 @@ ocsp_fetched(void *arg, const struct fetch_result *r)
 		ocsp_failed(s, OCSP_R_FAILED, why, now);
 		goto done;
 	}
-	if (ocsp_response_check(r->body, r->len, s->os_leaf, s->os_issuer,
+	if (ocsp_response_check(body, r->len, s->os_leaf, s->os_issuer,
 				s->os_chain, now, &f, why) == -1) {
 		ocsp_failed(s, OCSP_R_INVALID, why, now);
 		goto done;
 	}
 	expires =
 	    f.next_update != 0 ? f.next_update : now + OCSP_NO_NEXT_UPDATE_S;
-	if ((st = ocsp_staple_new(r->body, r->len, expires, f.status)) ==
-	    NULL) {
+	if ((st = ocsp_staple_new(body, r->len, expires, f.status)) == NULL) {
 		ocsp_failed(s, OCSP_R_FAILED, "out of memory", now);
 		goto done;
 	}
@@ -722,7 +722,8 @@ ocsp_fetched(void *arg, const struct fetch_result *r)
 		log_error("%s: the OCSP responder %s says the certificate is "
 			  "REVOKED; stapling that answer (until %s)",
 			  s->os_name, s->os_url, t1);
-	else if (f.status == OCSP_GOOD && (!s->os_stapling || s->os_failing))
+	else if (f.status == OCSP_GOOD &&
+		 (!s->os_stapling || s->os_failing || was_revoked))
 		log_info("%s: stapling the OCSP response of %s (good, "
 			 "until %s)",
 			 s->os_name, s->os_url, t1);

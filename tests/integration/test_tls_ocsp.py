@@ -20,23 +20,26 @@ from conftest import Proc, free_port, portcullis_binary, tls_entry
 GOOD, REVOKED, PLAIN = "good.test", "revoked.test", "plain.test"
 
 
-def _leaf(d, stem, cn, ca, aia_port):
-    """A server certificate for cn signed by ca, whose authorityInfoAccess
-    names the responder on 127.0.0.1:aia_port (None: no AIA). Returns
-    (chain file: leaf then CA, key)."""
+def _leaf(d, stem, cn, ca, aia_port, rsa=False):
+    """A server certificate (ECDSA P-256, or RSA 2048) for cn signed by ca,
+    whose authorityInfoAccess names the responder on 127.0.0.1:aia_port
+    (None: no AIA). Returns (certificate, chain file: leaf then CA,
+    key)."""
     crt, key, csr = d / (stem + ".crt"), d / (stem + ".key"), \
         d / (stem + ".csr")
     ext = d / (stem + ".ext")
     text = ("basicConstraints=critical,CA:FALSE\n"
-            "keyUsage=critical,digitalSignature\n"
+            "keyUsage=critical,digitalSignature%s\n"
             "extendedKeyUsage=serverAuth\n"
-            "subjectAltName=DNS:%s\n" % cn)
+            "subjectAltName=DNS:%s\n"
+            % (",keyEncipherment" if rsa else "", cn))
     if aia_port is not None:
         text += ("authorityInfoAccess=OCSP;URI:http://127.0.0.1:%d\n"
                  % aia_port)
     ext.write_text(text)
-    gwtest.openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
-                   "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=" + cn,
+    keygen = (["-newkey", "rsa:2048"] if rsa else
+              ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+    gwtest.openssl("req", "-new", *keygen, "-nodes", "-subj", "/CN=" + cn,
                    "-keyout", key, "-out", csr)
     gwtest.openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1],
                    "-CAcreateserial", "-sha256", "-days", "1",
@@ -78,9 +81,12 @@ class Pki:
         self.good = _leaf(d, "good", GOOD, self.ca, self.port)
         self.revoked = _leaf(d, "revoked", REVOKED, self.ca, self.port)
         self.plain = _leaf(d, "plain", PLAIN, self.ca, None)
+        self.good_rsa = _leaf(d, "good-rsa", GOOD, self.ca, self.port,
+                              rsa=True)
         now = datetime.datetime.utcnow()
         lines = []
-        for crt, status in ((self.good[0], "V"), (self.revoked[0], "R")):
+        for crt, status in ((self.good[0], "V"), (self.revoked[0], "R"),
+                            (self.good_rsa[0], "V")):
             c = x509.load_pem_x509_certificate(crt.read_bytes())
             lines.append("\t".join([
                 status, _index_time(c.not_valid_after),
@@ -154,8 +160,9 @@ def responder(pki, tmp_path):
         r.stop()
 
 
-def entry(chain_key, **kw):
-    e = tls_entry((chain_key[1], chain_key[2]))
+def entry(leaf, **kw):
+    """A tls.certificates entry for a leaf of _leaf(), plus kw."""
+    e = tls_entry((leaf[1], leaf[2]))
     e.update(kw)
     return e
 
@@ -169,13 +176,14 @@ def status(gw, name):
     return out
 
 
-def labels(crt):
+def labels(crt, key_type="ECDSA"):
     return {"subject": gwtest.cert_subject(crt), "serial": _serial(crt),
-            "key_type": "ECDSA"}
+            "key_type": key_type}
 
 
-def sample(gw, name, crt, **extra):
-    return gwtest.metric(gw.metrics(), name, **labels(crt), **extra)
+def sample(gw, name, crt, key_type="ECDSA", **extra):
+    return gwtest.metric(gw.metrics(), name, **labels(crt, key_type),
+                         **extra)
 
 
 def stapled(out):
@@ -222,6 +230,28 @@ def test_good_and_revoked_are_stapled(pki, responder, tls_gateway):
     err = gw.error_log()
     assert re.search(r"revoked\.crt.*REVOKED", err) or \
         re.search(r"revoked\.chain\.pem.*REVOKED", err), err
+
+
+def test_each_certificate_gets_its_own_staple(pki, responder, tls_gateway):
+    """An ECDSA and an RSA certificate for the same name: the staple sent
+    is the one of the certificate the client's signature algorithms
+    chose."""
+    responder()
+    gw = tls_gateway([entry(pki.good), entry(pki.good_rsa)])
+    for crt, kt in ((pki.good[0], "ECDSA"), (pki.good_rsa[0], "RSA")):
+        gwtest.wait_until(
+            lambda: sample(gw, "portcullis_tls_ocsp_staple_valid", crt,
+                           kt) == 1,
+            timeout=60, what="a staple for %s" % crt.name)
+    for sigalgs, crt in (("ECDSA+SHA256", pki.good[0]),
+                         ("RSA-PSS+SHA256:RSA+SHA256", pki.good_rsa[0])):
+        rc, out = gwtest.s_client(gw.tls_port, "-status", "-servername",
+                                  GOOD, "-sigalgs", sigalgs,
+                                  request=gwtest.http_get_bytes(
+                                      "/static/small.txt", GOOD))
+        assert rc == 0 and "HTTP/1.1 200 OK\r\n" in out, out
+        assert stapled(out) and "Cert Status: good" in out, out
+        assert "Serial Number: %s" % _serial(crt) in out, out
 
 
 def test_responder_down_at_start(pki, responder, tls_gateway):

@@ -299,7 +299,7 @@ def test_staple_dropped_at_next_update(pki, tmp_path, tls_gateway):
     der = tmp_path / "short.der"
     der.write_bytes(pki.response(pki.good[0],
                                  now - datetime.timedelta(minutes=1),
-                                 now + datetime.timedelta(seconds=30)))
+                                 now + datetime.timedelta(seconds=45)))
     gw = tls_gateway([entry(pki.good, ocsp_file=str(der))])
     out = status(gw, GOOD)
     assert stapled(out) and "Cert Status: good" in out, out

@@ -44,6 +44,7 @@
 	3600 /* how long a response without one is                             \
 		served after it came */
 #define OCSP_CONTENT_TYPE "application/ocsp-request" /* RFC 6960 A.1 */
+#define OCSP_GET_MAX 255			     /* RFC 5019 section 5 */
 
 /* Fetch outcomes, as labelled. */
 enum ocsp_result {
@@ -77,9 +78,10 @@ struct ocsp_slot {
 	unsigned char os_fp[EVP_MAX_MD_SIZE]; /* SHA-256 of the leaf */
 	unsigned int os_fplen;
 	char *os_url;		   /* fetched from, or the file's path */
-	unsigned char *os_request; /* DER OCSPRequest */
+	unsigned char *os_request; /* DER OCSPRequest, POSTed */
 	size_t os_request_len;
-	char *os_name; /* the certificate file, for logs */
+	char *os_get_url; /* or this GET URL, when short enough */
+	char *os_name;	  /* the certificate file, for logs */
 	char *os_subject, *os_key_type, *os_serial;
 	bool os_file;
 
@@ -367,6 +369,7 @@ ocsp_slot_free(struct ocsp_slot *s)
 	sk_X509_pop_free(s->os_chain, X509_free);
 	free(s->os_url);
 	free(s->os_request);
+	free(s->os_get_url);
 	free(s->os_name);
 	free(s->os_subject);
 	free(s->os_key_type);
@@ -409,6 +412,41 @@ ocsp_aia_url(X509 *leaf)
 	return out;
 }
 
+/*
+ * RFC 5019 section 5: a request whose GET URL (the responder's URL, "/",
+ * the base64 of the DER, percent-encoded) is at most 255 bytes is sent
+ * with GET, which lets HTTP caches in front of the responder answer it;
+ * a longer one is POSTed (RFC 6960 appendix A.1). 0, or -1 (no memory).
+ */
+static int
+ocsp_get_url_make(struct ocsp_slot *s)
+{
+	unsigned char b64[OCSP_GET_MAX + 4];
+	char url[OCSP_GET_MAX + 1];
+	size_t n, ulen = strlen(s->os_url);
+	int i, blen;
+
+	if (s->os_request_len > OCSP_GET_MAX / 4 * 3 || ulen >= OCSP_GET_MAX)
+		return 0;
+	blen = EVP_EncodeBlock(b64, s->os_request, (int)s->os_request_len);
+	memcpy(url, s->os_url, ulen);
+	n = ulen;
+	if (n == 0 || url[n - 1] != '/')
+		url[n++] = '/';
+	for (i = 0; i < blen; i++) {
+		if (n + 3 > OCSP_GET_MAX)
+			return 0; /* too long: POST */
+		if (b64[i] == '+' || b64[i] == '/' || b64[i] == '=')
+			n += (size_t)snprintf(url + n, 4, "%%%02X", b64[i]);
+		else
+			url[n++] = (char)b64[i];
+	}
+	url[n] = '\0';
+	if ((s->os_get_url = strdup(url)) == NULL)
+		return -1;
+	return 0;
+}
+
 /* The DER OCSPRequest for leaf: one SHA-1 CertID, no nonce (RFC 5019
  * section 2.1: responses are pre-produced, and a nonce defeats that). */
 static int
@@ -431,7 +469,7 @@ ocsp_request_make(struct ocsp_slot *s)
 		goto done;
 	memcpy(s->os_request, der, (size_t)len);
 	s->os_request_len = (size_t)len;
-	rc = 0;
+	rc = ocsp_get_url_make(s);
 done:
 	OPENSSL_free(der);
 	OCSP_CERTID_free(id);
@@ -752,10 +790,15 @@ ocsp_slot_tick(struct ocsp_slot *s)
 	}
 	ocsp_reclaim(s);
 	if (!s->os_file && s->os_inflight == NULL && now >= s->os_due) {
-		s->os_inflight = fetch_start(reg.fetch, s->os_url,
-					     OCSP_CONTENT_TYPE, s->os_request,
-					     s->os_request_len, OCSP_TIMEOUT_MS,
-					     OCSP_FILE_MAX, ocsp_fetched, s);
+		if (s->os_get_url != NULL)
+			s->os_inflight = fetch_start(
+			    reg.fetch, s->os_get_url, NULL, NULL, 0,
+			    OCSP_TIMEOUT_MS, OCSP_FILE_MAX, ocsp_fetched, s);
+		else
+			s->os_inflight = fetch_start(
+			    reg.fetch, s->os_url, OCSP_CONTENT_TYPE,
+			    s->os_request, s->os_request_len, OCSP_TIMEOUT_MS,
+			    OCSP_FILE_MAX, ocsp_fetched, s);
 		if (s->os_inflight == NULL)
 			ocsp_failed(s, OCSP_R_FAILED,
 				    "cannot start the request", now);

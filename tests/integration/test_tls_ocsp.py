@@ -254,6 +254,32 @@ def test_each_certificate_gets_its_own_staple(pki, responder, tls_gateway):
         assert "Serial Number: %s" % _serial(crt) in out, out
 
 
+def requests_seen(r):
+    """The first lines of the requests the responder received."""
+    return re.findall(r"Received request, 1st line: (.*)",
+                      r.proc.stderr_path.read_text())
+
+
+def test_get_or_post(pki, responder, tls_gateway):
+    """RFC 5019 section 5: GET while the URL stays within 255 bytes (here,
+    the certificate's), POST beyond (an ocsp_responder with a long path,
+    which the responder ignores)."""
+    r = responder()
+    long_url = "http://127.0.0.1:%d/%s" % (pki.port, "p" * 200)
+    gw = tls_gateway([entry(pki.good),
+                      entry(pki.revoked, ocsp_responder=long_url)])
+    for crt in (pki.good[0], pki.revoked[0]):
+        gwtest.wait_until(
+            lambda: sample(gw, "portcullis_tls_ocsp_staple_valid", crt) == 1,
+            timeout=60, what="a staple for %s" % crt.name)
+    seen = requests_seen(r)
+    assert any(re.match(r"GET /[A-Za-z0-9%]+ HTTP/1\.1$", l) for l in seen), \
+        seen
+    assert any(l == "POST /%s HTTP/1.1" % ("p" * 200) for l in seen), seen
+    out = status(gw, REVOKED)
+    assert stapled(out) and "Cert Status: revoked" in out, out
+
+
 def test_responder_down_at_start(pki, responder, tls_gateway):
     """The gateway starts and serves TLS without a staple, counts the
     failures, logs one line, and staples once the responder answers."""

@@ -40,9 +40,8 @@
 #define OCSP_RETRY_MAX_S 600
 #define OCSP_REFRESH_MIN_S 5	 /* never ask more often than this */
 #define OCSP_REFRESH_MAX_S 86400 /* a week-long response: daily */
-#define OCSP_NO_NEXT_UPDATE_S                                                  \
-	3600 /* how long a response without one is                             \
-		served after it came */
+/* How long a response without nextUpdate is served after it came. */
+#define OCSP_NO_NEXT_UPDATE_S 3600
 #define OCSP_CONTENT_TYPE "application/ocsp-request" /* RFC 6960 A.1 */
 #define OCSP_GET_MAX 255			     /* RFC 5019 section 5 */
 
@@ -747,7 +746,8 @@ ocsp_fetched(void *arg, const struct fetch_result *r)
 	ocsp_publish(s, st);
 	s->os_results[f.status == OCSP_REVOKED ? OCSP_R_REVOKED
 					       : OCSP_R_GOOD]++;
-	/* Half-way from thisUpdate to nextUpdate (RFC 5019 section 6). */
+	/* Half-way from thisUpdate to nextUpdate: room for many retries
+	 * before the staple runs out. */
 	refresh = f.this_update + (expires - f.this_update) / 2;
 	if (refresh < now + OCSP_REFRESH_MIN_S)
 		refresh = now + OCSP_REFRESH_MIN_S;

@@ -33,14 +33,15 @@ run_pkgs=(
 )
 # Every phase of tests/run-all.sh: clang for the fuzzers, the static
 # analysers, pytest and its peers (nginx, varnishtest, openssl s_client,
-# sslscan, dnsmasq, htpasswd, mkpasswd, botocore, shellcheck), yamllint
+# sslscan, dnsmasq, htpasswd, mkpasswd, botocore, cryptography's OCSP
+# response builder, shellcheck), yamllint
 # for the stack checks and the container phase (podman, debootstrap).
 # Node.js runs the npm tools of tools/node/ (HCL parser, JSON-schema
 # validator): the machine's own when it has one, else Debian's.
 test_pkgs=(
 	clang libclang-rt-14-dev clang-format clang-tidy cppcheck
 	python3-pytest python3-websocket python3-h11 python3-hypothesis
-	python3-botocore python3-yaml yamllint shellcheck
+	python3-botocore python3-cryptography python3-yaml yamllint shellcheck
 	# make install's tests: systemd-analyze verify of the unit, man
 	# --warnings of the man pages (tests/integration/test_install.py)
 	systemd man-db groff-base

@@ -27,6 +27,7 @@
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "ocsp.h"
 #include "overload.h"
 #include "secrets.h"
 #include "tls.h"
@@ -241,6 +242,7 @@ serve_metrics(struct evhttp_request *req, void *arg)
 	secrets_render(b);
 	render_process(b);
 	render_certificates(b);
+	ocsp_render(b);
 	evbuffer_add_printf(
 	    b,
 	    "# HELP portcullis_config_last_reload_successful Whether the "

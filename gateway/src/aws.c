@@ -1,9 +1,8 @@
 /*
  * aws.c - the AWS client (see aws.h).
  *
- * Shape: a curl multi handle whose sockets and timer are libevent events
- * (socket callback -> one event per socket, timer callback -> one timer),
- * each finished transfer handed to its owner's callback. An API call
+ * Shape: the transfers run on fetch.c's curl multi handle on the loop,
+ * each finished one handed to its owner's callback. An API call
  * first waits for credentials and the region; the chain that finds them is
  * a short state machine of transfers (ECS, or IMDSv2: token, role,
  * credentials, region), run once for every call waiting at the time.
@@ -31,6 +30,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "fetch.h"
 #include "log.h"
 
 #define IMDS_DEFAULT "http://169.254.169.254"
@@ -40,36 +40,13 @@
 	300		    /* refresh temporary credentials this              \
 			       many seconds before they expire */
 #define BODY_MAX (8u << 20) /* bigger answers are cut: an error */
-#define CONNECT_TIMEOUT_MS 3000
 #define CALL_TIMEOUT_MS 30000
 #define IMDS_TIMEOUT_MS 2000 /* off EC2 it never answers */
 
-struct xfer;
-
-/* What a finished transfer got; valid during its callback. */
-struct xfer_out {
-	CURLcode rc;
-	long status;
-	const char *body;
-	size_t len;
-	const char *curl_error;
-};
-
-struct xfer {
-	TAILQ_ENTRY(xfer) x_entry;
-	struct aws *x_aws;
-	CURL *x_easy;
-	struct curl_slist *x_headers;
-	char *x_body; /* what came back */
-	size_t x_len, x_cap;
-	bool x_too_big;
-	char x_err[CURL_ERROR_SIZE];
-	void (*x_done)(struct xfer *x, const struct xfer_out *o);
-	void *x_arg;
-};
-
 struct call {
-	TAILQ_ENTRY(call) c_entry;
+	TAILQ_ENTRY(call) c_entry; /* on a_waiting, a_failed or a_running */
+	struct aws *c_aws;
+	struct fetch_req *c_req; /* while on a_running */
 	char *c_service, *c_target, *c_json;
 	void (*c_done)(void *arg, const struct aws_result *r);
 	void *c_arg;
@@ -88,10 +65,9 @@ struct creds {
 
 struct aws {
 	struct event_base *a_base;
-	CURLM *a_multi;
-	struct event *a_timer;
+	struct fetch *a_fetch;
 	struct event *a_kick; /* finishes calls refused without a transfer */
-	TAILQ_HEAD(, xfer) a_xfers;
+	TAILQ_HEAD(, call) a_running; /* their request is out */
 	TAILQ_HEAD(, call) a_waiting; /* for credentials */
 	TAILQ_HEAD(, call) a_failed;  /* to call back with a_fail_* */
 	struct creds a_creds;
@@ -102,12 +78,6 @@ struct aws {
 	time_t a_imds_token_expires;
 	void (*a_after_token)(struct aws *a); /* what the token is for */
 	char a_role[256];
-};
-
-/* One libevent event per socket curl watches. */
-struct sock {
-	struct event *s_ev;
-	struct aws *s_aws;
 };
 
 static void chain_start(struct aws *a);
@@ -140,217 +110,14 @@ env(const char *name)
 	return v != NULL && v[0] != '\0' ? v : NULL;
 }
 
-/* ------------------------------------------------------------ curl glue */
+/* ------------------------------------------------------------ requests */
 
-static void
-check_done(struct aws *a)
+/* A request with the common options; the caller adds method, headers. */
+static struct fetch_req *
+req_new(struct aws *a, const char *url, long timeout_ms,
+	void (*done)(void *, const struct fetch_result *), void *arg)
 {
-	CURLMsg *m;
-	int left;
-
-	while ((m = curl_multi_info_read(a->a_multi, &left)) != NULL) {
-		struct xfer *x = NULL;
-		struct xfer_out o;
-
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
-				  (char **)&x);
-		o.rc = m->data.result;
-		o.status = 0;
-		curl_easy_getinfo(x->x_easy, CURLINFO_RESPONSE_CODE, &o.status);
-		if (x->x_too_big && o.rc == CURLE_OK)
-			o.rc = CURLE_WRITE_ERROR;
-		o.body = x->x_body != NULL ? x->x_body : "";
-		o.len = x->x_len;
-		o.curl_error =
-		    x->x_err[0] != '\0' ? x->x_err : curl_easy_strerror(o.rc);
-		curl_multi_remove_handle(a->a_multi, x->x_easy);
-		TAILQ_REMOVE(&a->a_xfers, x, x_entry);
-		x->x_done(x, &o);
-		curl_slist_free_all(x->x_headers);
-		curl_easy_cleanup(x->x_easy);
-		if (x->x_body != NULL)
-			OPENSSL_cleanse(x->x_body, x->x_cap);
-		free(x->x_body);
-		free(x);
-	}
-}
-
-static void
-sock_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct sock *s = arg;
-	struct aws *a = s->s_aws; /* s may be freed by the action below */
-	int running, flags = 0;
-
-	if (what & EV_READ)
-		flags |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(a->a_multi, fd, flags, &running);
-	check_done(a);
-}
-
-static int
-sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *sockp)
-{
-	struct aws *a = userp;
-	struct sock *s = sockp;
-	short kind;
-
-	if (what == CURL_POLL_REMOVE) {
-		if (s != NULL) {
-			event_free(s->s_ev);
-			free(s);
-			curl_multi_assign(a->a_multi, fd, NULL);
-		}
-		return 0;
-	}
-	kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
-	       (what & CURL_POLL_OUT ? EV_WRITE : 0);
-	if (s == NULL) {
-		if ((s = calloc(1, sizeof(*s))) == NULL)
-			return -1;
-		s->s_aws = a;
-		curl_multi_assign(a->a_multi, fd, s);
-	} else {
-		event_free(s->s_ev);
-	}
-	s->s_ev = event_new(a->a_base, fd, kind, sock_event, s);
-	if (s->s_ev == NULL || event_add(s->s_ev, NULL) == -1)
-		return -1;
-	return 0;
-}
-
-static void
-timer_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct aws *a = arg;
-	int running;
-
-	curl_multi_socket_action(a->a_multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(a);
-}
-
-static int
-timer_cb(CURLM *multi, long ms, void *userp)
-{
-	struct aws *a = userp;
-	struct timeval tv;
-
-	if (ms < 0) {
-		evtimer_del(a->a_timer);
-		return 0;
-	}
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(a->a_timer, &tv);
-	return 0;
-}
-
-static size_t
-write_cb(char *p, size_t size, size_t n, void *arg)
-{
-	struct xfer *x = arg;
-	size_t len = size * n, cap;
-	char *nb;
-
-	if (x->x_len + len + 1 > BODY_MAX) {
-		x->x_too_big = true;
-		return 0;
-	}
-	if (x->x_len + len + 1 > x->x_cap) {
-		cap = x->x_cap > 0 ? x->x_cap : 4096;
-		while (cap < x->x_len + len + 1)
-			cap *= 2;
-		if ((nb = malloc(cap)) == NULL)
-			return 0;
-		if (x->x_body != NULL) {
-			memcpy(nb, x->x_body, x->x_len);
-			OPENSSL_cleanse(x->x_body, x->x_cap);
-			free(x->x_body);
-		}
-		x->x_body = nb;
-		x->x_cap = cap;
-	}
-	memcpy(x->x_body + x->x_len, p, len);
-	x->x_len += len;
-	x->x_body[x->x_len] = '\0';
-	return len;
-}
-
-/* A transfer with the common options; the caller adds method, headers. */
-static struct xfer *
-xfer_new(struct aws *a, const char *url, long timeout_ms,
-	 void (*done)(struct xfer *, const struct xfer_out *), void *arg)
-{
-	struct xfer *x = calloc(1, sizeof(*x));
-
-	if (x == NULL || (x->x_easy = curl_easy_init()) == NULL) {
-		free(x);
-		return NULL;
-	}
-	x->x_aws = a;
-	x->x_done = done;
-	x->x_arg = arg;
-	curl_easy_setopt(x->x_easy, CURLOPT_URL, url);
-	curl_easy_setopt(x->x_easy, CURLOPT_PRIVATE, x);
-	curl_easy_setopt(x->x_easy, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(x->x_easy, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(x->x_easy, CURLOPT_ERRORBUFFER, x->x_err);
-	curl_easy_setopt(x->x_easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(x->x_easy, CURLOPT_CONNECTTIMEOUT_MS,
-			 timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms
-							 : CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(x->x_easy, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(x->x_easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(x->x_easy, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(x->x_easy, CURLOPT_USERAGENT,
-			 "portcullis/" PORTCULLIS_VERSION);
-	return x;
-}
-
-/* Frees a transfer that never started. NULL is fine. */
-static void
-xfer_drop(struct xfer *x)
-{
-	if (x == NULL)
-		return;
-	curl_slist_free_all(x->x_headers);
-	curl_easy_cleanup(x->x_easy);
-	free(x);
-}
-
-/* Hands x to the multi handle; on failure x is freed and -1 returned. */
-static int
-xfer_go(struct xfer *x)
-{
-	struct aws *a = x->x_aws;
-
-	curl_easy_setopt(x->x_easy, CURLOPT_HTTPHEADER, x->x_headers);
-	if (curl_multi_add_handle(a->a_multi, x->x_easy) != CURLM_OK) {
-		xfer_drop(x);
-		return -1;
-	}
-	TAILQ_INSERT_TAIL(&a->a_xfers, x, x_entry);
-	return 0;
-}
-
-/* Adds "name: value" to the transfer's request header. */
-static int
-xfer_header(struct xfer *x, const char *name, const char *v)
-{
-	char line[4300];
-	struct curl_slist *l;
-
-	snprintf(line, sizeof(line), "%s: %s", name, v);
-	l = curl_slist_append(x->x_headers, line);
-	OPENSSL_cleanse(line, sizeof(line));
-	if (l == NULL)
-		return -1;
-	x->x_headers = l;
-	return 0;
+	return fetch_req_new(a->a_fetch, url, timeout_ms, BODY_MAX, done, arg);
 }
 
 /* ------------------------------------------------------------- calls */
@@ -470,18 +237,20 @@ classify(long http, const char *type)
 }
 
 static void
-call_done(struct xfer *x, const struct xfer_out *o)
+call_done(void *arg, const struct fetch_result *o)
 {
-	struct call *c = x->x_arg;
-	struct aws *a = x->x_aws;
+	struct call *c = arg;
+	struct aws *a = c->c_aws;
 	const cJSON *t, *m;
 	cJSON *j;
 	enum aws_status st;
 	const char *type;
 
-	if (o->rc != CURLE_OK) {
+	TAILQ_REMOVE(&a->a_running, c, c_entry);
+	c->c_req = NULL;
+	if (!o->ok) {
 		call_finish(c, AWS_NETWORK, o->status, NULL, 0, "network",
-			    o->curl_error);
+			    o->error);
 		return;
 	}
 	if (o->status == 200) {
@@ -541,26 +310,32 @@ call_start(struct aws *a, struct call *c)
 	 * of the caller. */
 	const char *region =
 	    strcmp(c->c_service, "ce") == 0 ? "us-east-1" : a->a_region;
-	struct xfer *x;
+	struct fetch_req *r;
+	CURL *e;
 
+	c->c_aws = a;
 	endpoint(a, c->c_service, url, sizeof(url));
 	snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:%s", region, c->c_service);
-	if ((x = xfer_new(a, url, CALL_TIMEOUT_MS, call_done, c)) == NULL)
+	if ((r = req_new(a, url, CALL_TIMEOUT_MS, call_done, c)) == NULL)
 		goto fail;
-	curl_easy_setopt(x->x_easy, CURLOPT_AWS_SIGV4, sigv4);
-	curl_easy_setopt(x->x_easy, CURLOPT_USERNAME, a->a_creds.akid);
-	curl_easy_setopt(x->x_easy, CURLOPT_PASSWORD, a->a_creds.secret);
-	curl_easy_setopt(x->x_easy, CURLOPT_POSTFIELDS, c->c_json);
-	if (xfer_header(x, "Content-Type", "application/x-amz-json-1.1") ==
-		-1 ||
-	    xfer_header(x, "X-Amz-Target", c->c_target) == -1 ||
+	e = fetch_req_curl(r);
+	curl_easy_setopt(e, CURLOPT_AWS_SIGV4, sigv4);
+	curl_easy_setopt(e, CURLOPT_USERNAME, a->a_creds.akid);
+	curl_easy_setopt(e, CURLOPT_PASSWORD, a->a_creds.secret);
+	if (fetch_req_body(r, "application/x-amz-json-1.1", c->c_json,
+			   strlen(c->c_json)) == -1 ||
+	    fetch_req_header(r, "X-Amz-Target", c->c_target) == -1 ||
 	    (a->a_creds.token[0] != '\0' &&
-	     xfer_header(x, "X-Amz-Security-Token", a->a_creds.token) == -1)) {
-		xfer_drop(x);
+	     fetch_req_header(r, "X-Amz-Security-Token", a->a_creds.token) ==
+		 -1)) {
+		fetch_req_drop(r);
 		goto fail;
 	}
-	if (xfer_go(x) == 0)
+	if (fetch_req_go(r) == 0) {
+		c->c_req = r;
+		TAILQ_INSERT_TAIL(&a->a_running, c, c_entry);
 		return;
+	}
 fail:
 	call_finish(c, AWS_FAILED, 0, NULL, 0, "internal",
 		    "cannot start the request");
@@ -680,12 +455,12 @@ chain_region(struct aws *a)
 }
 
 static void
-ecs_done(struct xfer *x, const struct xfer_out *o)
+ecs_done(void *arg, const struct fetch_result *o)
 {
-	struct aws *a = x->x_aws;
+	struct aws *a = arg;
 	const char *why;
 
-	if (o->rc != CURLE_OK) {
+	if (!o->ok) {
 		chain_end(a, "the ECS credentials endpoint did not answer");
 		return;
 	}
@@ -705,19 +480,19 @@ chain_ecs(struct aws *a, const char *full, const char *rel)
 {
 	char url[1024];
 	const char *tok = env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
-	struct xfer *x;
+	struct fetch_req *r;
 
 	if (full != NULL)
 		snprintf(url, sizeof(url), "%s", full);
 	else
 		snprintf(url, sizeof(url), "%s%s", ECS_HOST, rel);
-	if ((x = xfer_new(a, url, IMDS_TIMEOUT_MS, ecs_done, NULL)) == NULL ||
-	    (tok != NULL && xfer_header(x, "Authorization", tok) == -1)) {
-		xfer_drop(x);
+	if ((r = req_new(a, url, IMDS_TIMEOUT_MS, ecs_done, a)) == NULL ||
+	    (tok != NULL && fetch_req_header(r, "Authorization", tok) == -1)) {
+		fetch_req_drop(r);
 		chain_end(a, "cannot ask the ECS credentials endpoint");
 		return;
 	}
-	if (xfer_go(x) == -1)
+	if (fetch_req_go(r) == -1)
 		chain_end(a, "cannot ask the ECS credentials endpoint");
 }
 
@@ -748,26 +523,27 @@ imds_token_stale(struct aws *a, void (*then)(struct aws *))
 /* A GET to IMDS with the session token. */
 static int
 imds_get(struct aws *a, const char *path,
-	 void (*done)(struct xfer *, const struct xfer_out *))
+	 void (*done)(void *, const struct fetch_result *))
 {
 	char url[1024];
-	struct xfer *x;
+	struct fetch_req *r;
 
 	imds_url(url, sizeof(url), path);
-	if ((x = xfer_new(a, url, IMDS_TIMEOUT_MS, done, NULL)) == NULL)
+	if ((r = req_new(a, url, IMDS_TIMEOUT_MS, done, a)) == NULL)
 		return -1;
-	if (xfer_header(x, "X-aws-ec2-metadata-token", a->a_imds_token) == -1) {
-		xfer_drop(x);
+	if (fetch_req_header(r, "X-aws-ec2-metadata-token", a->a_imds_token) ==
+	    -1) {
+		fetch_req_drop(r);
 		return -1;
 	}
-	return xfer_go(x);
+	return fetch_req_go(r);
 }
 
 /* A 401 from IMDS means the token went stale: start over with a new one. */
 static bool
-imds_token_refused(struct aws *a, const struct xfer_out *o)
+imds_token_refused(struct aws *a, const struct fetch_result *o)
 {
-	if (o->rc == CURLE_OK && o->status == 401) {
+	if (o->ok && o->status == 401) {
 		a->a_imds_token_expires = 0;
 		chain_imds_token(a, a->a_after_token);
 		return true;
@@ -776,13 +552,13 @@ imds_token_refused(struct aws *a, const struct xfer_out *o)
 }
 
 static void
-imds_region_done(struct xfer *x, const struct xfer_out *o)
+imds_region_done(void *arg, const struct fetch_result *o)
 {
-	struct aws *a = x->x_aws;
+	struct aws *a = arg;
 
 	if (imds_token_refused(a, o))
 		return;
-	if (o->rc != CURLE_OK || o->status != 200 || o->len == 0 ||
+	if (!o->ok || o->status != 200 || o->len == 0 ||
 	    o->len >= sizeof(a->a_region)) {
 		chain_end(a, "no region: set AWS_REGION, or run on EC2");
 		return;
@@ -803,14 +579,14 @@ chain_imds_region(struct aws *a)
 }
 
 static void
-imds_creds_done(struct xfer *x, const struct xfer_out *o)
+imds_creds_done(void *arg, const struct fetch_result *o)
 {
-	struct aws *a = x->x_aws;
+	struct aws *a = arg;
 	const char *why;
 
 	if (imds_token_refused(a, o))
 		return;
-	if (o->rc != CURLE_OK || o->status != 200) {
+	if (!o->ok || o->status != 200) {
 		chain_end(a, "IMDS gave no credentials for the instance role");
 		return;
 	}
@@ -822,15 +598,15 @@ imds_creds_done(struct xfer *x, const struct xfer_out *o)
 }
 
 static void
-imds_role_done(struct xfer *x, const struct xfer_out *o)
+imds_role_done(void *arg, const struct fetch_result *o)
 {
-	struct aws *a = x->x_aws;
+	struct aws *a = arg;
 	char path[512];
 	size_t n;
 
 	if (imds_token_refused(a, o))
 		return;
-	if (o->rc != CURLE_OK || o->status != 200 || o->len == 0) {
+	if (!o->ok || o->status != 200 || o->len == 0) {
 		chain_end(a, "the instance has no IAM role (IMDS lists none)");
 		return;
 	}
@@ -859,11 +635,11 @@ chain_imds_role(struct aws *a)
 }
 
 static void
-imds_token_done(struct xfer *x, const struct xfer_out *o)
+imds_token_done(void *arg, const struct fetch_result *o)
 {
-	struct aws *a = x->x_aws;
+	struct aws *a = arg;
 
-	if (o->rc != CURLE_OK) {
+	if (!o->ok) {
 		chain_end(a, "IMDS did not answer (not on EC2? set "
 			     "AWS_ACCESS_KEY_ID, or "
 			     "AWS_EC2_METADATA_SERVICE_ENDPOINT)");
@@ -886,21 +662,22 @@ static void
 chain_imds_token(struct aws *a, void (*then)(struct aws *))
 {
 	char url[1024], ttl[16];
-	struct xfer *x;
+	struct fetch_req *r;
 
 	a->a_after_token = then;
 	imds_url(url, sizeof(url), "/latest/api/token");
 	snprintf(ttl, sizeof(ttl), "%d", IMDS_TOKEN_TTL);
-	if ((x = xfer_new(a, url, IMDS_TIMEOUT_MS, imds_token_done, NULL)) ==
+	if ((r = req_new(a, url, IMDS_TIMEOUT_MS, imds_token_done, a)) ==
 		NULL ||
-	    xfer_header(x, "X-aws-ec2-metadata-token-ttl-seconds", ttl) == -1) {
-		xfer_drop(x);
+	    fetch_req_header(r, "X-aws-ec2-metadata-token-ttl-seconds", ttl) ==
+		-1 ||
+	    fetch_req_body(r, NULL, "", 0) == -1) {
+		fetch_req_drop(r);
 		chain_end(a, "cannot ask IMDS for a token");
 		return;
 	}
-	curl_easy_setopt(x->x_easy, CURLOPT_CUSTOMREQUEST, "PUT");
-	curl_easy_setopt(x->x_easy, CURLOPT_POSTFIELDS, "");
-	if (xfer_go(x) == -1)
+	curl_easy_setopt(fetch_req_curl(r), CURLOPT_CUSTOMREQUEST, "PUT");
+	if (fetch_req_go(r) == -1)
 		chain_end(a, "cannot ask IMDS for a token");
 }
 
@@ -961,56 +738,35 @@ chain_start(struct aws *a)
 struct aws *
 aws_new(struct event_base *base)
 {
-	static bool curl_ready;
 	struct aws *a;
 
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-			log_error("aws: libcurl cannot start");
-			return NULL;
-		}
-		curl_ready = true;
-	}
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return NULL;
 	a->a_base = base;
-	TAILQ_INIT(&a->a_xfers);
+	TAILQ_INIT(&a->a_running);
 	TAILQ_INIT(&a->a_waiting);
 	TAILQ_INIT(&a->a_failed);
-	a->a_multi = curl_multi_init();
-	a->a_timer = evtimer_new(base, timer_event, a);
+	a->a_fetch = fetch_new(base); /* says why not */
 	a->a_kick = event_new(base, -1, 0, kick_event, a);
-	if (a->a_multi == NULL || a->a_timer == NULL || a->a_kick == NULL) {
+	if (a->a_fetch == NULL || a->a_kick == NULL) {
 		log_error("aws: cannot set up the client");
 		aws_free(a);
 		return NULL;
 	}
-	curl_multi_setopt(a->a_multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-	curl_multi_setopt(a->a_multi, CURLMOPT_SOCKETDATA, a);
-	curl_multi_setopt(a->a_multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(a->a_multi, CURLMOPT_TIMERDATA, a);
 	return a;
 }
 
 void
 aws_free(struct aws *a)
 {
-	struct xfer *x;
 	struct call *c;
 
 	if (a == NULL)
 		return;
-	while ((x = TAILQ_FIRST(&a->a_xfers)) != NULL) {
-		TAILQ_REMOVE(&a->a_xfers, x, x_entry);
-		curl_multi_remove_handle(a->a_multi, x->x_easy);
-		curl_slist_free_all(x->x_headers);
-		curl_easy_cleanup(x->x_easy);
-		if (x->x_done == call_done)
-			call_free(x->x_arg);
-		if (x->x_body != NULL)
-			OPENSSL_cleanse(x->x_body, x->x_cap);
-		free(x->x_body);
-		free(x);
+	while ((c = TAILQ_FIRST(&a->a_running)) != NULL) {
+		TAILQ_REMOVE(&a->a_running, c, c_entry);
+		fetch_cancel(c->c_req);
+		call_free(c);
 	}
 	while ((c = TAILQ_FIRST(&a->a_waiting)) != NULL) {
 		TAILQ_REMOVE(&a->a_waiting, c, c_entry);
@@ -1020,10 +776,7 @@ aws_free(struct aws *a)
 		TAILQ_REMOVE(&a->a_failed, c, c_entry);
 		call_free(c);
 	}
-	if (a->a_multi != NULL)
-		curl_multi_cleanup(a->a_multi);
-	if (a->a_timer != NULL)
-		event_free(a->a_timer);
+	fetch_free(a->a_fetch); /* the chain's requests, without callbacks */
 	if (a->a_kick != NULL)
 		event_free(a->a_kick);
 	OPENSSL_cleanse(&a->a_creds, sizeof(a->a_creds));

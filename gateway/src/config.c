@@ -1811,6 +1811,50 @@ cfg_self_signed(struct config_errors *err, const cJSON *v, const char *path)
 	return ss;
 }
 
+/*
+ * tls.certificates[i].ocsp, .ocsp_file, .ocsp_responder (k[3..5]): the
+ * file is checked against the certificate when the pair is loaded (-t,
+ * start, reload), not here.
+ */
+static void
+cfg_ocsp(struct config_errors *err, const struct cfg_key *k, const char *path,
+	 struct tls_cert_config *cc)
+{
+	char kp[CFG_PATH_LEN], q[CFG_QUOTE_LEN];
+	const char *str;
+
+	cfg_path_key(kp, path, "ocsp");
+	cc->ocsp = cfg_bool(err, k[3].val, kp, true);
+	cfg_path_key(kp, path, "ocsp_file");
+	if (k[4].val != NULL && (str = cfg_string(err, k[4].val, kp)) != NULL) {
+		if (str[0] == '\0')
+			cfg_err(err, kp, "must not be empty");
+		else if (!cc->ocsp)
+			cfg_err(err, kp, "given, but ocsp is false");
+		else
+			cc->ocsp_file = cfg_strdup(err, str);
+	}
+	cfg_path_key(kp, path, "ocsp_responder");
+	if (k[5].val == NULL || (str = cfg_string(err, k[5].val, kp)) == NULL)
+		return;
+	if (strncasecmp(str, "http://", 7) != 0 &&
+	    strncasecmp(str, "https://", 8) != 0)
+		cfg_err(err, kp, "%s: must be an http:// or https:// URL",
+			cfg_quote(q, sizeof(q), str));
+	else if (strlen(str) > 1024 || strpbrk(str, " \t\r\n") != NULL)
+		cfg_err(err, kp,
+			"%s: at most 1024 bytes, without spaces or "
+			"line breaks",
+			cfg_quote(q, sizeof(q), str));
+	else if (!cc->ocsp)
+		cfg_err(err, kp, "given, but ocsp is false");
+	else if (k[4].val != NULL)
+		cfg_err(err, kp,
+			"not with ocsp_file (a file is never fetched)");
+	else
+		cc->ocsp_responder = cfg_strdup(err, str);
+}
+
 /* tls.certificates: cert/key pairs, the first the default. */
 static void
 cfg_certificates(struct config_errors *err, const cJSON *v, const char *path,
@@ -1838,11 +1882,16 @@ cfg_certificates(struct config_errors *err, const cJSON *v, const char *path,
 	ts->ncerts = (size_t)n;
 	cJSON_ArrayForEach (e, v) {
 		struct cfg_key k[] = {
-		    {"cert", NULL}, {"key", NULL}, {"self_signed", NULL}};
+		    {"cert", NULL},	   {"key", NULL},
+		    {"self_signed", NULL}, {"ocsp", NULL},
+		    {"ocsp_file", NULL},   {"ocsp_responder", NULL}};
 		struct tls_cert_config *cc = &ts->certs[i];
 
+		cc->ocsp = true;
+		/* "tls.certificates[63]" at most: no cut. */
+		snprintf(cc->where, sizeof(cc->where), "%s[%zu]", path, i);
 		cfg_path_index(p, path, i++);
-		if (cfg_object(err, e, p, k, 3) == -1)
+		if (cfg_object(err, e, p, k, 6) == -1)
 			continue;
 		cfg_path_key(kp, p, "cert");
 		if (k[0].val == NULL)
@@ -1858,6 +1907,7 @@ cfg_certificates(struct config_errors *err, const cJSON *v, const char *path,
 			cfg_path_key(kp, p, "self_signed");
 			cc->self_signed = cfg_self_signed(err, k[2].val, kp);
 		}
+		cfg_ocsp(err, k, p, cc);
 	}
 }
 
@@ -2421,6 +2471,8 @@ config_free(struct config *c)
 
 		free(cc->cert_path);
 		free(cc->key_path);
+		free(cc->ocsp_file);
+		free(cc->ocsp_responder);
 		if (cc->self_signed != NULL) {
 			for (j = 0; j < cc->self_signed->nalt_names; j++)
 				free(cc->self_signed->alt_names[j]);

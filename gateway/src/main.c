@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "ocsp.h"
 #include "passwd.h"
 #include "ratelimit.h"
 #include "secrets.h"
@@ -224,6 +225,8 @@ reload(struct gateway *gw)
 	config_unref(gw->cfg);
 	gw->cfg = cfg;
 	secrets_sync(cfg); /* SIGHUP fetches every secret again */
+	/* The same certificate from the same responder keeps its staple. */
+	tls_context_ocsp_sync(cfg->tls_ctx);
 	admin_reload_result(true);
 	log_info("reload: %s loaded", gw->config_path);
 }
@@ -368,6 +371,27 @@ errors_under(const struct config_errors *err, const char *prefix)
 }
 
 /*
+ * Records a certificate's error under `at`, or under the deeper JSON path
+ * the message starts with ("tls.certificates[1].ocsp_file: ...").
+ */
+static void
+tls_error(struct config_errors *err, const char *at, const char *msg)
+{
+	size_t n = strlen(at);
+	const char *colon;
+	char path[96];
+
+	colon = strstr(msg, ": ");
+	if (strncmp(msg, at, n) == 0 && msg[n] == '.' && colon != NULL &&
+	    (size_t)(colon - msg) < sizeof(path)) {
+		snprintf(path, sizeof(path), "%.*s", (int)(colon - msg), msg);
+		config_error(err, path, "%s", colon + 2);
+		return;
+	}
+	config_error(err, at, "%s", msg);
+}
+
+/*
  * -t checks certificates without making any: a pair that exists is loaded
  * and matched; a missing pair is fine only with self_signed. Each pair is
  * tried alone, so every broken one is named; then all of them together.
@@ -413,7 +437,7 @@ check_certificates(const char *path, const struct config *cfg,
 		one.certs = &probe.certs[n];
 		one.ncerts = 1;
 		if ((t = tls_context_new(&one, tls_err)) == NULL) {
-			config_error(err, at, "%s", tls_err);
+			tls_error(err, at, tls_err);
 			bad++;
 		}
 		tls_context_unref(t);
@@ -679,7 +703,8 @@ run(const char *path)
 	if (verifier_start(gw.cfg->auth.verifier_threads, gw.workers,
 			   gw.nworkers) == -1)
 		goto done;
-	if (secrets_init(gw.base, apply_secret, &gw) == -1)
+	if (secrets_init(gw.base, apply_secret, &gw) == -1 ||
+	    ocsp_init(gw.base) == -1)
 		goto done;
 	verifiers = true;
 	/* htpasswd files are watched for changes once a second. */
@@ -714,6 +739,9 @@ run(const char *path)
 		goto done;
 	admin_set_started();
 	secrets_sync(gw.cfg);
+	/* OCSP responses are fetched in the background: TLS is served at
+	 * once, without a staple until the first one verifies. */
+	tls_context_ocsp_sync(gw.cfg->tls_ctx);
 	log_info("portcullis %s: pid %ld, %u worker(s), %zu listener(s), "
 		 "admin on %s",
 		 PORTCULLIS_VERSION, (long)getpid(), gw.nworkers,
@@ -738,6 +766,7 @@ done:
 	admin_stop();
 	health_stop();
 	secrets_free();
+	ocsp_free();
 	for (i = 0; i < 4; i++)
 		if (sigs[i] != NULL)
 			event_free(sigs[i]);

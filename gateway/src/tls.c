@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ocsp.h"
 #include "sesscache.h"
 
 /*
@@ -98,8 +99,15 @@ struct tls_group {
 	struct tls_names tg_names; /* the DNS SANs, or the CN if none */
 };
 
+/* A served certificate and where its OCSP staple is (NULL: none). */
+struct tls_ocsp {
+	X509 *to_leaf; /* the SSL_CTX's own certificate object */
+	struct ocsp_slot *to_slot;
+};
+
 struct tls_context {
 	atomic_uint tc_refs;
+	struct tls_ocsp *tc_ocsp;    /* tc_ncerts of them */
 	struct tls_group *tc_groups; /* [0] is the default */
 	size_t tc_ngroups;
 	struct tls_cert_info *tc_info; /* configuration order */
@@ -427,6 +435,36 @@ tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 		}
 	}
 	return SSL_TLSEXT_ERR_NOACK;
+}
+
+/*
+ * OCSP stapling (RFC 6066 section 8): called when the client asked for a
+ * status, once the certificate is chosen (by SNI, then by the client's
+ * signature algorithms). The staple of that certificate, if one is valid,
+ * is copied for OpenSSL, which frees it with the SSL. No staple: the
+ * handshake goes on without one.
+ */
+static int
+tls_status_cb(SSL *ssl, void *arg)
+{
+	const struct tls_context *t = SSL_get_ex_data(ssl, tls_ssl_idx);
+	X509 *x = SSL_get_certificate(ssl);
+	unsigned char *der;
+	size_t i, len;
+
+	if (t == NULL || x == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	for (i = 0; i < t->tc_ncerts; i++)
+		if (t->tc_ocsp[i].to_leaf == x)
+			break;
+	if (i == t->tc_ncerts || t->tc_ocsp[i].to_slot == NULL ||
+	    ocsp_slot_copy(t->tc_ocsp[i].to_slot, time(NULL), &der, &len) != 1)
+		return SSL_TLSEXT_ERR_NOACK;
+	if (!SSL_set_tlsext_status_ocsp_resp(ssl, der, (long)len)) {
+		OPENSSL_free(der);
+		return SSL_TLSEXT_ERR_NOACK;
+	}
+	return SSL_TLSEXT_ERR_OK;
 }
 
 static void
@@ -1337,6 +1375,11 @@ tls_ctx_new(const struct tls_settings *s, char *err)
 				  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				  SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, NULL);
+	/* On every SSL_CTX: OpenSSL asks the one SNI switched to. */
+	if (!SSL_CTX_set_tlsext_status_cb(ctx, tls_status_cb)) {
+		tls_fail(err, "tls: cannot set the OCSP status callback");
+		goto fail;
+	}
 	/*
 	 * An SSL looks up and stores sessions (and calls the ticket callback)
 	 * through its session_ctx, the SSL_CTX it was made from, which
@@ -1445,6 +1488,31 @@ tls_groups_build(struct tls_context *t, const struct tls_settings *s,
 	return 0;
 }
 
+/*
+ * The OCSP staple source of a loaded pair, when it has one (ocsp.h).
+ * Returns 0, or -1 with err naming the configuration key by its JSON path.
+ */
+static int
+tls_ocsp_setup(const struct tls_cert_config *cc, struct tls_loaded *ld,
+	       const struct tls_cert_info *info, struct tls_ocsp *o, char *err)
+{
+	struct ocsp_source src = {cc->ocsp_responder, cc->ocsp_file,
+				  cc->cert_path,      info->subject,
+				  info->key_type,     info->serial};
+	char why[OCSP_ERR_LEN];
+
+	if (!X509_up_ref(ld->tl_x509))
+		return tls_fail(err, "%s: out of memory", cc->cert_path);
+	o->to_leaf = ld->tl_x509;
+	if (!cc->ocsp)
+		return 0;
+	if (ocsp_slot_make(ld->tl_x509, ld->tl_chain, &src, &o->to_slot, why) ==
+	    -1)
+		return tls_fail(err, "%s%s%s", cc->where,
+				cc->where[0] != '\0' ? "." : "", why);
+	return 0;
+}
+
 /* Fills a ticket key from the CSPRNG; 0, or -1 (key left zeroed). */
 static int
 tls_ticket_key_make(struct tls_ticket_key *k)
@@ -1462,6 +1530,11 @@ tls_context_free(struct tls_context *t)
 {
 	size_t i;
 
+	for (i = 0; t->tc_ocsp != NULL && i < t->tc_ncerts; i++) {
+		X509_free(t->tc_ocsp[i].to_leaf);
+		ocsp_slot_unref(t->tc_ocsp[i].to_slot);
+	}
+	free(t->tc_ocsp);
 	for (i = 0; i < t->tc_ngroups; i++) {
 		SSL_CTX_free(t->tc_groups[i].tg_ctx);
 		tls_names_free(&t->tc_groups[i].tg_names);
@@ -1497,6 +1570,7 @@ tls_context_new(const struct tls_settings *s, char *err)
 	}
 	if ((t = calloc(1, sizeof(*t))) == NULL ||
 	    (t->tc_info = calloc(s->ncerts, sizeof(*t->tc_info))) == NULL ||
+	    (t->tc_ocsp = calloc(s->ncerts, sizeof(*t->tc_ocsp))) == NULL ||
 	    (ld = calloc(s->ncerts, sizeof(*ld))) == NULL) {
 		tls_fail(err, "tls: out of memory");
 		goto fail;
@@ -1518,7 +1592,9 @@ tls_context_new(const struct tls_settings *s, char *err)
 	}
 	for (i = 0; i < s->ncerts; i++)
 		if (tls_cert_load(&s->certs[i], &ld[i], &t->tc_info[i], err) ==
-		    -1)
+			-1 ||
+		    tls_ocsp_setup(&s->certs[i], &ld[i], &t->tc_info[i],
+				   &t->tc_ocsp[i], err) == -1)
 			goto fail;
 	if (tls_groups_build(t, s, ld, err) == -1)
 		goto fail;
@@ -1598,6 +1674,28 @@ tls_context_rotate_tickets(struct tls_context *t)
 	OPENSSL_cleanse(&k, sizeof(k));
 	atomic_store_explicit(&t->tc_key_gen, gen + 1, memory_order_release);
 	t->tc_rotated_ms = now;
+}
+
+void
+tls_context_ocsp_sync(const struct tls_context *t)
+{
+	struct ocsp_slot **slots = NULL;
+	size_t i, n = 0;
+
+	if (t != NULL) {
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): of pointers */
+		slots = calloc(t->tc_ncerts, sizeof(*slots));
+		if (slots == NULL) {
+			log_error("tls: out of memory; OCSP staples not "
+				  "refreshed");
+			return;
+		}
+	}
+	for (i = 0; t != NULL && i < t->tc_ncerts; i++)
+		if (t->tc_ocsp[i].to_slot != NULL)
+			slots[n++] = t->tc_ocsp[i].to_slot;
+	ocsp_sync(slots, n);
+	free(slots);
 }
 
 void

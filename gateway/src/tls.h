@@ -41,6 +41,10 @@ struct tls_cert_config {
 	char *cert_path; /* PEM; may hold the chain after it */
 	char *key_path;	 /* PEM private key */
 	struct tls_self_signed *self_signed; /* NULL: the pair must exist */
+	bool ocsp;	      /* staple when the certificate allows it */
+	char *ocsp_file;      /* DER OCSP response to staple; NULL: fetch */
+	char *ocsp_responder; /* URL overriding the AIA one; NULL */
+	char where[48];	      /* its JSON path, for errors */
 };
 
 struct tls_settings {
@@ -117,6 +121,12 @@ void tls_context_keep_tickets(struct tls_context *t,
 int tls_make_self_signed(const char *cert_path, const char *key_path,
 			 const struct tls_self_signed *ss,
 			 struct tls_cert_info *info, char *err);
+
+/*
+ * Main thread: makes t's OCSP slots the ones the fetcher keeps fresh
+ * (ocsp_sync); call it once t serves. NULL: none any more.
+ */
+void tls_context_ocsp_sync(const struct tls_context *t);
 
 /* Reads the subject, fingerprint and expiry of a PEM certificate. */
 int tls_cert_file_info(const char *cert_path, struct tls_cert_info *info,

@@ -533,11 +533,31 @@ ocsp_slot_load_file(struct ocsp_slot *s, const char *path, char *err)
 	unsigned char *der = NULL;
 	size_t len = 0;
 
+	time_t now = time(NULL);
+
 	if (ocsp_read_file(path, &der, &len, why) == -1)
 		return ocsp_fail(err, "ocsp_file: %s", why);
+	memset(&f, 0, sizeof(f));
 	if (ocsp_response_check(der, len, s->os_leaf, s->os_issuer, s->os_chain,
-				time(NULL), &f, why) == -1) {
+				now, &f, why) == -1) {
 		free(der);
+		/* Stale is the last check: every other one passed. A file
+		 * that went stale while the host was down must not keep the
+		 * gateway from starting: it serves without a staple. */
+		if (f.next_update != 0 && f.next_update >= f.this_update &&
+		    f.this_update != 0 && f.next_update <= now) {
+			log_warn("ocsp_file %s: %s: not stapling it; replace "
+				 "the file and reload",
+				 path, why);
+			s->os_url = strdup(path);
+			s->os_expired++;
+			return s->os_url != NULL
+				   ? 0
+				   : ocsp_fail(err,
+					       "ocsp_file: %s: out of "
+					       "memory",
+					       path);
+		}
 		return ocsp_fail(err, "ocsp_file: %s: %s", path, why);
 	}
 	st = ocsp_staple_new(der, len, f.next_update, f.status);

@@ -318,6 +318,24 @@ def test_ocsp_file_is_stapled_without_network(pki, tmp_path, tls_gateway):
                   result="failed") is None
 
 
+def test_a_stale_file_at_start_serves_without_a_staple(pki, tmp_path,
+                                                       tls_gateway):
+    """A host that was down past the file's nextUpdate still starts (and
+    says why nothing is stapled); no staple is ever sent from it."""
+    now = datetime.datetime.utcnow()
+    der = tmp_path / "stale.der"
+    der.write_bytes(pki.response(pki.good[0],
+                                 now - datetime.timedelta(hours=3),
+                                 now - datetime.timedelta(hours=1)))
+    gw = tls_gateway([entry(pki.good, ocsp_file=str(der))])
+    out = status(gw, GOOD)
+    assert "OCSP response: no response sent" in out, out
+    assert "past its nextUpdate" in gw.error_log()
+    assert sample(gw, "portcullis_tls_ocsp_staple_valid", pki.good[0]) == 0
+    assert sample(gw, "portcullis_tls_ocsp_staples_expired_total",
+                  pki.good[0]) == 1
+
+
 def test_staple_dropped_at_next_update(pki, tmp_path, tls_gateway):
     """A file's response is served until its nextUpdate, then dropped and
     counted."""
@@ -378,7 +396,6 @@ def test_ocsp_file_checked_by_t(pki, tmp_path):
                                                 ocsp_file=str(ok))]))
     assert rc == 0, err
     cases = [(garbage, "not a DER OCSP response"),
-             (expired, "past its nextUpdate"),
              (other, "no status for this certificate"),
              (tmp_path / "missing.der", "No such file")]
     for f, why in cases:
@@ -388,14 +405,22 @@ def test_ocsp_file_checked_by_t(pki, tmp_path):
         assert re.search(r"tls\.certificates\[1\]\.ocsp_file: .*%s"
                          % re.escape(str(f)), err), err
         assert why in err, err
-    # The gateway refuses to start with it too.
-    cfg = tls_config([entry(pki.good, ocsp_file=str(expired))])
+    # The gateway refuses to start with one of those too.
+    cfg = tls_config([entry(pki.good, ocsp_file=str(garbage))])
     path = tmp_path / "start.json"
     path.write_text(json.dumps(cfg))
     p = subprocess.run([portcullis_binary(), "-c", str(path)],
                        capture_output=True, timeout=30)
     assert p.returncode == 1, p.stderr
     assert b"tls.certificates[0].ocsp_file: " in p.stderr, p.stderr
+    # A response that is only stale (the host was down past its
+    # nextUpdate) is a warning: the configuration is valid, nothing of it
+    # is ever stapled.
+    rc, err = check(tmp_path, tls_config([
+        entry(pki.plain), entry(pki.good, ocsp_file=str(expired))]))
+    assert rc == 0, err
+    assert "ocsp_file %s: past its nextUpdate" % expired in err, err
+    assert "not stapling it; replace the file and reload" in err, err
 
 
 def test_config_errors_by_path(pki, tmp_path):

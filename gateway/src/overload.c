@@ -34,10 +34,13 @@ overload_shed(int lfd, int *spare, unsigned max)
 	unsigned n = 0;
 
 	while (n < max && *spare != -1) {
+		struct sockaddr_storage peer;
+		socklen_t peerlen = sizeof(peer);
 		int fd;
 
 		close(*spare);
-		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = accept4(lfd, (struct sockaddr *)&peer, &peerlen,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd != -1) {
 			/* A fresh socket's buffer takes the answer whole;
 			 * what the client sent first is read so that the

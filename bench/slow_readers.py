@@ -2,14 +2,15 @@
 """bench/slow_readers.py - what slow readers cost a proxy in memory.
 
     slow_readers.py --url http://127.0.0.1:PORT/1m.bin --pid PID
-                    [--clients 2000] [--settle 3]
+                    [--clients 2000] [--settle 3] [--after 12]
 
 Opens CLIENTS connections to URL, each sending one GET and then reading
 nothing (a 4 KiB receive buffer), so the proxy has a large response it
 cannot deliver on every one of them. Samples the VmRSS of process PID (the
 proxy's serving process) before, once every connection is open and the
 RSS has settled (two samples SETTLE seconds apart within 1 %), and again
-SETTLE seconds after every connection was closed. Prints one line of
+AFTER seconds after every connection was closed (a proxy may give memory
+back on a timer: portcullis checks every 10 s). Prints one line of
 JSON: {"clients", "open", "rss_before_kib", "rss_held_kib",
 "rss_after_kib", "per_client_kib"}. stdlib only.
 """
@@ -47,6 +48,7 @@ def main():
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--clients", type=int, default=2000)
     ap.add_argument("--settle", type=float, default=3.0)
+    ap.add_argument("--after", type=float, default=12.0)
     a = ap.parse_args()
     u = urllib.parse.urlsplit(a.url)
     req = ("GET %s HTTP/1.1\r\nHost: bench\r\n\r\n" % u.path).encode()
@@ -67,6 +69,7 @@ def main():
     held = settle(a.pid, a.settle)
     for s in socks:
         s.close()
+    time.sleep(a.after)
     after = settle(a.pid, a.settle)
     print(json.dumps({
         "clients": a.clients, "open": len(socks),

@@ -24,7 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CONN_READ_SIZE (64 * 1024)
+/* Reads reserve this much: libevent rounds a chain up to a power of two
+ * with its header inside, so 16 KiB less a little is one 16 KiB chain,
+ * where 64 KiB would have been a 128 KiB one (half of it idle in a
+ * stalled download). */
+#define CONN_READ_SIZE (16 * 1024 - 256)
 #define CONN_MAX_ROUNDS 16    /* reads per handler call before yielding */
 #define CONN_TLS_RECORD 16384 /* a full TLS record of plaintext */
 

@@ -347,6 +347,12 @@ watch_files(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+trim_memory(evutil_socket_t fd, short what, void *arg)
+{
+	worker_memory_trim();
+}
+
+static void
 rotate_tickets(evutil_socket_t fd, short what, void *arg)
 {
 	struct gateway *gw = arg;
@@ -608,6 +614,8 @@ run(const char *path)
 	struct gateway gw;
 	struct config_errors *err;
 	struct event *sigs[4] = {NULL, NULL, NULL, NULL}, *tickets = NULL;
+	struct event *trim = NULL;
+	struct timeval ten = {10, 0};
 	struct event *watch = NULL;
 	struct timeval second = {1, 0};
 	bool verifiers = false;
@@ -726,6 +734,12 @@ run(const char *path)
 		log_error("cannot set up the ticket key timer");
 		goto done;
 	}
+	/* Memory a crowd of connections left behind goes back every 10 s. */
+	trim = event_new(gw.base, -1, EV_PERSIST, trim_memory, NULL);
+	if (trim == NULL || evtimer_add(trim, &ten) == -1) {
+		log_error("cannot set up the memory timer");
+		goto done;
+	}
 	if (notify_watchdog_start(gw.base, workers_alive, &gw) == -1)
 		goto done;
 	if (log_start() == -1) {
@@ -772,6 +786,8 @@ done:
 			event_free(sigs[i]);
 	if (tickets != NULL)
 		event_free(tickets);
+	if (trim != NULL)
+		event_free(trim);
 	notify_watchdog_stop();
 	if (watch != NULL)
 		event_free(watch);

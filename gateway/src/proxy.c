@@ -8,9 +8,12 @@
  *
  * Backpressure, both directions: when the output of one side holds more
  * than PROXY_HIGH bytes, reading from the other side stops; a drain
- * notification at PROXY_HIGH / 2 resumes it. Inputs are capped at
- * PROXY_HIGH too (conn_read_limit), so about 2 * PROXY_HIGH sits in memory
- * per direction, whatever the body size.
+ * notification at PROXY_HIGH / 2 resumes it. Inputs are capped too
+ * (conn_read_limit): an upstream's at PROXY_MAX_RESPONSE_HEAD until its
+ * head is read, then at PROXY_BODY_READ, so what one read adds past the
+ * mark is small. A download the client has stopped taking then holds at
+ * most PROXY_HIGH + PROXY_BODY_READ in the gateway (the kernel's socket
+ * buffers aside), whatever the body size: about 48 KiB.
  */
 #include "proxy.h"
 
@@ -44,7 +47,8 @@
 #include "upstream.h"
 #include "worker.h"
 
-#define PROXY_HIGH (64 * 1024)
+#define PROXY_HIGH (16 * 1024)
+#define PROXY_BODY_READ (16 * 1024) /* an upstream's input, body bytes */
 #define PROXY_LINGER_MS 2000
 #define PROXY_TUNNEL_IDLE_S 3600
 
@@ -619,7 +623,7 @@ upstream_send(struct session *s)
 	const struct config_upstream *cu = upstream_config(s->s_up);
 
 	conn_setcb(uc, up_read, up_drained, up_event, s);
-	conn_read_limit(uc, PROXY_HIGH);
+	conn_read_limit(uc, PROXY_MAX_RESPONSE_HEAD);
 	conn_read(uc, true);
 	/* Until the connect finishes, the connect timeout applies. */
 	conn_timeout(uc, s->s_uc->uc_connected ? cu->read_timeout_ms
@@ -1283,6 +1287,7 @@ response_head(struct session *s)
 			tunnel_start(s);
 			return -1;
 		}
+		conn_read_limit(s->s_uc->uc_conn, PROXY_BODY_READ);
 		return 1;
 	}
 nomem:

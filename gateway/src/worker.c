@@ -7,6 +7,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,14 @@
 #include "upstream.h"
 
 #define WORKER_LOG_RING (1024 * 1024)
+#define WORKER_TRIM_AFTER 256 /* connections gone since the peak */
 
 /* Client connections of the whole process, against max_connections: one
  * atomic add per connection, none per request. */
 static atomic_size_t worker_conns;
+/* The most connections open at once since worker_memory_trim() last
+ * looked: a CAS only when a new peak is set. */
+static atomic_size_t worker_conns_peak;
 
 struct listener_ctx {
 	struct worker *lc_w;
@@ -100,9 +105,14 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	struct worker *w = ctx->lc_w;
 
 	uint64_t n;
+	size_t open = atomic_fetch_add(&worker_conns, 1) + 1, peak;
 
-	if (atomic_fetch_add(&worker_conns, 1) >=
-	    w->w_gen->g_cfg->max_connections) {
+	peak = atomic_load_explicit(&worker_conns_peak, memory_order_relaxed);
+	while (open > peak && !atomic_compare_exchange_weak_explicit(
+				  &worker_conns_peak, &peak, open,
+				  memory_order_relaxed, memory_order_relaxed))
+		;
+	if (open > w->w_gen->g_cfg->max_connections) {
 		atomic_fetch_sub(&worker_conns, 1);
 		proxy_refuse(w, fd);
 		metrics_rejected(w->w_metrics, ctx->lc_idx,
@@ -118,6 +128,18 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	if (proxy_accept(w, ctx->lc_idx, fd, sa, (socklen_t)salen) == -1)
 		atomic_fetch_sub(&worker_conns, 1);
+}
+
+void
+worker_memory_trim(void)
+{
+	size_t now = atomic_load(&worker_conns);
+	size_t peak = atomic_exchange(&worker_conns_peak, now);
+
+	/* glibc keeps freed memory in the workers' arenas: after a crowd of
+	 * connections (slow readers, a flood) has gone, give it back. */
+	if (peak >= now + WORKER_TRIM_AFTER)
+		malloc_trim(0);
 }
 
 static void

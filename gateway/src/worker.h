@@ -80,6 +80,11 @@ struct worker {
 	struct http_header *w_fields;
 };
 
+/* Main thread, every few seconds: returns freed memory to the system
+ * (malloc_trim) when many more connections were open since the last call
+ * than are now. */
+void worker_memory_trim(void);
+
 /* Main thread: asks the worker's loop to show it turns; the answer is
  * worker_answered(), true once the loop has woken since. */
 void worker_ping(struct worker *w);

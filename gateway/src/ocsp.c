@@ -33,6 +33,7 @@
 #include "fetch.h"
 #include "log.h"
 #include "metrics.h"
+#include "tls.h"
 
 #define OCSP_FILE_MAX (64 * 1024) /* a response is a few kB */
 #define OCSP_TIMEOUT_MS 10000
@@ -113,17 +114,11 @@ static int ocsp_fail(char *why, const char *fmt, ...)
 static int
 ocsp_fail(char *why, const char *fmt, ...)
 {
-	unsigned long e = ERR_get_error();
-	const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(why, OCSP_ERR_LEN, fmt, ap);
+	tls_verror(why, OCSP_ERR_LEN, fmt, ap);
 	va_end(ap);
-	if (reason != NULL && n >= 0 && n < OCSP_ERR_LEN)
-		snprintf(why + n, OCSP_ERR_LEN - (size_t)n, " (%s)", reason);
-	ERR_clear_error();
 	return -1;
 }
 

@@ -141,25 +141,28 @@ static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 static int tls_fail(char *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/*
- * Writes the message into err[TLS_ERR_LEN], followed by the reason of the
- * first error OpenSSL queued, if any, in parentheses; empties the queue.
- * Returns -1.
- */
-static int
-tls_fail(char *err, const char *fmt, ...)
+int
+tls_verror(char *err, size_t cap, const char *fmt, va_list ap)
 {
 	unsigned long e = ERR_get_error();
 	const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+	int n = vsnprintf(err, cap, fmt, ap);
+
+	if (reason != NULL && n >= 0 && (size_t)n < cap)
+		snprintf(err + n, cap - (size_t)n, " (%s)", reason);
+	ERR_clear_error();
+	return -1;
+}
+
+/* tls_verror() into err[TLS_ERR_LEN]. */
+static int
+tls_fail(char *err, const char *fmt, ...)
+{
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(err, TLS_ERR_LEN, fmt, ap);
+	tls_verror(err, TLS_ERR_LEN, fmt, ap);
 	va_end(ap);
-	if (reason != NULL && n >= 0 && n < TLS_ERR_LEN)
-		snprintf(err + n, TLS_ERR_LEN - (size_t)n, " (%s)", reason);
-	ERR_clear_error();
 	return -1;
 }
 

@@ -15,6 +15,7 @@
 #define PORTCULLIS_TLS_H
 
 #include <openssl/ssl.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -127,6 +128,14 @@ int tls_make_self_signed(const char *cert_path, const char *key_path,
  * (ocsp_sync); call it once t serves. NULL: none any more.
  */
 void tls_context_ocsp_sync(const struct tls_context *t);
+
+/*
+ * Writes the message into err[cap], followed by the reason of the first
+ * error OpenSSL queued, if any, in parentheses; empties the queue.
+ * Returns -1.
+ */
+int tls_verror(char *err, size_t cap, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Reads the subject, fingerprint and expiry of a PEM certificate. */
 int tls_cert_file_info(const char *cert_path, struct tls_cert_info *info,

@@ -471,53 +471,6 @@ done:
 	return rc;
 }
 
-/* Reads a whole small file. 0, or -1 with why. */
-static int
-ocsp_read_file(const char *path, unsigned char **out, size_t *outlen, char *why)
-{
-	unsigned char *buf = NULL;
-	struct stat st;
-	size_t len = 0;
-	ssize_t n;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return ocsp_fail(why, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) == -1) {
-		ocsp_fail(why, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > OCSP_FILE_MAX) {
-		ocsp_fail(why, "%s: not a regular file of at most %d bytes",
-			  path, OCSP_FILE_MAX);
-		goto fail;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		ocsp_fail(why, "%s: out of memory", path);
-		goto fail;
-	}
-	while (len < (size_t)st.st_size) {
-		n = read(fd, buf + len, (size_t)st.st_size - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			ocsp_fail(why, "%s: %s", path, strerror(errno));
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	*out = buf;
-	*outlen = len;
-	return 0;
-fail:
-	free(buf);
-	close(fd);
-	return -1;
-}
-
 /* Checks the response of a file and publishes it. 0, or -1 with err. */
 static int
 ocsp_slot_load_file(struct ocsp_slot *s, const char *path, char *err)
@@ -525,13 +478,15 @@ ocsp_slot_load_file(struct ocsp_slot *s, const char *path, char *err)
 	char why[OCSP_ERR_LEN];
 	struct ocsp_staple *st;
 	struct ocsp_facts f;
-	unsigned char *der = NULL;
+	unsigned char *der;
+	char *raw = NULL;
 	size_t len = 0;
-
 	time_t now = time(NULL);
 
-	if (ocsp_read_file(path, &der, &len, why) == -1)
+	if (tls_read_small_file(path, OCSP_FILE_MAX, &raw, &len, why,
+				sizeof(why)) == -1)
 		return ocsp_fail(err, "ocsp_file: %s", why);
+	der = (unsigned char *)raw;
 	memset(&f, 0, sizeof(f));
 	if (ocsp_response_check(der, len, s->os_leaf, s->os_issuer, s->os_chain,
 				now, &f, why) == -1) {
@@ -659,7 +614,7 @@ ocsp_slot_make(X509 *leaf, STACK_OF(X509) * chain,
 			  src->cert_path);
 		goto fail;
 	}
-	if (s->os_file && ocsp_slot_load_file(s, src->file, err) == -1)
+	if (src->file != NULL && ocsp_slot_load_file(s, src->file, err) == -1)
 		goto fail;
 	*out = s;
 	return 0;

@@ -630,13 +630,24 @@ tls_file_exists(const char *path, char *err)
 	return tls_fail(err, "%s: %s", path, strerror(errno));
 }
 
-/*
- * Reads a whole file (at most TLS_FILE_MAX bytes) into a buffer the caller
- * releases with tls_buf_free(): it may hold a private key. Returns 0, or
- * -1 with err.
- */
+/* tls_verror() into err[cap]. */
+static int tls_failn(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static int
-tls_read_file(const char *path, char **out, size_t *outlen, char *err)
+tls_failn(char *err, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	tls_verror(err, cap, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int
+tls_read_small_file(const char *path, size_t max, char **out, size_t *outlen,
+		    char *err, size_t errcap)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -645,20 +656,21 @@ tls_read_file(const char *path, char **out, size_t *outlen, char *err)
 	int fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		tls_fail(err, "%s: %s", path, strerror(errno));
+		tls_failn(err, errcap, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) == -1) {
-		tls_fail(err, "%s: %s", path, strerror(errno));
+		tls_failn(err, errcap, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size > TLS_FILE_MAX) {
-		tls_fail(err, "%s: not a regular file of at most %d bytes",
-			 path, TLS_FILE_MAX);
+	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+		tls_failn(err, errcap,
+			  "%s: not a regular file of at most %zu bytes", path,
+			  max);
 		goto fail;
 	}
 	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		tls_fail(err, "%s: out of memory", path);
+		tls_failn(err, errcap, "%s: out of memory", path);
 		goto fail;
 	}
 	while (len < (size_t)st.st_size) {
@@ -666,7 +678,7 @@ tls_read_file(const char *path, char **out, size_t *outlen, char *err)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
-			tls_fail(err, "%s: %s", path, strerror(errno));
+			tls_failn(err, errcap, "%s: %s", path, strerror(errno));
 			goto fail;
 		}
 		if (n == 0)
@@ -685,6 +697,18 @@ fail:
 	}
 	close(fd);
 	return -1;
+}
+
+/*
+ * Reads a whole file (at most TLS_FILE_MAX bytes) into a buffer the caller
+ * releases with tls_buf_free(): it may hold a private key. Returns 0, or
+ * -1 with err.
+ */
+static int
+tls_read_file(const char *path, char **out, size_t *outlen, char *err)
+{
+	return tls_read_small_file(path, TLS_FILE_MAX, out, outlen, err,
+				   TLS_ERR_LEN);
 }
 
 static void

@@ -137,6 +137,16 @@ void tls_context_ocsp_sync(const struct tls_context *t);
 int tls_verror(char *err, size_t cap, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+/*
+ * Reads a whole regular file of at most `max` bytes into *out (NUL after
+ * the *outlen bytes; free() it, or cleanse first if it is secret). Returns
+ * 0, or -1 with the reason, naming the file, in err[errcap]; what was read
+ * is cleansed and freed on failure.
+ */
+int tls_read_small_file(const char *path, size_t max, char **out,
+			size_t *outlen, char *err, size_t errcap)
+    __attribute__((nonnull(1, 3, 4, 5)));
+
 /* Reads the subject, fingerprint and expiry of a PEM certificate. */
 int tls_cert_file_info(const char *cert_path, struct tls_cert_info *info,
 		       char *err);
